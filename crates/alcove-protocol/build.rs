@@ -1,0 +1,11 @@
+//! Compiles `proto/alcove/v1/content.proto` with protox (a pure-Rust protobuf
+//! compiler), so building Alcove needs nothing but cargo.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let file = root.join("alcove/v1/content.proto");
+    println!("cargo:rerun-if-changed={}", file.display());
+    let descriptors = protox::compile([&file], [&root])?;
+    prost_build::Config::new().compile_fds(descriptors)?;
+    Ok(())
+}

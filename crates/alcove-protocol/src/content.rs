@@ -1,0 +1,178 @@
+//! Typed content: what a message says, once decrypted.
+//!
+//! The types are generated from `proto/alcove/v1/content.proto`, so an app
+//! in any language decodes the same bytes. [`decode`] checks more than the
+//! protobuf grammar: ids have their fixed length, exactly one body is set,
+//! attachment pointers carry a 32-byte key and digest.
+
+use std::fmt;
+
+use rand_core::{CryptoRng, RngCore};
+
+use crate::error::ContentError;
+
+/// Generated protobuf types (`alcove.v1`).
+#[allow(missing_docs)]
+pub mod pb {
+    include!(concat!(env!("OUT_DIR"), "/alcove.v1.rs"));
+}
+
+pub use pb::content::Body;
+pub use pb::{
+    AttachmentPointer, Content, DeliveryReceipt, Feedback, HomeworkAssignment, HomeworkSubmission,
+    ReadReceipt, Text,
+};
+
+/// Length of a message id.
+pub const MESSAGE_ID_LEN: usize = 16;
+/// The most message ids one receipt may list.
+pub const MAX_RECEIPT_IDS: usize = 1_000;
+/// The most attachments one homework message may carry.
+pub const MAX_ATTACHMENTS: usize = 32;
+/// The longest blob id the relay may assign.
+pub const MAX_BLOB_ID_LEN: usize = 64;
+
+/// A client-generated message id (16 random bytes).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub [u8; MESSAGE_ID_LEN]);
+
+impl MessageId {
+    /// A fresh random id.
+    pub fn random<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
+        let mut id = [0u8; MESSAGE_ID_LEN];
+        rng.fill_bytes(&mut id);
+        Self(id)
+    }
+
+    /// Parses 16 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        bytes.try_into().ok().map(Self)
+    }
+
+    /// Lowercase hex, as shown in logs and the CLI.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl fmt::Debug for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MessageId({})", self.to_hex())
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// Serializes content to protobuf bytes.
+pub fn encode(content: &Content) -> Vec<u8> {
+    prost::Message::encode_to_vec(content)
+}
+
+/// Parses and validates content.
+pub fn decode(bytes: &[u8]) -> Result<Content, ContentError> {
+    let content: Content = prost::Message::decode(bytes).map_err(|_| ContentError::Protobuf)?;
+    validate(&content)?;
+    Ok(content)
+}
+
+fn id_ok(id: &[u8]) -> bool {
+    id.len() == MESSAGE_ID_LEN
+}
+
+fn optional_id_ok(id: &[u8]) -> bool {
+    id.is_empty() || id_ok(id)
+}
+
+/// Checks the rules [`decode`] enforces (also useful before sending).
+pub fn validate(content: &Content) -> Result<(), ContentError> {
+    if !id_ok(&content.message_id) {
+        return Err(ContentError::Invalid("message_id must be 16 bytes"));
+    }
+    match &content.body {
+        None => Err(ContentError::Invalid("no body")),
+        Some(Body::Text(t)) => {
+            if optional_id_ok(&t.reply_to) {
+                Ok(())
+            } else {
+                Err(ContentError::Invalid("reply_to must be empty or 16 bytes"))
+            }
+        }
+        Some(Body::HomeworkAssignment(a)) => {
+            if a.title.is_empty() {
+                return Err(ContentError::Invalid("homework assignment needs a title"));
+            }
+            if !a.due_date.is_empty() && !is_iso_date(&a.due_date) {
+                return Err(ContentError::Invalid("due_date must be YYYY-MM-DD"));
+            }
+            attachments_ok(&a.attachments)
+        }
+        Some(Body::HomeworkSubmission(s)) => {
+            if !id_ok(&s.assignment_id) {
+                return Err(ContentError::Invalid("assignment_id must be 16 bytes"));
+            }
+            attachments_ok(&s.attachments)
+        }
+        Some(Body::Feedback(f)) => {
+            if id_ok(&f.refers_to) {
+                Ok(())
+            } else {
+                Err(ContentError::Invalid("refers_to must be 16 bytes"))
+            }
+        }
+        Some(Body::Attachment(a)) => attachment_ok(a),
+        Some(Body::DeliveryReceipt(DeliveryReceipt { message_ids }))
+        | Some(Body::ReadReceipt(ReadReceipt { message_ids })) => {
+            if message_ids.is_empty() || message_ids.len() > MAX_RECEIPT_IDS {
+                return Err(ContentError::Invalid(
+                    "a receipt lists 1 to 1000 message ids",
+                ));
+            }
+            if message_ids.iter().all(|id| id_ok(id)) {
+                Ok(())
+            } else {
+                Err(ContentError::Invalid("receipt ids must be 16 bytes"))
+            }
+        }
+    }
+}
+
+fn attachments_ok(list: &[AttachmentPointer]) -> Result<(), ContentError> {
+    if list.len() > MAX_ATTACHMENTS {
+        return Err(ContentError::Invalid("too many attachments"));
+    }
+    list.iter().try_for_each(attachment_ok)
+}
+
+fn attachment_ok(a: &AttachmentPointer) -> Result<(), ContentError> {
+    if a.blob_id.is_empty() || a.blob_id.len() > MAX_BLOB_ID_LEN {
+        return Err(ContentError::Invalid("blob_id must be 1 to 64 bytes"));
+    }
+    if a.key.len() != 32 {
+        return Err(ContentError::Invalid("attachment key must be 32 bytes"));
+    }
+    if a.digest.len() != 32 {
+        return Err(ContentError::Invalid("attachment digest must be 32 bytes"));
+    }
+    Ok(())
+}
+
+/// `YYYY-MM-DD` with plausible month and day.
+fn is_iso_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let digits = |r: std::ops::Range<usize>| -> Option<u32> {
+        s.get(r)?
+            .chars()
+            .try_fold(0u32, |acc, c| Some(acc * 10 + c.to_digit(10)?))
+    };
+    matches!(
+        (digits(0..4), digits(5..7), digits(8..10)),
+        (Some(_), Some(1..=12), Some(1..=31))
+    )
+}

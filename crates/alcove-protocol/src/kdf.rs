@@ -1,0 +1,67 @@
+//! Key derivation helpers and every domain-separation label in one place.
+//!
+//! All labels carry the protocol version, so a future version can never
+//! derive the same keys from the same secrets.
+
+use hkdf::Hkdf;
+use sha2::Sha256;
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::Zeroizing;
+
+use crate::error::KeyError;
+
+/// HKDF info strings and signature/hash domain labels (version 1).
+pub(crate) mod labels {
+    /// Device address = SHA-256(ADDRESS || Ed25519 identity key).
+    pub const ADDRESS: &[u8] = b"Alcove/v1/address";
+    /// Signature by the Ed25519 identity key over the X25519 identity key.
+    pub const IDENTITY_DH_SIGNATURE: &[u8] = b"Alcove/v1/identity-dh-key";
+    /// Signature by the Ed25519 identity key over a signed prekey.
+    pub const SIGNED_PREKEY_SIGNATURE: &[u8] = b"Alcove/v1/signed-prekey";
+    /// X3DH: SK = HKDF(0^32, 0xFF^32 || DH1..DH4, X3DH).
+    pub const X3DH: &[u8] = b"Alcove/v1/X3DH";
+    /// Double Ratchet root step: (RK', CK) = HKDF(RK, DH, RATCHET_ROOT).
+    pub const RATCHET_ROOT: &[u8] = b"Alcove/v1/ratchet-root";
+    /// Associated data prefix: SHA-256(AD || initiator id || responder id).
+    pub const ASSOCIATED_DATA: &[u8] = b"Alcove/v1/associated-data";
+    /// Sealed sender, ephemeral layer.
+    pub const SEALED_EPHEMERAL: &[u8] = b"Alcove/v1/sealed-sender/ephemeral";
+    /// Sealed sender, static (sender-authenticating) layer.
+    pub const SEALED_STATIC: &[u8] = b"Alcove/v1/sealed-sender/static";
+    /// Identity fingerprint = SHA-256(FINGERPRINT || ed25519 || x25519).
+    pub const FINGERPRINT: &[u8] = b"Alcove/v1/fingerprint";
+    /// Safety number half: iterated SHA-512 starting from this label.
+    pub const SAFETY_NUMBER: &[u8] = b"Alcove/v1/safety-number";
+}
+
+/// HKDF-SHA256 into a fixed-size output that is zeroized on drop.
+pub(crate) fn hkdf<const N: usize>(salt: &[u8], ikm: &[u8], info: &[u8]) -> Zeroizing<[u8; N]> {
+    let mut out = Zeroizing::new([0u8; N]);
+    Hkdf::<Sha256>::new(Some(salt), ikm)
+        .expand(info, out.as_mut())
+        // N is a compile-time constant far below HKDF's 255*32 byte limit.
+        .expect("HKDF output length is a small constant");
+    out
+}
+
+/// X25519 that refuses non-contributory results (a low-order peer key).
+pub(crate) fn dh(
+    secret: &StaticSecret,
+    public: &PublicKey,
+    context: &'static str,
+) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    let shared = secret.diffie_hellman(public);
+    if !shared.was_contributory() {
+        return Err(KeyError::NonContributory(context));
+    }
+    Ok(Zeroizing::new(shared.to_bytes()))
+}
+
+/// Splits a 64-byte KDF output into two 32-byte halves.
+pub(crate) fn split64(okm: &[u8; 64]) -> ([u8; 32], [u8; 32]) {
+    let mut a = [0u8; 32];
+    let mut b = [0u8; 32];
+    a.copy_from_slice(&okm[..32]);
+    b.copy_from_slice(&okm[32..]);
+    (a, b)
+}

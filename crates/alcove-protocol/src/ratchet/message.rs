@@ -1,0 +1,186 @@
+//! Wire format of ratchet messages.
+//!
+//! ```text
+//! normal message  = 0x11 || ratchet_key (32) || previous_chain_length (u32 BE)
+//!                   || index (u32 BE) || ciphertext || tag (16)
+//! initial message = 0x12 || initiator identity (128) || base_key (32)
+//!                   || signed_prekey_id (u32 BE) || has_one_time (1)
+//!                   || one_time_prekey_id (u32 BE) || normal message
+//! ```
+//!
+//! The first byte is the version (high nibble, 1) and the kind (low
+//! nibble). The 41-byte header of a normal message is authenticated as
+//! associated data, after the session's 32-byte identity binding.
+
+use crate::error::DecodeError;
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{PublicIdentity, PUBLIC_IDENTITY_LEN};
+use crate::keys::DhPublicKey;
+use crate::prekeys::PreKeyId;
+
+pub(crate) const VERSION: u8 = 1;
+pub(crate) const KIND_NORMAL: u8 = (VERSION << 4) | 1;
+pub(crate) const KIND_INITIAL: u8 = (VERSION << 4) | 2;
+
+/// Length of the normal-message header (kind byte included).
+pub(crate) const HEADER_LEN: usize = 1 + 32 + 4 + 4;
+/// Poly1305 tag length.
+pub(crate) const TAG_LEN: usize = 16;
+/// Length of the X3DH prefix of an initial message (kind byte included).
+pub(crate) const INITIAL_PREFIX_LEN: usize = 1 + PUBLIC_IDENTITY_LEN + 32 + 4 + 1 + 4;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Header {
+    pub ratchet_key: DhPublicKey,
+    pub previous_chain_length: u32,
+    pub index: u32,
+}
+
+impl Header {
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        out.push(KIND_NORMAL);
+        out.extend_from_slice(self.ratchet_key.as_bytes());
+        out.extend_from_slice(&self.previous_chain_length.to_be_bytes());
+        out.extend_from_slice(&self.index.to_be_bytes());
+    }
+}
+
+/// A parsed normal message, borrowing its input.
+pub(crate) struct NormalMessage<'a> {
+    pub header: Header,
+    /// The raw header bytes (authenticated as associated data).
+    pub header_bytes: &'a [u8],
+    /// Ciphertext followed by the tag.
+    pub ciphertext: &'a [u8],
+}
+
+impl<'a> NormalMessage<'a> {
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
+        if bytes.len() < HEADER_LEN + TAG_LEN {
+            return Err(DecodeError::Truncated {
+                what: "ratchet message",
+                needed: HEADER_LEN + TAG_LEN,
+                got: bytes.len(),
+            });
+        }
+        check_kind(bytes[0], KIND_NORMAL, "ratchet message")?;
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&bytes[1..33]);
+        let ratchet_key = DhPublicKey::from_array_unchecked(key);
+        let header = Header {
+            ratchet_key,
+            previous_chain_length: read_u32(&bytes[33..37]),
+            index: read_u32(&bytes[37..41]),
+        };
+        Ok(Self {
+            header,
+            header_bytes: &bytes[..HEADER_LEN],
+            ciphertext: &bytes[HEADER_LEN..],
+        })
+    }
+}
+
+/// The X3DH fields an initial message carries ahead of its first normal
+/// message, so the recipient can complete the key agreement.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub(crate) struct InitialPrefix {
+    #[serde(with = "crate::identity::serde_bytes")]
+    pub identity: PublicIdentity,
+    pub base_key: DhPublicKey,
+    pub signed_prekey_id: PreKeyId,
+    pub one_time_prekey_id: Option<PreKeyId>,
+}
+
+impl InitialPrefix {
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        out.push(KIND_INITIAL);
+        out.extend_from_slice(&self.identity.to_bytes());
+        out.extend_from_slice(self.base_key.as_bytes());
+        out.extend_from_slice(&self.signed_prekey_id.to_be_bytes());
+        match self.one_time_prekey_id {
+            Some(id) => {
+                out.push(1);
+                out.extend_from_slice(&id.to_be_bytes());
+            }
+            None => {
+                out.push(0);
+                out.extend_from_slice(&[0; 4]);
+            }
+        }
+    }
+
+    /// Parses the prefix and returns it with the rest of the input.
+    pub(crate) fn parse(bytes: &[u8]) -> Result<(Self, &[u8]), DecodeError> {
+        if bytes.len() < INITIAL_PREFIX_LEN {
+            return Err(DecodeError::Truncated {
+                what: "initial message",
+                needed: INITIAL_PREFIX_LEN,
+                got: bytes.len(),
+            });
+        }
+        check_kind(bytes[0], KIND_INITIAL, "initial message")?;
+        let identity =
+            PublicIdentity::from_bytes(&bytes[1..1 + PUBLIC_IDENTITY_LEN]).map_err(|_| {
+                DecodeError::Malformed {
+                    what: "initial message",
+                    reason: "invalid initiator identity",
+                }
+            })?;
+        let mut at = 1 + PUBLIC_IDENTITY_LEN;
+        let base_key =
+            DhPublicKey::from_bytes(&bytes[at..at + 32]).map_err(|_| DecodeError::Malformed {
+                what: "initial message",
+                reason: "invalid base key",
+            })?;
+        at += 32;
+        let signed_prekey_id = read_u32(&bytes[at..at + 4]);
+        at += 4;
+        let one_time_prekey_id = match bytes[at] {
+            0 if bytes[at + 1..at + 5] == [0; 4] => None,
+            1 => Some(read_u32(&bytes[at + 1..at + 5])),
+            _ => {
+                return Err(DecodeError::Malformed {
+                    what: "initial message",
+                    reason: "bad one-time prekey flag",
+                })
+            }
+        };
+        Ok((
+            Self {
+                identity,
+                base_key,
+                signed_prekey_id,
+                one_time_prekey_id,
+            },
+            &bytes[INITIAL_PREFIX_LEN..],
+        ))
+    }
+}
+
+fn check_kind(found: u8, expected: u8, what: &'static str) -> Result<(), DecodeError> {
+    if found >> 4 != VERSION {
+        return Err(DecodeError::UnsupportedVersion {
+            what,
+            version: (found >> 4).into(),
+        });
+    }
+    if found != expected {
+        return Err(DecodeError::Malformed {
+            what,
+            reason: "unexpected message kind",
+        });
+    }
+    Ok(())
+}
+
+fn read_u32(bytes: &[u8]) -> u32 {
+    let mut arr = [0u8; 4];
+    arr.copy_from_slice(&bytes[..4]);
+    u32::from_be_bytes(arr)
+}
+
+/// Whether these bytes start like an initial message (kind byte only).
+pub(crate) fn is_initial(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&KIND_INITIAL)
+}

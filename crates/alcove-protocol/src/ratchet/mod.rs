@@ -1,0 +1,500 @@
+//! The Double Ratchet.
+//!
+//! A [`Session`] holds one side of a conversation. Every message is
+//! encrypted with ChaCha20-Poly1305 under a key used for that message only
+//! ([`chain`]); the chains are re-seeded through the [`root`] key whenever
+//! the conversation changes direction, with a Diffie-Hellman output of
+//! fresh X25519 keys. Messages may arrive late, out of order or never: the
+//! keys of skipped messages are kept in a bounded store ([`skipped`]).
+//!
+//! Two deliberate choices, both described in `docs/protocol.md`:
+//!
+//! - The initiator's first sending chain comes straight out of X3DH, as in
+//!   Olm, rather than from an extra Diffie-Hellman with the responder's
+//!   signed prekey: that Diffie-Hellman is already part of X3DH (DH3).
+//! - The sending half of a DH ratchet step is taken lazily, when the next
+//!   message is sent rather than when the peer's new key arrives. The
+//!   derivations are the same as the specification's, in the same order;
+//!   the new private key simply lives for a shorter time, and decryption
+//!   needs no randomness.
+//!
+//! Every decryption is all-or-nothing: the state is changed only after the
+//! message authenticated.
+
+mod chain;
+mod message;
+mod root;
+mod skipped;
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
+use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use x25519_dalek::StaticSecret;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+pub(crate) use chain::ChainKey;
+use chain::MessageKey;
+pub(crate) use message::{is_initial, InitialPrefix, NormalMessage};
+use message::{Header, HEADER_LEN, TAG_LEN};
+pub(crate) use root::RootKey;
+use skipped::SkippedKeys;
+
+use crate::error::{DecodeError, SessionError};
+use crate::identity::PublicIdentity;
+use crate::kdf::{self, labels};
+use crate::keys::{DeviceAddress, DhPublicKey};
+use crate::limits::{MAX_PREVIOUS_RATCHET_KEYS, MAX_SKIPPED_KEYS, MAX_SKIP_PER_CHAIN};
+
+/// Version of [`Session::to_bytes`]; bump on any change of the layout.
+pub const SESSION_STATE_VERSION: u16 = 1;
+
+/// Bytes a normal ratchet message adds to its plaintext (header and tag).
+pub const MESSAGE_OVERHEAD: usize = HEADER_LEN + TAG_LEN;
+
+/// Bytes the X3DH prefix adds to messages sent before the first reply.
+pub const INITIAL_OVERHEAD: usize = message::INITIAL_PREFIX_LEN;
+
+#[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+struct RatchetKeyPair {
+    secret: [u8; 32],
+    #[zeroize(skip)]
+    public: DhPublicKey,
+}
+
+impl RatchetKeyPair {
+    fn generate<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
+        let secret = StaticSecret::random_from_rng(&mut *rng);
+        Self {
+            public: DhPublicKey::from_secret(&secret),
+            secret: secret.to_bytes(),
+        }
+    }
+
+    fn dh(&self, their: &DhPublicKey) -> Result<Zeroizing<[u8; 32]>, SessionError> {
+        let secret = StaticSecret::from(self.secret);
+        Ok(kdf::dh(&secret, &their.to_dalek(), "ratchet step")?)
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct SendingChain {
+    chain: ChainKey,
+    index: u32,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+struct ReceivingChain {
+    ratchet_key: DhPublicKey,
+    chain: ChainKey,
+    index: u32,
+}
+
+/// One side of an end-to-end encrypted conversation with one peer device.
+///
+/// Built by [`crate::x3dh::initiate`] or [`crate::x3dh::accept`]; persisted
+/// with [`Session::to_bytes`] and restored with [`Session::from_bytes`].
+/// All secrets are zeroized on drop; `Debug` prints no key material.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Session {
+    /// SHA-256 over both identities: the prefix of every associated data.
+    ad: [u8; 32],
+    #[serde(with = "crate::identity::serde_bytes")]
+    remote: PublicIdentity,
+    /// The initiator's X3DH base key: names the session on both sides.
+    base_key: DhPublicKey,
+    root: RootKey,
+    /// `None` for a responder that has not sent yet.
+    our_ratchet: Option<RatchetKeyPair>,
+    /// `None` when a DH step is due before the next send.
+    sending: Option<SendingChain>,
+    previous_sending_length: u32,
+    receiving: Option<ReceivingChain>,
+    /// Recent receiving ratchet keys we moved past (replays of their
+    /// messages are reported as duplicates, not as garbage).
+    previous_ratchet_keys: VecDeque<DhPublicKey>,
+    skipped: SkippedKeys,
+    /// X3DH fields repeated on every message until the peer replies.
+    pending_initial: Option<InitialPrefix>,
+}
+
+impl Session {
+    pub(crate) fn new_initiator<R: RngCore + CryptoRng>(
+        rng: &mut R,
+        ad: [u8; 32],
+        remote: PublicIdentity,
+        root: RootKey,
+        chain: ChainKey,
+        initial: InitialPrefix,
+    ) -> Self {
+        Self {
+            ad,
+            remote,
+            base_key: initial.base_key,
+            root,
+            our_ratchet: Some(RatchetKeyPair::generate(rng)),
+            sending: Some(SendingChain { chain, index: 0 }),
+            previous_sending_length: 0,
+            receiving: None,
+            previous_ratchet_keys: VecDeque::new(),
+            skipped: SkippedKeys::default(),
+            pending_initial: Some(initial),
+        }
+    }
+
+    /// The responder's session, before its first message is decrypted.
+    /// It has no ratchet key of its own until it first sends.
+    pub(crate) fn new_responder(
+        ad: [u8; 32],
+        remote: PublicIdentity,
+        base_key: DhPublicKey,
+        root: RootKey,
+        their_ratchet_key: DhPublicKey,
+        chain: ChainKey,
+    ) -> Self {
+        Self {
+            ad,
+            remote,
+            base_key,
+            root,
+            our_ratchet: None,
+            sending: None,
+            previous_sending_length: 0,
+            receiving: Some(ReceivingChain {
+                ratchet_key: their_ratchet_key,
+                chain,
+                index: 0,
+            }),
+            previous_ratchet_keys: VecDeque::new(),
+            skipped: SkippedKeys::default(),
+            pending_initial: None,
+        }
+    }
+
+    /// The peer's identity, as authenticated during X3DH.
+    pub fn remote_identity(&self) -> &PublicIdentity {
+        &self.remote
+    }
+
+    /// The peer's device address.
+    pub fn remote_address(&self) -> DeviceAddress {
+        self.remote.address()
+    }
+
+    /// The X3DH base key that names this session on both sides. An initial
+    /// message with this base key belongs to this session.
+    pub fn base_key(&self) -> &DhPublicKey {
+        &self.base_key
+    }
+
+    /// True until the peer's first message arrives; until then every
+    /// outgoing message carries the X3DH prefix.
+    pub fn awaiting_reply(&self) -> bool {
+        self.pending_initial.is_some()
+    }
+
+    /// How many skipped-message keys are stored (at most
+    /// [`MAX_SKIPPED_KEYS`]).
+    pub fn skipped_key_count(&self) -> usize {
+        self.skipped.len()
+    }
+
+    /// Encrypts `plaintext` into a ratchet message (with the X3DH prefix
+    /// while the peer has not replied yet).
+    ///
+    /// `rng` is used only when a DH ratchet step is due.
+    pub fn encrypt<R: RngCore + CryptoRng>(
+        &mut self,
+        rng: &mut R,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, SessionError> {
+        if self.sending.is_none() {
+            self.step_sending(rng)?;
+        }
+        let Some(sending) = self.sending.as_mut() else {
+            return Err(corrupt_state("no sending chain after a ratchet step"));
+        };
+        if sending.index == u32::MAX {
+            return Err(SessionError::ChainExhausted);
+        }
+        let Some(ours) = self.our_ratchet.as_ref() else {
+            return Err(corrupt_state("no ratchet key with a sending chain"));
+        };
+        let header = Header {
+            ratchet_key: ours.public,
+            previous_chain_length: self.previous_sending_length,
+            index: sending.index,
+        };
+        let message_key = sending.chain.step();
+        sending.index += 1;
+
+        let prefix_len = self
+            .pending_initial
+            .as_ref()
+            .map_or(0, |_| message::INITIAL_PREFIX_LEN);
+        let mut out = Vec::with_capacity(prefix_len + MESSAGE_OVERHEAD + plaintext.len());
+        if let Some(prefix) = &self.pending_initial {
+            prefix.write(&mut out);
+        }
+        let header_start = out.len();
+        header.write(&mut out);
+        out.extend_from_slice(plaintext);
+        let (head, body) = out.split_at_mut(header_start + HEADER_LEN);
+        let ad = associated_data(&self.ad, &head[header_start..]);
+        let tag = cipher(&message_key)
+            .encrypt_in_place_detached(&Nonce::default(), &ad, body)
+            .map_err(|_| SessionError::DecryptionFailed)?;
+        out.extend_from_slice(&tag);
+        Ok(out)
+    }
+
+    /// Decrypts a message from the peer. On any error the session is left
+    /// exactly as it was.
+    pub fn decrypt(&mut self, message: &[u8]) -> Result<Vec<u8>, SessionError> {
+        let body = if is_initial(message) {
+            let (prefix, rest) = InitialPrefix::parse(message)?;
+            if prefix.base_key != self.base_key {
+                return Err(SessionError::WrongSession);
+            }
+            rest
+        } else {
+            message
+        };
+        let parsed = NormalMessage::parse(body)?;
+        self.decrypt_normal(&parsed)
+    }
+
+    pub(crate) fn decrypt_normal(
+        &mut self,
+        msg: &NormalMessage<'_>,
+    ) -> Result<Vec<u8>, SessionError> {
+        let h = msg.header;
+
+        // 1. A message we skipped earlier.
+        if let Some(key) = self.skipped.get(&h.ratchet_key, h.index) {
+            let plaintext = open(key, &self.ad, msg)?;
+            self.skipped.remove(&h.ratchet_key, h.index);
+            return Ok(plaintext);
+        }
+
+        // 2. The current receiving chain.
+        if let Some(recv) = self
+            .receiving
+            .as_ref()
+            .filter(|r| r.ratchet_key == h.ratchet_key)
+        {
+            if h.index < recv.index {
+                return Err(SessionError::DuplicateMessage);
+            }
+            check_skip(recv.index, h.index)?;
+            let mut chain = recv.chain.clone();
+            let skipped = derive_skipped(&mut chain, recv.index, h.index);
+            let key = chain.step();
+            let plaintext = open(&key, &self.ad, msg)?;
+            if let Some(recv) = self.receiving.as_mut() {
+                recv.chain = chain;
+                recv.index = h.index + 1;
+            }
+            self.skipped.extend(&h.ratchet_key, skipped);
+            return Ok(plaintext);
+        }
+
+        // 3. A chain we already moved past: its keys are gone.
+        if self.previous_ratchet_keys.contains(&h.ratchet_key) {
+            return Err(SessionError::DuplicateMessage);
+        }
+
+        // 4. A new ratchet key from the peer: a DH ratchet step. First the
+        //    rest of the current receiving chain is kept as skipped keys.
+        let old_skipped = match &self.receiving {
+            Some(recv) if h.previous_chain_length > recv.index => {
+                check_skip(recv.index, h.previous_chain_length)?;
+                let mut chain = recv.chain.clone();
+                derive_skipped(&mut chain, recv.index, h.previous_chain_length)
+            }
+            _ => VecDeque::new(),
+        };
+        check_skip(0, h.index)?;
+        // A responder that never sent has no ratchet key the peer could
+        // have answered: such a message cannot be genuine.
+        let Some(ours) = self.our_ratchet.as_ref() else {
+            return Err(SessionError::DecryptionFailed);
+        };
+        let dh = ours.dh(&h.ratchet_key)?;
+        let (root, mut chain) = self.root.advance(&dh);
+        let new_skipped = derive_skipped(&mut chain, 0, h.index);
+        let key = chain.step();
+        let plaintext = open(&key, &self.ad, msg)?;
+
+        // Authenticated: commit.
+        if let Some(old) = self.receiving.take() {
+            self.skipped.extend(&old.ratchet_key, old_skipped);
+            if self.previous_ratchet_keys.len() == MAX_PREVIOUS_RATCHET_KEYS {
+                self.previous_ratchet_keys.pop_front();
+            }
+            self.previous_ratchet_keys.push_back(old.ratchet_key);
+        }
+        self.skipped.extend(&h.ratchet_key, new_skipped);
+        self.root = root;
+        self.receiving = Some(ReceivingChain {
+            ratchet_key: h.ratchet_key,
+            chain,
+            index: h.index + 1,
+        });
+        if let Some(sending) = self.sending.take() {
+            self.previous_sending_length = sending.index;
+        }
+        self.pending_initial = None;
+        Ok(plaintext)
+    }
+
+    /// The sending half of a DH ratchet step: a fresh key pair, mixed with
+    /// the peer's newest ratchet key into the root key.
+    fn step_sending<R: RngCore + CryptoRng>(&mut self, rng: &mut R) -> Result<(), SessionError> {
+        let Some(their) = self.receiving.as_ref().map(|r| r.ratchet_key) else {
+            return Err(corrupt_state("neither a sending nor a receiving chain"));
+        };
+        let ours = RatchetKeyPair::generate(rng);
+        let dh = ours.dh(&their)?;
+        let (root, chain) = self.root.advance(&dh);
+        self.root = root;
+        self.our_ratchet = Some(ours);
+        self.sending = Some(SendingChain { chain, index: 0 });
+        Ok(())
+    }
+
+    /// Serializes the session (versioned) for the SDK's encrypted store.
+    /// The returned buffer holds secrets and is zeroized on drop.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        let mut out = Zeroizing::new(SESSION_STATE_VERSION.to_be_bytes().to_vec());
+        // Serializing plain structs into a Vec cannot fail.
+        let body = Zeroizing::new(postcard::to_stdvec(self).unwrap_or_default());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Restores a session saved with [`Session::to_bytes`], checking the
+    /// version and every invariant (the input may be corrupt).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SessionError> {
+        if bytes.len() < 2 {
+            return Err(DecodeError::Truncated {
+                what: "session state",
+                needed: 2,
+                got: bytes.len(),
+            }
+            .into());
+        }
+        let version = u16::from_be_bytes([bytes[0], bytes[1]]);
+        if version != SESSION_STATE_VERSION {
+            return Err(DecodeError::UnsupportedVersion {
+                what: "session state",
+                version,
+            }
+            .into());
+        }
+        let (session, rest): (Session, &[u8]) =
+            postcard::take_from_bytes(&bytes[2..]).map_err(|_| DecodeError::Malformed {
+                what: "session state",
+                reason: "does not decode",
+            })?;
+        if !rest.is_empty() {
+            return Err(corrupt_state("trailing bytes"));
+        }
+        if !session.skipped.is_consistent() {
+            return Err(corrupt_state("skipped-key store inconsistent"));
+        }
+        if session.sending.is_none() && session.receiving.is_none() {
+            return Err(corrupt_state("neither a sending nor a receiving chain"));
+        }
+        if session.previous_ratchet_keys.len() > MAX_PREVIOUS_RATCHET_KEYS {
+            return Err(corrupt_state("too many previous ratchet keys"));
+        }
+        Ok(session)
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("remote", &self.remote.address())
+            .field("sent", &self.sending.as_ref().map_or(0, |s| s.index))
+            .field("received", &self.receiving.as_ref().map_or(0, |r| r.index))
+            .field("skipped_keys", &self.skipped.len())
+            .field("awaiting_reply", &self.pending_initial.is_some())
+            .field("secrets", &"<redacted>")
+            .finish()
+    }
+}
+
+fn corrupt_state(reason: &'static str) -> SessionError {
+    DecodeError::Malformed {
+        what: "session state",
+        reason,
+    }
+    .into()
+}
+
+/// `SHA-256(label || initiator identity || responder identity)`.
+pub(crate) fn identity_binding(initiator: &PublicIdentity, responder: &PublicIdentity) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(labels::ASSOCIATED_DATA);
+    h.update(initiator.to_bytes());
+    h.update(responder.to_bytes());
+    h.finalize().into()
+}
+
+fn associated_data(binding: &[u8; 32], header: &[u8]) -> [u8; 32 + HEADER_LEN] {
+    let mut ad = [0u8; 32 + HEADER_LEN];
+    ad[..32].copy_from_slice(binding);
+    ad[32..].copy_from_slice(header);
+    ad
+}
+
+fn cipher(key: &MessageKey) -> ChaCha20Poly1305 {
+    ChaCha20Poly1305::new((&key.0).into())
+}
+
+fn open(
+    key: &MessageKey,
+    binding: &[u8; 32],
+    msg: &NormalMessage<'_>,
+) -> Result<Vec<u8>, SessionError> {
+    let split = msg.ciphertext.len() - TAG_LEN;
+    let (ciphertext, tag) = msg.ciphertext.split_at(split);
+    let mut buf = ciphertext.to_vec();
+    let ad = associated_data(binding, msg.header_bytes);
+    cipher(key)
+        .decrypt_in_place_detached(&Nonce::default(), &ad, &mut buf, Tag::from_slice(tag))
+        .map_err(|_| SessionError::DecryptionFailed)?;
+    Ok(buf)
+}
+
+fn check_skip(from: u32, to: u32) -> Result<(), SessionError> {
+    let requested = u64::from(to.saturating_sub(from));
+    if requested > u64::from(MAX_SKIP_PER_CHAIN) {
+        return Err(SessionError::TooManySkipped {
+            requested,
+            limit: MAX_SKIP_PER_CHAIN,
+        });
+    }
+    Ok(())
+}
+
+/// Steps `chain` from index `from` to `to`, keeping the keys of the
+/// skipped indices (only the newest [`MAX_SKIPPED_KEYS`], since older ones
+/// would be evicted at once anyway).
+fn derive_skipped(chain: &mut ChainKey, from: u32, to: u32) -> VecDeque<(u32, MessageKey)> {
+    let mut keys = VecDeque::new();
+    for index in from..to {
+        let key = chain.step();
+        if keys.len() == MAX_SKIPPED_KEYS {
+            keys.pop_front();
+        }
+        keys.push_back((index, key));
+    }
+    keys
+}

@@ -1,0 +1,184 @@
+//! X3DH: asynchronous session setup from a published prekey bundle.
+//!
+//! Follows the Extended Triple Diffie-Hellman specification (Signal):
+//!
+//! ```text
+//! DH1 = DH(IK_A, SPK_B)   DH2 = DH(EK_A, IK_B)   DH3 = DH(EK_A, SPK_B)
+//! DH4 = DH(EK_A, OPK_B)   (only when a one-time prekey was handed out)
+//! SK  = HKDF-SHA256(salt = 0^32, ikm = 0xFF^32 || DH1 || DH2 || DH3 [|| DH4],
+//!                   info = "Alcove/v1/X3DH"), 64 bytes
+//! ```
+//!
+//! The first 32 bytes of SK are the Double Ratchet's root key, the last 32
+//! the initiator's first sending chain. Every Diffie-Hellman result is
+//! checked to be contributory. The associated data binds both identities
+//! (initiator first), see [`crate::ratchet`].
+
+use rand_core::{CryptoRng, RngCore};
+use x25519_dalek::StaticSecret;
+use zeroize::Zeroizing;
+
+use crate::error::{KeyError, SessionError};
+use crate::identity::{IdentityKeyPair, PublicIdentity};
+use crate::kdf::{self, labels};
+use crate::keys::DhPublicKey;
+use crate::prekeys::{OneTimePreKeyPair, PreKeyBundle, PreKeyId, SignedPreKeyPair};
+use crate::ratchet::{
+    identity_binding, is_initial, ChainKey, InitialPrefix, NormalMessage, RootKey, Session,
+};
+
+const F: [u8; 32] = [0xFF; 32];
+
+fn derive(dhs: &[&Zeroizing<[u8; 32]>]) -> (RootKey, ChainKey) {
+    let mut ikm = Zeroizing::new([0u8; 32 * 5]);
+    ikm[..32].copy_from_slice(&F);
+    for (i, dh) in dhs.iter().enumerate() {
+        ikm[32 * (i + 1)..32 * (i + 2)].copy_from_slice(dh.as_ref());
+    }
+    let len = 32 * (dhs.len() + 1);
+    let okm = kdf::hkdf::<64>(&[0u8; 32], &ikm[..len], labels::X3DH);
+    let (root, chain) = kdf::split64(&okm);
+    (RootKey::new(root), ChainKey::new(chain))
+}
+
+/// Starts a session with the owner of `bundle` (the initiator's side).
+///
+/// The bundle was verified when it was built or parsed. The returned
+/// session prefixes every message with what the responder needs to
+/// complete X3DH, until the responder's first reply arrives.
+pub fn initiate<R: RngCore + CryptoRng>(
+    rng: &mut R,
+    ours: &IdentityKeyPair,
+    bundle: &PreKeyBundle,
+) -> Result<Session, KeyError> {
+    let their = bundle.identity();
+    let spk = bundle.signed_prekey().key().to_dalek();
+    let ek = StaticSecret::random_from_rng(&mut *rng);
+    let base_key = DhPublicKey::from_secret(&ek);
+
+    let dh1 = kdf::dh(ours.dh_secret(), &spk, "X3DH DH1")?;
+    let dh2 = kdf::dh(&ek, &their.dh_key().to_dalek(), "X3DH DH2")?;
+    let dh3 = kdf::dh(&ek, &spk, "X3DH DH3")?;
+    let (root, chain) = match bundle.one_time_prekey() {
+        Some(otk) => {
+            let dh4 = kdf::dh(&ek, &otk.key.to_dalek(), "X3DH DH4")?;
+            derive(&[&dh1, &dh2, &dh3, &dh4])
+        }
+        None => derive(&[&dh1, &dh2, &dh3]),
+    };
+    let prefix = InitialPrefix {
+        identity: ours.public().clone(),
+        base_key,
+        signed_prekey_id: bundle.signed_prekey().id(),
+        one_time_prekey_id: bundle.one_time_prekey().map(|k| k.id),
+    };
+    Ok(Session::new_initiator(
+        rng,
+        identity_binding(ours.public(), their),
+        their.clone(),
+        root,
+        chain,
+        prefix,
+    ))
+}
+
+/// An initial message, parsed: the X3DH fields and the first ratchet
+/// message. The recipient looks up the prekeys it names, then calls
+/// [`accept`] (or, if a session with [`InitialMessage::base_key`] already
+/// exists, decrypts the whole message with that session).
+#[derive(Debug)]
+pub struct InitialMessage {
+    prefix: InitialPrefix,
+    body: Vec<u8>,
+}
+
+impl InitialMessage {
+    /// Whether `bytes` is an initial message (as opposed to a normal one).
+    pub fn is_initial(bytes: &[u8]) -> bool {
+        is_initial(bytes)
+    }
+
+    /// Parses an initial message; the initiator's identity is verified.
+    pub fn decode(bytes: &[u8]) -> Result<Self, SessionError> {
+        let (prefix, rest) = InitialPrefix::parse(bytes)?;
+        // Parse the ratchet part now, so a malformed message fails here.
+        NormalMessage::parse(rest)?;
+        Ok(Self {
+            prefix,
+            body: rest.to_vec(),
+        })
+    }
+
+    /// The initiator's identity (verified).
+    pub fn initiator(&self) -> &PublicIdentity {
+        &self.prefix.identity
+    }
+
+    /// The initiator's ephemeral key: names the session on both sides.
+    pub fn base_key(&self) -> &DhPublicKey {
+        &self.prefix.base_key
+    }
+
+    /// The id of the signed prekey the initiator used.
+    pub fn signed_prekey_id(&self) -> PreKeyId {
+        self.prefix.signed_prekey_id
+    }
+
+    /// The id of the one-time prekey the initiator used, if any. After a
+    /// successful [`accept`] its secret must be deleted.
+    pub fn one_time_prekey_id(&self) -> Option<PreKeyId> {
+        self.prefix.one_time_prekey_id
+    }
+}
+
+/// Completes X3DH on the responder's side and decrypts the first message.
+///
+/// `sender` is the identity that sealed sender authenticated; it must be
+/// the identity the initial message names. Nothing is returned (and no
+/// prekey should be deleted) unless the first message authenticates.
+pub fn accept(
+    ours: &IdentityKeyPair,
+    signed_prekey: &SignedPreKeyPair,
+    one_time_prekey: Option<&OneTimePreKeyPair>,
+    sender: &PublicIdentity,
+    initial: &InitialMessage,
+) -> Result<(Session, Vec<u8>), SessionError> {
+    let prefix = &initial.prefix;
+    if &prefix.identity != sender {
+        return Err(SessionError::DecryptionFailed);
+    }
+    if prefix.signed_prekey_id != signed_prekey.public().id() {
+        return Err(KeyError::UnknownPreKey("signed prekey id does not match").into());
+    }
+    let otk = match (prefix.one_time_prekey_id, one_time_prekey) {
+        (None, _) => None,
+        (Some(id), Some(k)) if k.id() == id => Some(k),
+        (Some(_), _) => return Err(KeyError::UnknownPreKey("one-time prekey not available").into()),
+    };
+    let base = prefix.base_key.to_dalek();
+    let dh1 = kdf::dh(
+        signed_prekey.secret(),
+        &prefix.identity.dh_key().to_dalek(),
+        "X3DH DH1",
+    )?;
+    let dh2 = kdf::dh(ours.dh_secret(), &base, "X3DH DH2")?;
+    let dh3 = kdf::dh(signed_prekey.secret(), &base, "X3DH DH3")?;
+    let (root, chain) = match otk {
+        Some(k) => {
+            let dh4 = kdf::dh(k.secret(), &base, "X3DH DH4")?;
+            derive(&[&dh1, &dh2, &dh3, &dh4])
+        }
+        None => derive(&[&dh1, &dh2, &dh3]),
+    };
+    let first = NormalMessage::parse(&initial.body)?;
+    let mut session = Session::new_responder(
+        identity_binding(&prefix.identity, ours.public()),
+        prefix.identity.clone(),
+        prefix.base_key,
+        root,
+        first.header.ratchet_key,
+        chain,
+    );
+    let plaintext = session.decrypt_normal(&first)?;
+    Ok((session, plaintext))
+}
