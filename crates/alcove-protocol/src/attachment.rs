@@ -51,8 +51,9 @@ pub const ENCRYPTED_CHUNK_LEN: usize = ATTACHMENT_CHUNK_SIZE + TAG_LEN;
 /// The encrypted size of an attachment of `plaintext_len` bytes.
 pub fn encrypted_len(plaintext_len: u64) -> u64 {
     let chunk = ATTACHMENT_CHUNK_SIZE as u64;
-    // Full chunks, then a last chunk holding the rest (possibly empty).
-    let chunks = plaintext_len / chunk + 1;
+    // Every chunk is full but the last, which holds 1 to 64 KiB (or
+    // nothing, for an empty attachment).
+    let chunks = plaintext_len.div_ceil(chunk).max(1);
     HEADER_LEN as u64 + plaintext_len + chunks * TAG_LEN as u64
 }
 

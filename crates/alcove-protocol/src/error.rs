@@ -78,6 +78,10 @@ pub enum SessionError {
     /// Authentication failed: wrong session, tampered or forged bytes.
     #[error("decryption failed")]
     DecryptionFailed,
+    /// The initial message names another initiator than the one sealed
+    /// sender authenticated.
+    #[error("initial message names a different sender than its envelope")]
+    SenderMismatch,
     /// An initial message for another session (another base key).
     #[error("initial message belongs to a different session")]
     WrongSession,

@@ -72,6 +72,22 @@ pub mod ratchet;
 pub mod sealed_sender;
 pub mod x3dh;
 
+/// Hooks for the crate's own tests and fuzz targets; not a stable API.
+#[doc(hidden)]
+pub mod testing {
+    /// X25519 as the protocol computes it (see `docs/protocol.md`).
+    pub fn x25519(secret: [u8; 32], public: [u8; 32]) -> [u8; 32] {
+        let secret = x25519_dalek::StaticSecret::from(secret);
+        *crate::kdf::x25519(&secret, &x25519_dalek::PublicKey::from(public))
+    }
+
+    /// X25519 with the protocol's contributory check.
+    pub fn x25519_checked(secret: [u8; 32], public: [u8; 32]) -> Result<[u8; 32], crate::KeyError> {
+        let secret = x25519_dalek::StaticSecret::from(secret);
+        crate::kdf::dh(&secret, &x25519_dalek::PublicKey::from(public), "test").map(|k| *k)
+    }
+}
+
 pub use error::{DecodeError, KeyError, SealError, SessionError};
 pub use identity::{IdentityKeyPair, PublicIdentity};
 pub use keys::{DeviceAddress, DhPublicKey, IdentityFingerprint};

@@ -25,6 +25,7 @@ use crate::keys::DhPublicKey;
 use crate::prekeys::{OneTimePreKeyPair, PreKeyBundle, PreKeyId, SignedPreKeyPair};
 use crate::ratchet::{
     identity_binding, is_initial, ChainKey, InitialPrefix, NormalMessage, RootKey, Session,
+    WirePrefix,
 };
 
 const F: [u8; 32] = [0xFF; 32];
@@ -88,7 +89,7 @@ pub fn initiate<R: RngCore + CryptoRng>(
 /// exists, decrypts the whole message with that session).
 #[derive(Debug)]
 pub struct InitialMessage {
-    prefix: InitialPrefix,
+    prefix: WirePrefix,
     body: Vec<u8>,
 }
 
@@ -98,9 +99,10 @@ impl InitialMessage {
         is_initial(bytes)
     }
 
-    /// Parses an initial message; the initiator's identity is verified.
+    /// Parses an initial message. The initiator's identity is checked in
+    /// [`accept`], against the identity sealed sender authenticated.
     pub fn decode(bytes: &[u8]) -> Result<Self, SessionError> {
-        let (prefix, rest) = InitialPrefix::parse(bytes)?;
+        let (prefix, rest) = WirePrefix::parse(bytes)?;
         // Parse the ratchet part now, so a malformed message fails here.
         NormalMessage::parse(rest)?;
         Ok(Self {
@@ -109,9 +111,11 @@ impl InitialMessage {
         })
     }
 
-    /// The initiator's identity (verified).
-    pub fn initiator(&self) -> &PublicIdentity {
-        &self.prefix.identity
+    /// The address of the identity the message claims as its initiator
+    /// (a claim until [`accept`] checks it).
+    pub fn claimed_initiator(&self) -> Result<crate::keys::DeviceAddress, KeyError> {
+        let key = crate::identity::parse_verifying_key(&self.prefix.identity[..32])?;
+        Ok(crate::keys::DeviceAddress::for_identity_key(&key))
     }
 
     /// The initiator's ephemeral key: names the session on both sides.
@@ -144,8 +148,10 @@ pub fn accept(
     initial: &InitialMessage,
 ) -> Result<(Session, Vec<u8>), SessionError> {
     let prefix = &initial.prefix;
-    if &prefix.identity != sender {
-        return Err(SessionError::DecryptionFailed);
+    // The sender identity was verified by sealed sender; the message must
+    // name the same one (DH1 then proves possession of its X25519 key).
+    if prefix.identity != sender.to_bytes() {
+        return Err(SessionError::SenderMismatch);
     }
     if prefix.signed_prekey_id != signed_prekey.public().id() {
         return Err(KeyError::UnknownPreKey("signed prekey id does not match").into());
@@ -158,7 +164,7 @@ pub fn accept(
     let base = prefix.base_key.to_dalek();
     let dh1 = kdf::dh(
         signed_prekey.secret(),
-        &prefix.identity.dh_key().to_dalek(),
+        &sender.dh_key().to_dalek(),
         "X3DH DH1",
     )?;
     let dh2 = kdf::dh(ours.dh_secret(), &base, "X3DH DH2")?;
@@ -172,8 +178,8 @@ pub fn accept(
     };
     let first = NormalMessage::parse(&initial.body)?;
     let mut session = Session::new_responder(
-        identity_binding(&prefix.identity, ours.public()),
-        prefix.identity.clone(),
+        identity_binding(sender, ours.public()),
+        sender.clone(),
         prefix.base_key,
         root,
         first.header.ratchet_key,

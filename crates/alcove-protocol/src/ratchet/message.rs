@@ -109,7 +109,20 @@ impl InitialPrefix {
             }
         }
     }
+}
 
+/// An initial-message prefix as read from the wire. The initiator's
+/// identity stays raw bytes: the recipient compares them with the identity
+/// sealed sender already authenticated, instead of verifying it twice.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub(crate) struct WirePrefix {
+    pub identity: [u8; PUBLIC_IDENTITY_LEN],
+    pub base_key: DhPublicKey,
+    pub signed_prekey_id: PreKeyId,
+    pub one_time_prekey_id: Option<PreKeyId>,
+}
+
+impl WirePrefix {
     /// Parses the prefix and returns it with the rest of the input.
     pub(crate) fn parse(bytes: &[u8]) -> Result<(Self, &[u8]), DecodeError> {
         if bytes.len() < INITIAL_PREFIX_LEN {
@@ -120,19 +133,13 @@ impl InitialPrefix {
             });
         }
         check_kind(bytes[0], KIND_INITIAL, "initial message")?;
-        let identity =
-            PublicIdentity::from_bytes(&bytes[1..1 + PUBLIC_IDENTITY_LEN]).map_err(|_| {
-                DecodeError::Malformed {
-                    what: "initial message",
-                    reason: "invalid initiator identity",
-                }
-            })?;
+        let mut identity = [0u8; PUBLIC_IDENTITY_LEN];
+        identity.copy_from_slice(&bytes[1..1 + PUBLIC_IDENTITY_LEN]);
         let mut at = 1 + PUBLIC_IDENTITY_LEN;
-        let base_key =
-            DhPublicKey::from_bytes(&bytes[at..at + 32]).map_err(|_| DecodeError::Malformed {
-                what: "initial message",
-                reason: "invalid base key",
-            })?;
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&bytes[at..at + 32]);
+        // Used only in X25519 with a contributory check, like ratchet keys.
+        let base_key = DhPublicKey::from_array_unchecked(key);
         at += 32;
         let signed_prekey_id = read_u32(&bytes[at..at + 4]);
         at += 4;

@@ -39,7 +39,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 pub(crate) use chain::ChainKey;
 use chain::MessageKey;
-pub(crate) use message::{is_initial, InitialPrefix, NormalMessage};
+pub(crate) use message::{is_initial, InitialPrefix, NormalMessage, WirePrefix};
 use message::{Header, HEADER_LEN, TAG_LEN};
 pub(crate) use root::RootKey;
 use skipped::SkippedKeys;
@@ -256,7 +256,7 @@ impl Session {
     /// exactly as it was.
     pub fn decrypt(&mut self, message: &[u8]) -> Result<Vec<u8>, SessionError> {
         let body = if is_initial(message) {
-            let (prefix, rest) = InitialPrefix::parse(message)?;
+            let (prefix, rest) = WirePrefix::parse(message)?;
             if prefix.base_key != self.base_key {
                 return Err(SessionError::WrongSession);
             }
