@@ -24,7 +24,7 @@ use crate::kdf::{self, labels};
 use crate::keys::DhPublicKey;
 use crate::prekeys::{OneTimePreKeyPair, PreKeyBundle, PreKeyId, SignedPreKeyPair};
 use crate::ratchet::{
-    identity_binding, is_initial, ChainKey, InitialPrefix, NormalMessage, RootKey, Session,
+    identity_binding, is_initial, ChainKey, InitialPrefix, NormalMessage, Parts, RootKey, Session,
     WirePrefix,
 };
 
@@ -185,6 +185,7 @@ pub fn accept(
         first.header.ratchet_key,
         chain,
     );
-    let plaintext = session.decrypt_normal(&first)?;
+    let mut plaintext = first.ciphertext[..first.ciphertext.len() - 16].to_vec();
+    session.decrypt_parts(&mut Parts::new(&first, &mut plaintext))?;
     Ok((session, plaintext))
 }

@@ -69,6 +69,12 @@ proptest! {
                     let m = in_flight.remove(i % in_flight.len());
                     let got = if m.to_bob {
                         match bob.as_mut() {
+                            // Half the deliveries go through the in-place API.
+                            Some(b) if counter % 2 == 0 => {
+                                let mut buf = m.wire.clone();
+                                b.decrypt_in_place(&mut buf).unwrap();
+                                buf
+                            }
                             Some(b) => b.decrypt(&m.wire).unwrap(),
                             None => {
                                 let initial = InitialMessage::decode(&m.wire).unwrap();
@@ -144,6 +150,10 @@ proptest! {
         tampered[pos] ^= 1 << bit;
         let before = bob.to_bytes();
         prop_assert!(bob.decrypt(&tampered).is_err());
+        prop_assert_eq!(&*before, &*bob.to_bytes());
+        let mut buf = tampered.clone();
+        prop_assert!(bob.decrypt_in_place(&mut buf).is_err());
+        prop_assert_eq!(&buf, &tampered, "a refused message's buffer changed");
         prop_assert_eq!(&*before, &*bob.to_bytes());
         prop_assert_eq!(bob.decrypt(&last).unwrap(), b"a message about homework".to_vec());
     }
