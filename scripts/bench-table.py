@@ -59,6 +59,8 @@ def add(name, ours, peer, floor, target_text, ok):
 setup_ours = rate(mean_ns("setup", "alcove_x3dh"))
 setup_olm = rate(mean_ns("setup", "olm"))
 add("Session setup (X3DH + first message)", setup_ours, setup_olm, None, ">= 0.8x Olm", setup_ours >= 0.8 * setup_olm)
+setup_verified = rate(mean_ns("setup", "alcove_x3dh_with_bundle_verification"))
+add("Session setup, plus bundle parse + verify", setup_verified, setup_olm, None, "reported", True)
 
 for size in ["1KiB", "64KiB", "1MiB"]:
     ours = rate(mean_ns("same_chain", "alcove", size))

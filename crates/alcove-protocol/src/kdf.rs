@@ -3,6 +3,7 @@
 //! All labels carry the protocol version, so a future version can never
 //! derive the same keys from the same secrets.
 
+use curve25519_dalek::edwards::EdwardsPoint;
 use curve25519_dalek::montgomery::MontgomeryPoint;
 use hkdf::Hkdf;
 use sha2::Sha256;
@@ -64,7 +65,18 @@ pub(crate) fn dh(
     public: &PublicKey,
     context: &'static str,
 ) -> Result<Zeroizing<[u8; 32]>, KeyError> {
-    let shared = x25519(secret, public);
+    dh_with(secret, &Peer::new(public), context)
+}
+
+/// [`dh`] against a peer key prepared once, for a key used in several
+/// Diffie-Hellman computations (X3DH uses the signed prekey twice and the
+/// base key three times): the curve conversion is then done once.
+pub(crate) fn dh_with(
+    secret: &StaticSecret,
+    peer: &Peer,
+    context: &'static str,
+) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    let shared = peer.x25519(secret);
     // Constant-time all-zero check, as x25519-dalek's `was_contributory`.
     if bool::from(shared.ct_eq(&[0u8; 32])) {
         return Err(KeyError::NonContributory(context));
@@ -72,14 +84,35 @@ pub(crate) fn dh(
     Ok(shared)
 }
 
+/// A peer's X25519 key with its Edwards form, when it has one.
+pub(crate) struct Peer {
+    montgomery: PublicKey,
+    edwards: Option<EdwardsPoint>,
+}
+
+impl Peer {
+    pub(crate) fn new(public: &PublicKey) -> Self {
+        Self {
+            montgomery: *public,
+            edwards: MontgomeryPoint(public.to_bytes()).to_edwards(0),
+        }
+    }
+
+    fn x25519(&self, secret: &StaticSecret) -> Zeroizing<[u8; 32]> {
+        match &self.edwards {
+            Some(point) => {
+                let scalar = Zeroizing::new(secret.to_bytes());
+                Zeroizing::new(point.mul_clamped(*scalar).to_montgomery().to_bytes())
+            }
+            None => Zeroizing::new(secret.diffie_hellman(&self.montgomery).to_bytes()),
+        }
+    }
+}
+
 /// Raw X25519, see [`dh`]. Public to the crate's tests through
 /// [`crate::testing`].
 pub(crate) fn x25519(secret: &StaticSecret, public: &PublicKey) -> Zeroizing<[u8; 32]> {
-    let scalar = Zeroizing::new(secret.to_bytes());
-    match MontgomeryPoint(public.to_bytes()).to_edwards(0) {
-        Some(point) => Zeroizing::new(point.mul_clamped(*scalar).to_montgomery().to_bytes()),
-        None => Zeroizing::new(secret.diffie_hellman(public).to_bytes()),
-    }
+    Peer::new(public).x25519(secret)
 }
 
 /// Splits a 64-byte KDF output into two 32-byte halves.

@@ -57,9 +57,10 @@ pub fn initiate<R: RngCore + CryptoRng>(
     let ek = StaticSecret::random_from_rng(&mut *rng);
     let base_key = DhPublicKey::from_secret(&ek);
 
-    let dh1 = kdf::dh(ours.dh_secret(), &spk, "X3DH DH1")?;
+    let spk = kdf::Peer::new(&spk);
+    let dh1 = kdf::dh_with(ours.dh_secret(), &spk, "X3DH DH1")?;
     let dh2 = kdf::dh(&ek, &their.dh_key().to_dalek(), "X3DH DH2")?;
-    let dh3 = kdf::dh(&ek, &spk, "X3DH DH3")?;
+    let dh3 = kdf::dh_with(&ek, &spk, "X3DH DH3")?;
     let (root, chain) = match bundle.one_time_prekey() {
         Some(otk) => {
             let dh4 = kdf::dh(&ek, &otk.key.to_dalek(), "X3DH DH4")?;
@@ -161,17 +162,17 @@ pub fn accept(
         (Some(id), Some(k)) if k.id() == id => Some(k),
         (Some(_), _) => return Err(KeyError::UnknownPreKey("one-time prekey not available").into()),
     };
-    let base = prefix.base_key.to_dalek();
+    let base = kdf::Peer::new(&prefix.base_key.to_dalek());
     let dh1 = kdf::dh(
         signed_prekey.secret(),
         &sender.dh_key().to_dalek(),
         "X3DH DH1",
     )?;
-    let dh2 = kdf::dh(ours.dh_secret(), &base, "X3DH DH2")?;
-    let dh3 = kdf::dh(signed_prekey.secret(), &base, "X3DH DH3")?;
+    let dh2 = kdf::dh_with(ours.dh_secret(), &base, "X3DH DH2")?;
+    let dh3 = kdf::dh_with(signed_prekey.secret(), &base, "X3DH DH3")?;
     let (root, chain) = match otk {
         Some(k) => {
-            let dh4 = kdf::dh(k.secret(), &base, "X3DH DH4")?;
+            let dh4 = kdf::dh_with(k.secret(), &base, "X3DH DH4")?;
             derive(&[&dh1, &dh2, &dh3, &dh4])
         }
         None => derive(&[&dh1, &dh2, &dh3]),

@@ -212,6 +212,19 @@ impl Session {
         rng: &mut R,
         plaintext: &[u8],
     ) -> Result<Vec<u8>, SessionError> {
+        let mut out = Vec::new();
+        self.encrypt_into(rng, plaintext, &mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`Session::encrypt`], but writes the message into `out`
+    /// (cleared first), so a sender can reuse one buffer.
+    pub fn encrypt_into<R: RngCore + CryptoRng>(
+        &mut self,
+        rng: &mut R,
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SessionError> {
         if self.sending.is_none() {
             self.step_sending(rng)?;
         }
@@ -236,12 +249,13 @@ impl Session {
             .pending_initial
             .as_ref()
             .map_or(0, |_| message::INITIAL_PREFIX_LEN);
-        let mut out = Vec::with_capacity(prefix_len + MESSAGE_OVERHEAD + plaintext.len());
+        out.clear();
+        out.reserve(prefix_len + MESSAGE_OVERHEAD + plaintext.len());
         if let Some(prefix) = &self.pending_initial {
-            prefix.write(&mut out);
+            prefix.write(out);
         }
         let header_start = out.len();
-        header.write(&mut out);
+        header.write(out);
         out.extend_from_slice(plaintext);
         let (head, body) = out.split_at_mut(header_start + HEADER_LEN);
         let ad = associated_data(&self.ad, &head[header_start..]);
@@ -249,7 +263,7 @@ impl Session {
             .encrypt_in_place_detached(&Nonce::default(), &ad, body)
             .map_err(|_| SessionError::DecryptionFailed)?;
         out.extend_from_slice(&tag);
-        Ok(out)
+        Ok(())
     }
 
     /// Decrypts a message from the peer. On any error the session is left
@@ -263,10 +277,29 @@ impl Session {
     }
 
     /// Like [`Session::decrypt`], but decrypts inside the buffer the message
-    /// arrived in: on success `message` holds the plaintext, on error it is
-    /// unchanged. Saves a copy and an allocation per message, which shows
-    /// with large messages.
-    pub fn decrypt_in_place(&mut self, message: &mut Vec<u8>) -> Result<(), SessionError> {
+    /// arrived in, without copying: on success the plaintext is
+    /// `message[range]`; on error the buffer is unchanged.
+    ///
+    /// ```
+    /// # use alcove_protocol::{identity::IdentityKeyPair, prekeys::*, x3dh};
+    /// # let mut rng = rand_core::OsRng;
+    /// # let a = IdentityKeyPair::generate(&mut rng);
+    /// # let b = IdentityKeyPair::generate(&mut rng);
+    /// # let spk = SignedPreKeyPair::generate(&mut rng, &b, 1, 0);
+    /// # let bundle = PreKeyBundle::new(b.public().clone(), spk.public().clone(), None).unwrap();
+    /// # let mut alice = x3dh::initiate(&mut rng, &a, &bundle).unwrap();
+    /// # let first = alice.encrypt(&mut rng, b"hi").unwrap();
+    /// # let initial = x3dh::InitialMessage::decode(&first).unwrap();
+    /// # let (mut bob, _) = x3dh::accept(&b, &spk, None, a.public(), &initial).unwrap();
+    /// let mut buf = Vec::new();
+    /// alice.encrypt_into(&mut rng, b"see you Tuesday", &mut buf).unwrap();
+    /// let range = bob.decrypt_in_place(&mut buf).unwrap();
+    /// assert_eq!(&buf[range], b"see you Tuesday");
+    /// ```
+    pub fn decrypt_in_place(
+        &mut self,
+        message: &mut [u8],
+    ) -> Result<std::ops::Range<usize>, SessionError> {
         let offset = self.prefix_len(message)?;
         let start = offset + HEADER_LEN;
         let end = message.len().saturating_sub(TAG_LEN);
@@ -282,9 +315,7 @@ impl Session {
             ciphertext: &mut message[start..end],
             tag,
         })?;
-        message.truncate(end);
-        message.drain(..start);
-        Ok(())
+        Ok(start..end)
     }
 
     /// Length of the X3DH prefix, after checking it names this session.
