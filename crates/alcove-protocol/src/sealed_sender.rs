@@ -11,7 +11,8 @@
 //! sealed_identity = ChaCha20-Poly1305(k1, nonce 0, ad = 0x01 || E || IK_B, identity_A)
 //! k2          = HKDF(salt = chain || sealed_identity, ikm = DH(IK_A, IK_B),
 //!                    "Alcove/v1/sealed-sender/static")
-//! sealed_body = ChaCha20-Poly1305(k2, nonce 0, ad = 0x01 || E || sealed_identity, pad(message))
+//! sealed_body = ChaCha20-Poly1305(k2, nonce 0, ad = (0x01 || E || sealed_identity) zero-padded to 192 bytes,
+//!                                 pad(message))
 //! ```
 //!
 //! `e` is fresh for every envelope, so both keys are used once and the
@@ -115,10 +116,19 @@ pub fn seal<R: RngCore + CryptoRng>(
     padding::pad_into(&mut out, message)?;
     let (head, body) = out.split_at_mut(BODY_START);
     let tag2 = ChaCha20Poly1305::new(k2.as_ref().into())
-        .encrypt_in_place_detached(&Nonce::default(), head, body)
+        .encrypt_in_place_detached(&Nonce::default(), &body_ad(head), body)
         .map_err(|_| SealError::DecryptionFailed)?;
     out.extend_from_slice(&tag2);
     Ok(out)
+}
+
+/// The body's associated data: everything before it (177 bytes), zero
+/// padded to 192, a multiple of 64 that keeps Poly1305's AVX2 backend on
+/// its fast path (see `ratchet::AD_LEN`).
+fn body_ad(head: &[u8]) -> [u8; 192] {
+    let mut ad = [0u8; 192];
+    ad[..BODY_START].copy_from_slice(&head[..BODY_START]);
+    ad
 }
 
 fn ad_identity(e_pub: &DhPublicKey, recipient: &DhPublicKey) -> [u8; 65] {
@@ -198,7 +208,7 @@ pub fn open(recipient: &IdentityKeyPair, envelope: &[u8]) -> Result<Opened, Seal
     ChaCha20Poly1305::new(k2.as_ref().into())
         .decrypt_in_place_detached(
             &Nonce::default(),
-            &envelope[..BODY_START],
+            &body_ad(&envelope[..BODY_START]),
             &mut body,
             Tag::from_slice(&envelope[body_end..]),
         )

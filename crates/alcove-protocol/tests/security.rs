@@ -200,8 +200,10 @@ fn forge(
         .expand(b"Alcove/v1/sealed-sender/static", &mut k2)
         .unwrap();
     let mut body = alcove_protocol::padding::pad(message).unwrap();
+    let mut ad = out.clone();
+    ad.resize(192, 0);
     let tag2 = ChaCha20Poly1305::new((&k2).into())
-        .encrypt_in_place_detached(&Nonce::default(), &out, &mut body)
+        .encrypt_in_place_detached(&Nonce::default(), &ad, &mut body)
         .unwrap();
     out.extend_from_slice(&body);
     out.extend_from_slice(&tag2);

@@ -507,10 +507,17 @@ pub(crate) fn identity_binding(initiator: &PublicIdentity, responder: &PublicIde
     h.finalize().into()
 }
 
-fn associated_data(binding: &[u8; 32], header: &[u8]) -> [u8; 32 + HEADER_LEN] {
-    let mut ad = [0u8; 32 + HEADER_LEN];
+/// Length of a message's associated data: the identity binding (32) and
+/// the header (41), zero-padded to 128 bytes. Padding the associated data
+/// to a multiple of 64 bytes keeps the Poly1305 AVX2 backend, which works on
+/// four blocks at a time, on its fast path for the whole message: with 73
+/// bytes a 64 KiB message costs about 15% more (see `docs/benchmarks.md`).
+const AD_LEN: usize = 128;
+
+fn associated_data(binding: &[u8; 32], header: &[u8]) -> [u8; AD_LEN] {
+    let mut ad = [0u8; AD_LEN];
     ad[..32].copy_from_slice(binding);
-    ad[32..].copy_from_slice(header);
+    ad[32..32 + HEADER_LEN].copy_from_slice(header);
     ad
 }
 
