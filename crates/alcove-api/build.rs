@@ -1,0 +1,18 @@
+//! Compiles the relay API with protox (no system `protoc`) and keeps the
+//! file descriptor set for gRPC server reflection.
+
+use prost::Message;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let relay = root.join("alcove/v1/relay.proto");
+    println!("cargo:rerun-if-changed={}", relay.display());
+    let descriptors = protox::compile([&relay], [&root])?;
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out.join("relay_descriptor.bin"),
+        descriptors.encode_to_vec(),
+    )?;
+    tonic_prost_build::configure().compile_fds(descriptors)?;
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! Storage for the Alcove relay.
+//!
+//! Everything the relay keeps goes through the [`Store`] trait, which
+//! speaks only plain Rust types: no backend type leaks into it, so the sled
+//! default ([`SledStore`]) and a distributed backend can serve the same
+//! relay. What is stored is ciphertext and public key material only; the
+//! record layouts are in [`records`] and in `docs/storage.md`.
+//!
+//! Durability contract: when a mutating method returns `Ok`, the change is
+//! on disk and survives a crash of the process.
+#![forbid(unsafe_code)]
+
+pub mod records;
+mod sled_store;
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+pub use records::{BlobInfo, DeviceRecord, StoredMessage};
+pub use sled_store::{FlushStats, SledStore};
+
+/// A device address: SHA-256 of the device's identity key.
+pub type Address = [u8; 32];
+/// A relay-assigned blob id.
+pub type BlobId = [u8; 16];
+/// A sender-chosen id that makes sends idempotent.
+pub type ClientMessageId = [u8; 16];
+
+/// What a store can refuse or fail with.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The recipient's mailbox holds `limit` messages already.
+    #[error("mailbox full ({limit} messages waiting)")]
+    MailboxFull {
+        /// The configured depth limit.
+        limit: u64,
+    },
+    /// The device would hold more one-time prekeys than allowed.
+    #[error("too many one-time prekeys (limit {limit})")]
+    TooManyPreKeys {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The named thing does not exist.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A stored record did not decode (disk corruption or a newer format).
+    #[error("corrupt or unknown record in {0}")]
+    Corrupt(&'static str),
+    /// The backend failed (I/O error, lost connection).
+    #[error("storage backend error: {0}")]
+    Backend(String),
+}
+
+/// Result alias for store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Outcome of [`Store::enqueue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Enqueued {
+    /// The envelope's sequence in the recipient's mailbox.
+    pub sequence: u64,
+    /// True if the same (recipient, client message id) was stored before.
+    pub duplicate: bool,
+}
+
+/// The relay's storage.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Inserts or replaces a device's record (registration).
+    async fn put_device(&self, address: &Address, record: &DeviceRecord) -> Result<()>;
+    /// A device's record.
+    async fn device(&self, address: &Address) -> Result<Option<DeviceRecord>>;
+    /// Replaces a registered device's signed prekey.
+    async fn set_signed_prekey(&self, address: &Address, signed_prekey: &[u8]) -> Result<()>;
+
+    /// Adds one-time prekeys `(id, encoded key)`; a key with an existing id
+    /// replaces it. Refused as a whole if the device would hold more than
+    /// `limit`. Returns the new count.
+    async fn add_one_time_prekeys(
+        &self,
+        address: &Address,
+        keys: &[(u32, Vec<u8>)],
+        limit: usize,
+    ) -> Result<usize>;
+    /// Removes and returns one one-time prekey, atomically: under any
+    /// concurrency, each key is returned at most once.
+    async fn take_one_time_prekey(&self, address: &Address) -> Result<Option<Vec<u8>>>;
+    /// How many one-time prekeys a device has left.
+    async fn count_one_time_prekeys(&self, address: &Address) -> Result<usize>;
+
+    /// Appends an envelope to a mailbox, durably. Idempotent by
+    /// `(recipient, client_message_id)`.
+    async fn enqueue(
+        &self,
+        recipient: &Address,
+        client_message_id: &ClientMessageId,
+        envelope: &[u8],
+        received_at_ms: i64,
+        max_depth: u64,
+    ) -> Result<Enqueued>;
+    /// Messages with a sequence above `after`, oldest first, at most
+    /// `limit`; and whether more are waiting.
+    async fn fetch(
+        &self,
+        recipient: &Address,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<StoredMessage>, bool)>;
+    /// Deletes messages for good, durably. Returns how many existed.
+    async fn ack(&self, recipient: &Address, sequences: &[u64]) -> Result<usize>;
+    /// How many messages wait in a mailbox.
+    async fn depth(&self, recipient: &Address) -> Result<u64>;
+    /// The highest sequence ever assigned in a mailbox (0 if none).
+    async fn last_sequence(&self, recipient: &Address) -> Result<u64>;
+    /// Forgets idempotency keys older than `before_ms`. Returns how many.
+    async fn prune_dedupe(&self, before_ms: i64) -> Result<usize>;
+
+    /// Starts a blob upload; chunks may follow. An unfinished blob expires
+    /// at `expires_at_ms`.
+    async fn begin_blob(&self, id: &BlobId, expires_at_ms: i64) -> Result<()>;
+    /// Stores chunk `index` of an unfinished blob.
+    async fn put_blob_chunk(&self, id: &BlobId, index: u32, data: &[u8]) -> Result<()>;
+    /// Marks a blob complete, durably.
+    async fn finish_blob(&self, id: &BlobId, info: &BlobInfo) -> Result<()>;
+    /// A blob's description (finished or not).
+    async fn blob(&self, id: &BlobId) -> Result<Option<BlobInfo>>;
+    /// Chunk `index` of a blob.
+    async fn blob_chunk(&self, id: &BlobId, index: u32) -> Result<Option<Vec<u8>>>;
+    /// Deletes a blob and its chunks.
+    async fn delete_blob(&self, id: &BlobId) -> Result<()>;
+    /// Ids of blobs whose expiry is before `now_ms`, at most `limit`.
+    async fn expired_blobs(&self, now_ms: i64, limit: usize) -> Result<Vec<BlobId>>;
+
+    /// A relay-level setting (server id, token key, schema version).
+    async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Sets a relay-level setting, durably.
+    async fn put_meta(&self, key: &str, value: &[u8]) -> Result<()>;
+    /// Sets a setting only if it is absent; returns the value in force.
+    async fn meta_or_insert(&self, key: &str, value: &[u8]) -> Result<Vec<u8>>;
+
+    /// Envelopes waiting in all mailboxes (for the queue-depth gauge).
+    async fn total_depth(&self) -> Result<u64>;
+
+    /// Makes everything written so far durable.
+    async fn flush(&self) -> Result<()>;
+
+    /// Flushes and stops background work, so that dropping the store
+    /// releases it (for example sled's lock on its directory). Later writes
+    /// fail with [`StoreError::Backend`].
+    async fn close(&self) -> Result<()>;
+}

@@ -1,0 +1,139 @@
+//! Versioned record encodings. Every stored value starts with a format
+//! version byte, so a later release can migrate records it finds.
+//!
+//! | Tree | Key | Value (after the version byte 0x01) |
+//! |---|---|---|
+//! | `devices` | address (32) | registered_at_ms (i64) · identity (128) · signed prekey (108) |
+//! | `one_time_prekeys` | address (32) · id (u32) | one-time prekey (36) |
+//! | `mailboxes` | address (32) · sequence (u64) | received_at_ms (i64) · sealed envelope |
+//! | `mailbox_heads` | address (32) | last sequence (u64) · depth (u64) |
+//! | `dedupe` | address (32) · client message id (16) | sequence (u64) · received_at_ms (i64) |
+//! | `blobs` | blob id (16) | finished (u8) · size (u64) · chunks (u32) · expires_at_ms (i64) |
+//! | `blob_chunks` | blob id (16) · index (u32) | encrypted bytes |
+//! | `meta` | UTF-8 name | setting |
+//!
+//! All integers are big-endian, so keys sort by sequence and index.
+
+use crate::{Result, StoreError};
+
+/// The record format version this build writes.
+pub const RECORD_VERSION: u8 = 1;
+
+/// A registered device's public keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// When the device registered, ms since the Unix epoch.
+    pub registered_at_ms: i64,
+    /// The 128-byte public identity.
+    pub identity: Vec<u8>,
+    /// The 108-byte signed prekey.
+    pub signed_prekey: Vec<u8>,
+}
+
+/// An envelope waiting in a mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Sequence within the mailbox.
+    pub sequence: u64,
+    /// When the relay accepted it.
+    pub received_at_ms: i64,
+    /// The sealed envelope.
+    pub envelope: Vec<u8>,
+}
+
+/// A blob's description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobInfo {
+    /// Complete (all chunks stored and flushed).
+    pub finished: bool,
+    /// Total size in bytes.
+    pub size: u64,
+    /// Number of chunks.
+    pub chunks: u32,
+    /// When the blob is deleted.
+    pub expires_at_ms: i64,
+}
+
+pub(crate) fn versioned(parts: &[&[u8]]) -> Vec<u8> {
+    let len = 1 + parts.iter().map(|p| p.len()).sum::<usize>();
+    let mut out = Vec::with_capacity(len);
+    out.push(RECORD_VERSION);
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+/// Strips and checks the version byte.
+pub(crate) fn body<'a>(value: &'a [u8], tree: &'static str) -> Result<&'a [u8]> {
+    match value.split_first() {
+        Some((&RECORD_VERSION, rest)) => Ok(rest),
+        _ => Err(StoreError::Corrupt(tree)),
+    }
+}
+
+pub(crate) fn u64_at(bytes: &[u8], at: usize, tree: &'static str) -> Result<u64> {
+    bytes
+        .get(at..at + 8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .ok_or(StoreError::Corrupt(tree))
+}
+
+pub(crate) fn i64_at(bytes: &[u8], at: usize, tree: &'static str) -> Result<i64> {
+    u64_at(bytes, at, tree).map(|v| v as i64)
+}
+
+pub(crate) fn u32_at(bytes: &[u8], at: usize, tree: &'static str) -> Result<u32> {
+    bytes
+        .get(at..at + 4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_be_bytes)
+        .ok_or(StoreError::Corrupt(tree))
+}
+
+impl DeviceRecord {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        versioned(&[
+            &self.registered_at_ms.to_be_bytes(),
+            &self.identity,
+            &self.signed_prekey,
+        ])
+    }
+
+    pub(crate) fn decode(value: &[u8]) -> Result<Self> {
+        let b = body(value, "devices")?;
+        if b.len() != 8 + 128 + 108 {
+            return Err(StoreError::Corrupt("devices"));
+        }
+        Ok(Self {
+            registered_at_ms: i64_at(b, 0, "devices")?,
+            identity: b[8..136].to_vec(),
+            signed_prekey: b[136..].to_vec(),
+        })
+    }
+}
+
+impl BlobInfo {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        versioned(&[
+            &[u8::from(self.finished)],
+            &self.size.to_be_bytes(),
+            &self.chunks.to_be_bytes(),
+            &self.expires_at_ms.to_be_bytes(),
+        ])
+    }
+
+    pub(crate) fn decode(value: &[u8]) -> Result<Self> {
+        let b = body(value, "blobs")?;
+        if b.len() != 1 + 8 + 4 + 8 || b[0] > 1 {
+            return Err(StoreError::Corrupt("blobs"));
+        }
+        Ok(Self {
+            finished: b[0] == 1,
+            size: u64_at(b, 1, "blobs")?,
+            chunks: u32_at(b, 9, "blobs")?,
+            expires_at_ms: i64_at(b, 13, "blobs")?,
+        })
+    }
+}

@@ -1,0 +1,548 @@
+//! The embedded default: sled on local disk, with group commit.
+//!
+//! sled keeps writes in memory and its log until a flush makes them
+//! durable. A send must not be acknowledged before that, but one fsync per
+//! message would cap throughput at the disk's fsync rate. So writers queue
+//! for a *group commit*: one task runs `flush_async` for everyone who
+//! queued before it started, then wakes them all; writers that arrive
+//! during a flush go into the next one.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use crate::records::{body, i64_at, u64_at, versioned};
+use crate::{
+    Address, BlobId, BlobInfo, ClientMessageId, DeviceRecord, Enqueued, Result, Store, StoreError,
+    StoredMessage,
+};
+
+/// Counters of the group commit, for the relay's metrics.
+#[derive(Debug, Default)]
+pub struct FlushStats {
+    /// Flushes run.
+    pub flushes: AtomicU64,
+    /// Writers made durable (sum of batch sizes).
+    pub commits: AtomicU64,
+    /// Total time spent flushing, microseconds.
+    pub flush_micros: AtomicU64,
+    /// Longest flush, microseconds.
+    pub max_flush_micros: AtomicU64,
+}
+
+type Waiter = oneshot::Sender<std::result::Result<(), String>>;
+
+enum Request {
+    /// Make everything written so far durable, then answer.
+    Commit(Waiter),
+    /// Flush, answer, and stop (releasing the task's handle on the db).
+    Close(Waiter),
+}
+
+/// The sled-backed [`Store`].
+pub struct SledStore {
+    db: sled::Db,
+    devices: sled::Tree,
+    otks: sled::Tree,
+    mailboxes: sled::Tree,
+    heads: sled::Tree,
+    dedupe: sled::Tree,
+    blobs: sled::Tree,
+    chunks: sled::Tree,
+    meta: sled::Tree,
+    commits: mpsc::UnboundedSender<Request>,
+    prekey_lock: Mutex<()>,
+    stats: Arc<FlushStats>,
+}
+
+/// The names of the trees, for tools that read a store offline.
+pub const TREES: [&str; 8] = [
+    "devices",
+    "one_time_prekeys",
+    "mailboxes",
+    "mailbox_heads",
+    "dedupe",
+    "blobs",
+    "blob_chunks",
+    "meta",
+];
+
+const SCHEMA_VERSION: &[u8] = b"1";
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn key2(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(a.len() + b.len());
+    k.extend_from_slice(a);
+    k.extend_from_slice(b);
+    k
+}
+
+impl SledStore {
+    /// Opens (or creates) a store in `dir`. Must be called inside a tokio
+    /// runtime: it starts the group-commit task.
+    pub fn open(dir: &std::path::Path) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(backend)?;
+        let tree = |name: &str| db.open_tree(name).map_err(backend);
+        let stats = Arc::new(FlushStats::default());
+        let commits = spawn_committer(db.clone(), stats.clone());
+        let store = Self {
+            devices: tree(TREES[0])?,
+            otks: tree(TREES[1])?,
+            mailboxes: tree(TREES[2])?,
+            heads: tree(TREES[3])?,
+            dedupe: tree(TREES[4])?,
+            blobs: tree(TREES[5])?,
+            chunks: tree(TREES[6])?,
+            meta: tree(TREES[7])?,
+            db,
+            commits,
+            prekey_lock: Mutex::new(()),
+            stats,
+        };
+        match store.meta.get("schema_version").map_err(backend)? {
+            None => {
+                store
+                    .meta
+                    .insert("schema_version", SCHEMA_VERSION)
+                    .map_err(backend)?;
+            }
+            Some(v) if v.as_ref() == SCHEMA_VERSION => {}
+            Some(_) => return Err(StoreError::Corrupt("meta: unsupported schema version")),
+        }
+        Ok(store)
+    }
+
+    /// Group-commit counters.
+    pub fn flush_stats(&self) -> Arc<FlushStats> {
+        self.stats.clone()
+    }
+
+    /// Waits until everything written so far is durable.
+    async fn commit(&self) -> Result<()> {
+        self.request(Request::Commit).await
+    }
+
+    async fn request(&self, make: fn(Waiter) -> Request) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.commits
+            .send(make(tx))
+            .map_err(|_| StoreError::Backend("group-commit task stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Backend("group-commit task stopped".into()))?
+            .map_err(StoreError::Backend)
+    }
+}
+
+fn spawn_committer(db: sled::Db, stats: Arc<FlushStats>) -> mpsc::UnboundedSender<Request> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Request>();
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut waiters = Vec::new();
+            let mut closing = None;
+            let mut take = |req: Request| match req {
+                Request::Commit(w) => waiters.push(w),
+                Request::Close(w) => closing = Some(w),
+            };
+            take(first);
+            while let Ok(more) = rx.try_recv() {
+                take(more);
+            }
+            let start = Instant::now();
+            let result = db
+                .flush_async()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+            stats.flushes.fetch_add(1, Ordering::Relaxed);
+            stats
+                .commits
+                .fetch_add(waiters.len() as u64, Ordering::Relaxed);
+            stats.flush_micros.fetch_add(micros, Ordering::Relaxed);
+            stats.max_flush_micros.fetch_max(micros, Ordering::Relaxed);
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "flush failed");
+            }
+            for w in waiters {
+                let _ = w.send(result.clone());
+            }
+            if let Some(w) = closing {
+                drop(db);
+                let _ = w.send(result);
+                return;
+            }
+        }
+    });
+    tx
+}
+
+fn head(value: Option<sled::IVec>) -> Result<(u64, u64)> {
+    match value {
+        None => Ok((0, 0)),
+        Some(v) => {
+            let b = body(&v, "mailbox_heads")?;
+            Ok((
+                u64_at(b, 0, "mailbox_heads")?,
+                u64_at(b, 8, "mailbox_heads")?,
+            ))
+        }
+    }
+}
+
+fn abort<T>(e: StoreError) -> std::result::Result<T, ConflictableTransactionError<StoreError>> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+fn tx_result<T>(r: std::result::Result<T, TransactionError<StoreError>>) -> Result<T> {
+    r.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => backend(e),
+    })
+}
+
+#[async_trait]
+impl Store for SledStore {
+    async fn put_device(&self, address: &Address, record: &DeviceRecord) -> Result<()> {
+        self.devices
+            .insert(address, record.encode())
+            .map_err(backend)?;
+        self.commit().await
+    }
+
+    async fn device(&self, address: &Address) -> Result<Option<DeviceRecord>> {
+        self.devices
+            .get(address)
+            .map_err(backend)?
+            .map(|v| DeviceRecord::decode(&v))
+            .transpose()
+    }
+
+    async fn set_signed_prekey(&self, address: &Address, signed_prekey: &[u8]) -> Result<()> {
+        let result = self.devices.transaction(|devices| {
+            let Some(current) = devices.get(address)? else {
+                return abort(StoreError::NotFound("device"));
+            };
+            let mut record = match DeviceRecord::decode(&current) {
+                Ok(r) => r,
+                Err(e) => return abort(e),
+            };
+            record.signed_prekey = signed_prekey.to_vec();
+            devices.insert(address, record.encode())?;
+            Ok(())
+        });
+        tx_result(result)?;
+        self.commit().await
+    }
+
+    async fn add_one_time_prekeys(
+        &self,
+        address: &Address,
+        keys: &[(u32, Vec<u8>)],
+        limit: usize,
+    ) -> Result<usize> {
+        let _guard = self.prekey_lock.lock().await;
+        let existing = self.otks.scan_prefix(address).count();
+        let mut new = 0;
+        for (id, _) in keys {
+            if !self
+                .otks
+                .contains_key(key2(address, &id.to_be_bytes()))
+                .map_err(backend)?
+            {
+                new += 1;
+            }
+        }
+        if existing + new > limit {
+            return Err(StoreError::TooManyPreKeys { limit });
+        }
+        let mut batch = sled::Batch::default();
+        for (id, key) in keys {
+            batch.insert(key2(address, &id.to_be_bytes()), versioned(&[key]));
+        }
+        self.otks.apply_batch(batch).map_err(backend)?;
+        self.commit().await?;
+        Ok(existing + new)
+    }
+
+    async fn take_one_time_prekey(&self, address: &Address) -> Result<Option<Vec<u8>>> {
+        loop {
+            let Some(first) = self.otks.scan_prefix(address).next() else {
+                return Ok(None);
+            };
+            let (key, value) = first.map_err(backend)?;
+            // Only the caller whose compare-and-swap removes the key gets it.
+            let swapped = self
+                .otks
+                .compare_and_swap(&key, Some(&value), None as Option<&[u8]>)
+                .map_err(backend)?;
+            if swapped.is_ok() {
+                // Durable before it is handed out: a crash must not let the
+                // same one-time prekey go to a second initiator.
+                self.commit().await?;
+                return Ok(Some(body(&value, "one_time_prekeys")?.to_vec()));
+            }
+        }
+    }
+
+    async fn count_one_time_prekeys(&self, address: &Address) -> Result<usize> {
+        Ok(self.otks.scan_prefix(address).count())
+    }
+
+    async fn enqueue(
+        &self,
+        recipient: &Address,
+        client_message_id: &ClientMessageId,
+        envelope: &[u8],
+        received_at_ms: i64,
+        max_depth: u64,
+    ) -> Result<Enqueued> {
+        let dedupe_key = key2(recipient, client_message_id);
+        let value = versioned(&[&received_at_ms.to_be_bytes(), envelope]);
+        let result = (&self.mailboxes, &self.heads, &self.dedupe).transaction(
+            |(mailboxes, heads, dedupe)| {
+                if let Some(seen) = dedupe.get(&dedupe_key)? {
+                    let sequence = match body(&seen, "dedupe").and_then(|b| u64_at(b, 0, "dedupe"))
+                    {
+                        Ok(s) => s,
+                        Err(e) => return abort(e),
+                    };
+                    return Ok(Enqueued {
+                        sequence,
+                        duplicate: true,
+                    });
+                }
+                let (last, depth) = match head(heads.get(recipient)?) {
+                    Ok(h) => h,
+                    Err(e) => return abort(e),
+                };
+                if depth >= max_depth {
+                    return abort(StoreError::MailboxFull { limit: max_depth });
+                }
+                let sequence = last + 1;
+                mailboxes.insert(key2(recipient, &sequence.to_be_bytes()), value.clone())?;
+                heads.insert(
+                    recipient,
+                    versioned(&[&sequence.to_be_bytes(), &(depth + 1).to_be_bytes()]),
+                )?;
+                dedupe.insert(
+                    dedupe_key.clone(),
+                    versioned(&[&sequence.to_be_bytes(), &received_at_ms.to_be_bytes()]),
+                )?;
+                Ok(Enqueued {
+                    sequence,
+                    duplicate: false,
+                })
+            },
+        );
+        let enqueued = tx_result(result)?;
+        // A duplicate is durable only once the first send's flush is done;
+        // committing again is cheap and keeps the contract simple.
+        self.commit().await?;
+        Ok(enqueued)
+    }
+
+    async fn fetch(
+        &self,
+        recipient: &Address,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<StoredMessage>, bool)> {
+        let start = key2(recipient, &after.saturating_add(1).to_be_bytes());
+        let end = key2(recipient, &u64::MAX.to_be_bytes());
+        let mut out = Vec::with_capacity(limit.min(256));
+        let mut more = false;
+        for item in self.mailboxes.range(start..=end) {
+            let (key, value) = item.map_err(backend)?;
+            if out.len() == limit {
+                more = true;
+                break;
+            }
+            let b = body(&value, "mailboxes")?;
+            out.push(StoredMessage {
+                sequence: u64_at(&key, 32, "mailboxes")?,
+                received_at_ms: i64_at(b, 0, "mailboxes")?,
+                envelope: b.get(8..).ok_or(StoreError::Corrupt("mailboxes"))?.to_vec(),
+            });
+        }
+        Ok((out, more))
+    }
+
+    async fn ack(&self, recipient: &Address, sequences: &[u64]) -> Result<usize> {
+        let result = (&self.mailboxes, &self.heads).transaction(|(mailboxes, heads)| {
+            let mut deleted = 0u64;
+            for seq in sequences {
+                if mailboxes
+                    .remove(key2(recipient, &seq.to_be_bytes()))?
+                    .is_some()
+                {
+                    deleted += 1;
+                }
+            }
+            if deleted > 0 {
+                let (last, depth) = match head(heads.get(recipient)?) {
+                    Ok(h) => h,
+                    Err(e) => return abort(e),
+                };
+                heads.insert(
+                    recipient,
+                    versioned(&[
+                        &last.to_be_bytes(),
+                        &depth.saturating_sub(deleted).to_be_bytes(),
+                    ]),
+                )?;
+            }
+            Ok(deleted)
+        });
+        let deleted = tx_result(result)?;
+        if deleted > 0 {
+            self.commit().await?;
+        }
+        Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
+    }
+
+    async fn depth(&self, recipient: &Address) -> Result<u64> {
+        Ok(head(self.heads.get(recipient).map_err(backend)?)?.1)
+    }
+
+    async fn last_sequence(&self, recipient: &Address) -> Result<u64> {
+        Ok(head(self.heads.get(recipient).map_err(backend)?)?.0)
+    }
+
+    async fn prune_dedupe(&self, before_ms: i64) -> Result<usize> {
+        let mut removed = 0;
+        for item in self.dedupe.iter() {
+            let (key, value) = item.map_err(backend)?;
+            let b = body(&value, "dedupe")?;
+            if i64_at(b, 8, "dedupe")? < before_ms {
+                self.dedupe.remove(key).map_err(backend)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn begin_blob(&self, id: &BlobId, expires_at_ms: i64) -> Result<()> {
+        let info = BlobInfo {
+            finished: false,
+            size: 0,
+            chunks: 0,
+            expires_at_ms,
+        };
+        self.blobs.insert(id, info.encode()).map_err(backend)?;
+        Ok(())
+    }
+
+    async fn put_blob_chunk(&self, id: &BlobId, index: u32, data: &[u8]) -> Result<()> {
+        self.chunks
+            .insert(key2(id, &index.to_be_bytes()), versioned(&[data]))
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn finish_blob(&self, id: &BlobId, info: &BlobInfo) -> Result<()> {
+        if !self.blobs.contains_key(id).map_err(backend)? {
+            return Err(StoreError::NotFound("blob"));
+        }
+        self.blobs.insert(id, info.encode()).map_err(backend)?;
+        self.commit().await
+    }
+
+    async fn blob(&self, id: &BlobId) -> Result<Option<BlobInfo>> {
+        self.blobs
+            .get(id)
+            .map_err(backend)?
+            .map(|v| BlobInfo::decode(&v))
+            .transpose()
+    }
+
+    async fn blob_chunk(&self, id: &BlobId, index: u32) -> Result<Option<Vec<u8>>> {
+        self.chunks
+            .get(key2(id, &index.to_be_bytes()))
+            .map_err(backend)?
+            .map(|v| body(&v, "blob_chunks").map(<[u8]>::to_vec))
+            .transpose()
+    }
+
+    async fn delete_blob(&self, id: &BlobId) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for item in self.chunks.scan_prefix(id).keys() {
+            batch.remove(item.map_err(backend)?);
+        }
+        self.chunks.apply_batch(batch).map_err(backend)?;
+        self.blobs.remove(id).map_err(backend)?;
+        self.commit().await
+    }
+
+    async fn expired_blobs(&self, now_ms: i64, limit: usize) -> Result<Vec<BlobId>> {
+        let mut out = Vec::new();
+        for item in self.blobs.iter() {
+            let (key, value) = item.map_err(backend)?;
+            if BlobInfo::decode(&value)?.expires_at_ms < now_ms {
+                if let Ok(id) = <BlobId>::try_from(key.as_ref()) {
+                    out.push(id);
+                }
+                if out.len() == limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.meta.get(key).map_err(backend)?.map(|v| v.to_vec()))
+    }
+
+    async fn put_meta(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.meta.insert(key, value).map_err(backend)?;
+        self.commit().await
+    }
+
+    async fn meta_or_insert(&self, key: &str, value: &[u8]) -> Result<Vec<u8>> {
+        let current = self
+            .meta
+            .compare_and_swap(key, None as Option<&[u8]>, Some(value))
+            .map_err(backend)?;
+        let in_force = match current {
+            Ok(()) => value.to_vec(),
+            Err(e) => e.current.map(|v| v.to_vec()).unwrap_or_default(),
+        };
+        self.commit().await?;
+        Ok(in_force)
+    }
+
+    async fn total_depth(&self) -> Result<u64> {
+        let mut total = 0u64;
+        for item in self.heads.iter() {
+            let (_, value) = item.map_err(backend)?;
+            total = total.saturating_add(head(Some(value))?.1);
+        }
+        Ok(total)
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.commit().await
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.request(Request::Close).await
+    }
+}
+
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        // Best effort: a clean shutdown also flushes explicitly first.
+        let _ = self.db.flush();
+    }
+}

@@ -1,0 +1,26 @@
+//! `alcove-server`: the Alcove relay.
+//!
+//! The relay stores and forwards sealed envelopes and encrypted blobs. It
+//! never holds a key that opens them. It authenticates devices by their
+//! identity keys, keeps one mailbox per device, and bounds every request.
+//!
+//! The layout follows the concerns: [`config`] (flags), [`limits`] (every
+//! bound, and the rate limiter), [`auth`] (challenges and tokens),
+//! [`service`] (one file per gRPC service), [`metrics`], [`notify`] (live
+//! wake-ups), [`errors`] (the one place storage errors become statuses) and
+//! [`server`] (wiring, TLS, shutdown). Storage is behind
+//! `alcove_store::Store`.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod errors;
+pub mod limits;
+pub mod metrics;
+pub mod notify;
+pub mod server;
+pub mod service;
+
+pub use config::Config;
+pub use limits::Limits;
+pub use server::{start, RelayHandle};

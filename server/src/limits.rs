@@ -1,0 +1,139 @@
+//! Every bound the relay enforces, named and documented in one place, and
+//! the per-device rate limiter. Tests import these rather than repeating
+//! numbers.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+
+/// Largest sealed envelope accepted by default: the 256 KiB padding bucket
+/// plus the envelope overhead. Larger content goes through blobs.
+pub const DEFAULT_MAX_ENVELOPE: usize =
+    (256 << 10) + alcove_protocol::sealed_sender::ENVELOPE_OVERHEAD;
+/// Largest piece of an upload stream.
+pub const MAX_UPLOAD_PIECE: usize = 1 << 20;
+/// Size of the pieces a download is streamed in.
+pub const DOWNLOAD_PIECE: usize = 256 << 10;
+/// How long a challenge may be answered.
+pub const CHALLENGE_TTL: Duration = Duration::from_secs(60);
+/// Challenges waiting for an answer, relay-wide (oldest dropped beyond).
+pub const MAX_PENDING_CHALLENGES: usize = 100_000;
+/// How long an idempotency key is remembered after a send.
+pub const DEDUPE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How often expired blobs and idempotency keys are swept.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// Envelopes a subscriber may have in flight before backpressure.
+pub const SUBSCRIBE_BUFFER: usize = 64;
+
+/// Tunable limits (flags and environment variables).
+#[derive(Debug, Clone, Args)]
+pub struct Limits {
+    /// Largest envelope accepted, bytes.
+    #[arg(long, env = "ALCOVE_MAX_ENVELOPE_BYTES", default_value_t = DEFAULT_MAX_ENVELOPE)]
+    pub max_envelope_bytes: usize,
+    /// Largest blob accepted, bytes.
+    #[arg(long, env = "ALCOVE_MAX_BLOB_BYTES", default_value_t = 512 << 20)]
+    pub max_blob_bytes: u64,
+    /// How long blobs are kept, seconds.
+    #[arg(long, env = "ALCOVE_BLOB_TTL_SECS", default_value_t = 30 * 24 * 3600)]
+    pub blob_ttl_secs: u64,
+    /// Default number of envelopes per fetch.
+    #[arg(long, env = "ALCOVE_DEFAULT_PAGE", default_value_t = 100)]
+    pub default_page: u32,
+    /// Largest number of envelopes per fetch (and acks per request).
+    #[arg(long, env = "ALCOVE_MAX_PAGE", default_value_t = 500)]
+    pub max_page: u32,
+    /// Most one-time prekeys a device may hold.
+    #[arg(long, env = "ALCOVE_MAX_ONE_TIME_PREKEYS", default_value_t = 200)]
+    pub max_one_time_prekeys: usize,
+    /// Most envelopes waiting in one mailbox.
+    #[arg(long, env = "ALCOVE_MAX_MAILBOX_DEPTH", default_value_t = 10_000)]
+    pub max_mailbox_depth: u64,
+    /// Sustained requests per second per device (and per IP before login).
+    #[arg(long, env = "ALCOVE_RATE_PER_SEC", default_value_t = 200.0)]
+    pub rate_per_sec: f64,
+    /// Burst allowance of the rate limit.
+    #[arg(long, env = "ALCOVE_RATE_BURST", default_value_t = 400.0)]
+    pub rate_burst: f64,
+    /// Bundles one device may fetch per minute (limits draining a
+    /// contact's one-time prekeys).
+    #[arg(long, env = "ALCOVE_BUNDLE_FETCHES_PER_MIN", default_value_t = 30.0)]
+    pub bundle_fetches_per_min: f64,
+    /// Live subscriptions per device.
+    #[arg(long, env = "ALCOVE_MAX_SUBSCRIPTIONS", default_value_t = 4)]
+    pub max_subscriptions_per_device: usize,
+    /// How long a session token lives, seconds.
+    #[arg(long, env = "ALCOVE_TOKEN_TTL_SECS", default_value_t = 3600)]
+    pub token_ttl_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_envelope_bytes: DEFAULT_MAX_ENVELOPE,
+            max_blob_bytes: 512 << 20,
+            blob_ttl_secs: 30 * 24 * 3600,
+            default_page: 100,
+            max_page: 500,
+            max_one_time_prekeys: 200,
+            max_mailbox_depth: 10_000,
+            rate_per_sec: 200.0,
+            rate_burst: 400.0,
+            bundle_fetches_per_min: 30.0,
+            max_subscriptions_per_device: 4,
+            token_ttl_secs: 3600,
+        }
+    }
+}
+
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// A keyed token-bucket rate limiter.
+pub struct RateLimiter {
+    rate_per_sec: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<Vec<u8>, Bucket>>,
+}
+
+/// Keys kept before idle buckets are dropped.
+const MAX_BUCKETS: usize = 100_000;
+
+impl RateLimiter {
+    /// `rate_per_sec` sustained, `burst` at once.
+    pub fn new(rate_per_sec: f64, burst: f64) -> Self {
+        Self {
+            rate_per_sec,
+            burst,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token for `key`; false when the key is over its rate.
+    pub fn allow(&self, key: &[u8]) -> bool {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
+            // Full buckets refill within burst/rate seconds; drop those.
+            let horizon = Duration::from_secs_f64(self.burst / self.rate_per_sec.max(1e-9));
+            buckets.retain(|_, b| now.duration_since(b.last) < horizon);
+        }
+        let bucket = buckets.entry(key.to_vec()).or_insert(Bucket {
+            tokens: self.burst,
+            last: now,
+        });
+        let elapsed = now.duration_since(bucket.last).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * self.rate_per_sec).min(self.burst);
+        bucket.last = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}

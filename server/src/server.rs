@@ -1,0 +1,249 @@
+//! Wiring: store, services, health, reflection, TLS, background sweeps,
+//! metrics, graceful shutdown.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alcove_api::v1::auth_server::AuthServer;
+use alcove_api::v1::blobs_server::BlobsServer;
+use alcove_api::v1::keys_server::KeysServer;
+use alcove_api::v1::mailbox_server::MailboxServer;
+use alcove_store::{SledStore, Store};
+use anyhow::Context;
+use rand::RngCore;
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+use crate::auth::{now_ms, Authenticator};
+use crate::config::Config;
+use crate::limits::{RateLimiter, DEDUPE_RETENTION, SWEEP_INTERVAL};
+use crate::metrics::{self, Metrics};
+use crate::notify::Notifier;
+use crate::service::{Relay, Services};
+
+/// A running relay.
+pub struct RelayHandle {
+    /// The gRPC address it listens on.
+    pub addr: SocketAddr,
+    /// The metrics address, if enabled.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The server id devices sign.
+    pub server_id: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RelayHandle {
+    /// Stops accepting, ends live streams, waits for requests in flight,
+    /// flushes and closes the store.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await.context("relay task panicked")?
+    }
+
+    /// Runs until the relay stops by itself (it does not, short of an error).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("relay task panicked")?
+    }
+}
+
+async fn secret(store: &dyn Store, key: &str, len: usize) -> anyhow::Result<Vec<u8>> {
+    let mut fresh = vec![0u8; len];
+    rand::thread_rng().fill_bytes(&mut fresh);
+    Ok(store.meta_or_insert(key, &fresh).await?)
+}
+
+/// Opens the store in `config.data_dir` and starts serving.
+pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let sled = SledStore::open(&config.data_dir)
+        .with_context(|| format!("opening store in {}", config.data_dir.display()))?;
+    let flush_stats = sled.flush_stats();
+    let store: Arc<dyn Store> = Arc::new(sled);
+
+    let server_id = match &config.server_id {
+        Some(id) => id.clone(),
+        None => {
+            let raw = secret(store.as_ref(), "server_id", 16).await?;
+            raw.iter().map(|b| format!("{b:02x}")).collect()
+        }
+    };
+    let token_key: [u8; 32] = secret(store.as_ref(), "token_key", 32)
+        .await?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("stored token key has the wrong length"))?;
+
+    let metrics = Arc::new(Metrics::with_flush_stats(Some(flush_stats)));
+    let depth = store.total_depth().await?;
+    metrics.queue_depth.store(
+        i64::try_from(depth).unwrap_or(i64::MAX),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let limits = config.limits.clone();
+    let relay = Arc::new(Relay {
+        store: store.clone(),
+        auth: Authenticator::new(
+            server_id.clone(),
+            token_key,
+            Duration::from_secs(limits.token_ttl_secs),
+        ),
+        device_rate: RateLimiter::new(limits.rate_per_sec, limits.rate_burst),
+        bundle_rate: RateLimiter::new(
+            limits.bundle_fetches_per_min / 60.0,
+            limits.bundle_fetches_per_min.max(1.0),
+        ),
+        ip_rate: RateLimiter::new(limits.rate_per_sec, limits.rate_burst),
+        limits,
+        metrics: metrics.clone(),
+        notifier: Notifier::default(),
+        subscriptions: Mutex::new(HashMap::new()),
+        shutdown: shutdown_rx,
+    });
+    drop(store);
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    // TCP_NODELAY: without it every unary call waits ~40 ms for a delayed ACK.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+
+    let metrics_task = match config.metrics_listen {
+        Some(a) => {
+            let l = TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding metrics {a}"))?;
+            let metrics_addr = l.local_addr()?;
+            Some((
+                metrics_addr,
+                tokio::spawn(metrics::serve(l, metrics.clone())),
+            ))
+        }
+        None => None,
+    };
+    let metrics_addr = metrics_task.as_ref().map(|(a, _)| *a);
+
+    let mut builder = Server::builder();
+    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+        let cert = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+        let key = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
+        builder = builder
+            .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
+            .context("TLS configuration")?;
+    }
+
+    let services = Services {
+        relay: relay.clone(),
+    };
+    // Decode anything up to the largest envelope the protocol can make, so
+    // that an envelope over the configured limit gets our clear
+    // RESOURCE_EXHAUSTED; only larger garbage meets tonic's own limit.
+    let largest_envelope = alcove_protocol::sealed_sender::ENVELOPE_OVERHEAD
+        + alcove_protocol::limits::PADDING_BUCKETS
+            [alcove_protocol::limits::PADDING_BUCKETS.len() - 1];
+    let max_message = relay.limits.max_envelope_bytes.max(largest_envelope) + 64 * 1024;
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<MailboxServer<Services>>()
+        .await;
+    health_reporter.set_serving::<AuthServer<Services>>().await;
+    health_reporter.set_serving::<KeysServer<Services>>().await;
+    health_reporter.set_serving::<BlobsServer<Services>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(alcove_api::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("reflection service")?;
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(alcove_api::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .context("reflection service")?;
+
+    let router = builder
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
+        .add_service(AuthServer::new(services.clone()).max_decoding_message_size(64 * 1024))
+        .add_service(KeysServer::new(services.clone()).max_decoding_message_size(64 * 1024))
+        .add_service(MailboxServer::new(services.clone()).max_decoding_message_size(max_message))
+        .add_service(
+            BlobsServer::new(services.clone())
+                .max_decoding_message_size(crate::limits::MAX_UPLOAD_PIECE + 1024),
+        );
+    drop(services);
+
+    let sweeper = tokio::spawn(sweep(relay.clone()));
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let served = router
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = stop_rx.await;
+                // End live subscriptions so the graceful shutdown can finish.
+                let _ = shutdown_tx.send(true);
+            })
+            .await;
+        sweeper.abort();
+        let _ = sweeper.await;
+        if let Some((_, t)) = metrics_task {
+            t.abort();
+            let _ = t.await;
+        }
+        // Wait (bounded) for streams still finishing to drop their handles.
+        for _ in 0..500 {
+            if Arc::strong_count(&relay) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let closed = relay.store.close().await;
+        drop(relay);
+        tracing::info!("relay stopped; store flushed and closed");
+        served.context("serving gRPC")?;
+        closed.context("closing the store")?;
+        Ok(())
+    });
+
+    tracing::info!(%addr, tls = config.tls_cert.is_some(), "relay listening");
+    Ok(RelayHandle {
+        addr,
+        metrics_addr,
+        server_id,
+        stop: Some(stop_tx),
+        task,
+    })
+}
+
+/// Deletes expired blobs and old idempotency keys, periodically.
+async fn sweep(relay: Arc<Relay>) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        tick.tick().await;
+        let now = now_ms();
+        match relay.store.expired_blobs(now, 1000).await {
+            Ok(ids) => {
+                for id in ids {
+                    if let Err(e) = relay.store.delete_blob(&id).await {
+                        tracing::warn!(error = %e, "deleting an expired blob failed");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "listing expired blobs failed"),
+        }
+        let retention = i64::try_from(DEDUPE_RETENTION.as_millis()).unwrap_or(i64::MAX);
+        if let Err(e) = relay.store.prune_dedupe(now - retention).await {
+            tracing::warn!(error = %e, "pruning idempotency keys failed");
+        }
+    }
+}

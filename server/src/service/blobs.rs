@@ -1,0 +1,183 @@
+//! `alcove.v1.Blobs`: encrypted attachments, streamed in and out.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use alcove_api::v1::blobs_server::Blobs;
+use alcove_api::v1::upload_request::Part;
+use alcove_api::v1::{DownloadRequest, DownloadResponse, UploadRequest, UploadResponse};
+use alcove_store::BlobInfo;
+use rand::RngCore;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::Services;
+use crate::auth::now_ms;
+use crate::errors::store_status;
+use crate::limits::{DOWNLOAD_PIECE, MAX_UPLOAD_PIECE};
+
+/// An upload that does not finish within this time is swept.
+const UNFINISHED_TTL: Duration = Duration::from_secs(3600);
+
+#[tonic::async_trait]
+impl Blobs for Services {
+    async fn upload(
+        &self,
+        request: Request<Streaming<UploadRequest>>,
+    ) -> Result<Response<UploadResponse>, Status> {
+        let relay = &self.relay;
+        let me = relay.track(relay.authorize(&request));
+        me?;
+        let mut stream = request.into_inner();
+        let first = relay.track(stream.message().await?.ok_or_else(|| {
+            Status::invalid_argument("empty upload: the first message must be the header")
+        }))?;
+        let size = match first.part {
+            Some(Part::Header(h)) => h.size,
+            _ => {
+                return relay.track(Err(Status::invalid_argument(
+                    "the first upload message must be the header",
+                )))
+            }
+        };
+        if size > relay.limits.max_blob_bytes {
+            return relay.track(Err(Status::resource_exhausted(format!(
+                "blob of {size} bytes exceeds the limit of {} bytes",
+                relay.limits.max_blob_bytes
+            ))));
+        }
+        let mut id = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut id);
+        let pending_until =
+            now_ms() + i64::try_from(UNFINISHED_TTL.as_millis()).unwrap_or(i64::MAX);
+        relay
+            .store
+            .begin_blob(&id, pending_until)
+            .await
+            .map_err(store_status)?;
+
+        let received = async {
+            let mut total: u64 = 0;
+            let mut index: u32 = 0;
+            while let Some(msg) = stream.message().await? {
+                let data = match msg.part {
+                    Some(Part::Data(d)) => d,
+                    _ => return Err(Status::invalid_argument("only data may follow the header")),
+                };
+                if data.len() > MAX_UPLOAD_PIECE {
+                    return Err(Status::invalid_argument(format!(
+                        "upload pieces are at most {MAX_UPLOAD_PIECE} bytes"
+                    )));
+                }
+                total += data.len() as u64;
+                if total > size {
+                    return Err(Status::invalid_argument("more data than the header's size"));
+                }
+                if data.is_empty() {
+                    continue;
+                }
+                relay
+                    .store
+                    .put_blob_chunk(&id, index, &data)
+                    .await
+                    .map_err(store_status)?;
+                index = index
+                    .checked_add(1)
+                    .ok_or_else(|| Status::resource_exhausted("too many upload pieces"))?;
+            }
+            if total != size {
+                return Err(Status::invalid_argument(format!(
+                    "upload ended after {total} of {size} bytes"
+                )));
+            }
+            Ok(index)
+        }
+        .await;
+        let chunks = match received {
+            Ok(chunks) => chunks,
+            Err(status) => {
+                let _ = relay.store.delete_blob(&id).await;
+                return relay.track(Err(status));
+            }
+        };
+        let ttl_ms =
+            i64::try_from(relay.limits.blob_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let info = BlobInfo {
+            finished: true,
+            size,
+            chunks,
+            expires_at_ms: now_ms().saturating_add(ttl_ms),
+        };
+        relay
+            .store
+            .finish_blob(&id, &info)
+            .await
+            .map_err(store_status)?;
+        relay.metrics.blobs_uploaded.fetch_add(1, Ordering::Relaxed);
+        Ok(Response::new(UploadResponse {
+            blob_id: id.to_vec(),
+            size,
+            expires_at_ms: info.expires_at_ms,
+        }))
+    }
+
+    type DownloadStream = ReceiverStream<Result<DownloadResponse, Status>>;
+
+    async fn download(
+        &self,
+        request: Request<DownloadRequest>,
+    ) -> Result<Response<Self::DownloadStream>, Status> {
+        let relay = &self.relay;
+        let result = async {
+            relay.authorize(&request)?;
+            let id: [u8; 16] = request
+                .get_ref()
+                .blob_id
+                .as_slice()
+                .try_into()
+                .map_err(|_| Status::invalid_argument("blob_id must be 16 bytes"))?;
+            let info = relay
+                .store
+                .blob(&id)
+                .await
+                .map_err(store_status)?
+                .filter(|i| i.finished && i.expires_at_ms > now_ms())
+                .ok_or_else(|| {
+                    Status::not_found("no such blob (never uploaded, unfinished or expired)")
+                })?;
+            Ok((id, info))
+        }
+        .await;
+        let (id, info) = relay.track(result)?;
+        let (tx, rx) = mpsc::channel(4);
+        let store = relay.store.clone();
+        tokio::spawn(async move {
+            for index in 0..info.chunks {
+                let chunk = match store.blob_chunk(&id, index).await {
+                    Ok(Some(c)) => c,
+                    Ok(None) => {
+                        let _ = tx.send(Err(Status::data_loss("blob chunk missing"))).await;
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(store_status(e))).await;
+                        return;
+                    }
+                };
+                for piece in chunk.chunks(DOWNLOAD_PIECE) {
+                    if tx
+                        .send(Ok(DownloadResponse {
+                            data: piece.to_vec(),
+                        }))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}

@@ -1,0 +1,270 @@
+//! `alcove.v1.Mailbox`: send, fetch, acknowledge, subscribe.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use alcove_api::v1::mailbox_server::Mailbox;
+use alcove_api::v1::{
+    AckRequest, AckResponse, Envelope, FetchRequest, FetchResponse, SendRequest, SendResponse,
+    SubscribeRequest,
+};
+use alcove_protocol::sealed_sender;
+use alcove_store::StoredMessage;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::{Relay, Services};
+use crate::auth::now_ms;
+use crate::errors::{address, store_status};
+use crate::limits::SUBSCRIBE_BUFFER;
+
+/// Only the owner may touch a mailbox: the field is empty or the caller's.
+fn own_mailbox(me: &[u8; 32], mailbox: &[u8]) -> Result<(), Status> {
+    if mailbox.is_empty() || mailbox == me {
+        Ok(())
+    } else if mailbox.len() != 32 {
+        Err(Status::invalid_argument(
+            "mailbox must be empty or 32 bytes",
+        ))
+    } else {
+        Err(Status::permission_denied(
+            "only the owner may read or acknowledge a mailbox",
+        ))
+    }
+}
+
+fn envelope(m: StoredMessage) -> Envelope {
+    Envelope {
+        sequence: m.sequence,
+        received_at_ms: m.received_at_ms,
+        envelope: m.envelope,
+    }
+}
+
+/// Releases a device's subscription slot when its stream ends.
+struct SubscriptionSlot {
+    relay: Arc<Relay>,
+    address: [u8; 32],
+}
+
+impl Drop for SubscriptionSlot {
+    fn drop(&mut self) {
+        let mut subs = self
+            .relay
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = subs.get_mut(&self.address) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                subs.remove(&self.address);
+            }
+        }
+        self.relay
+            .metrics
+            .subscriptions
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[tonic::async_trait]
+impl Mailbox for Services {
+    async fn send(&self, request: Request<SendRequest>) -> Result<Response<SendResponse>, Status> {
+        let relay = &self.relay;
+        let result = async {
+            relay.authorize(&request)?;
+            let req = request.get_ref();
+            let recipient = address(&req.recipient, "recipient")?;
+            let client_message_id: [u8; 16] = req
+                .client_message_id
+                .as_slice()
+                .try_into()
+                .map_err(|_| Status::invalid_argument("client_message_id must be 16 bytes"))?;
+            let len = req.envelope.len();
+            if len > relay.limits.max_envelope_bytes {
+                return Err(Status::resource_exhausted(format!(
+                    "envelope of {len} bytes exceeds the limit of {} bytes; send documents as blobs",
+                    relay.limits.max_envelope_bytes
+                )));
+            }
+            if req.envelope.first() != Some(&sealed_sender::ENVELOPE_VERSION) || !sealed_sender::is_envelope_len(len) {
+                return Err(Status::invalid_argument(
+                    "envelope is not a sealed-sender envelope (version 1, padded length)",
+                ));
+            }
+            if relay.store.device(&recipient).await.map_err(store_status)?.is_none() {
+                return Err(Status::not_found("recipient not registered"));
+            }
+            let enqueued = relay
+                .store
+                .enqueue(&recipient, &client_message_id, &req.envelope, now_ms(), relay.limits.max_mailbox_depth)
+                .await
+                .map_err(store_status)?;
+            if enqueued.duplicate {
+                relay.metrics.messages_duplicate.fetch_add(1, Ordering::Relaxed);
+            } else {
+                relay.metrics.messages_accepted.fetch_add(1, Ordering::Relaxed);
+                relay.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
+                relay.notifier.notify(&recipient, enqueued.sequence);
+            }
+            Ok(Response::new(SendResponse {
+                sequence: enqueued.sequence,
+                duplicate: enqueued.duplicate,
+            }))
+        }
+        .await;
+        relay.track(result)
+    }
+
+    async fn fetch(
+        &self,
+        request: Request<FetchRequest>,
+    ) -> Result<Response<FetchResponse>, Status> {
+        let relay = &self.relay;
+        let result = async {
+            let me = relay.authorize(&request)?;
+            let req = request.get_ref();
+            own_mailbox(&me, &req.mailbox)?;
+            let limit = match req.limit {
+                0 => relay.limits.default_page,
+                n if n > relay.limits.max_page => {
+                    return Err(Status::invalid_argument(format!(
+                        "limit {n} exceeds the maximum page of {}",
+                        relay.limits.max_page
+                    )))
+                }
+                n => n,
+            };
+            let (messages, more) = relay
+                .store
+                .fetch(&me, req.after_sequence, limit as usize)
+                .await
+                .map_err(store_status)?;
+            relay
+                .metrics
+                .messages_delivered
+                .fetch_add(messages.len() as u64, Ordering::Relaxed);
+            Ok(Response::new(FetchResponse {
+                envelopes: messages.into_iter().map(envelope).collect(),
+                more,
+            }))
+        }
+        .await;
+        relay.track(result)
+    }
+
+    async fn ack(&self, request: Request<AckRequest>) -> Result<Response<AckResponse>, Status> {
+        let relay = &self.relay;
+        let result = async {
+            let me = relay.authorize(&request)?;
+            own_mailbox(&me, &request.get_ref().mailbox)?;
+            let sequences = &request.get_ref().sequences;
+            if sequences.len() > relay.limits.max_page as usize {
+                return Err(Status::invalid_argument(format!(
+                    "at most {} sequences per ack",
+                    relay.limits.max_page
+                )));
+            }
+            if sequences.contains(&0) {
+                return Err(Status::invalid_argument(
+                    "sequence 0 does not exist; sequences start at 1",
+                ));
+            }
+            let deleted = relay
+                .store
+                .ack(&me, sequences)
+                .await
+                .map_err(store_status)?;
+            relay
+                .metrics
+                .messages_acked
+                .fetch_add(deleted as u64, Ordering::Relaxed);
+            relay
+                .metrics
+                .queue_depth
+                .fetch_sub(i64::try_from(deleted).unwrap_or(0), Ordering::Relaxed);
+            Ok(Response::new(AckResponse {
+                deleted: u32::try_from(deleted).unwrap_or(u32::MAX),
+            }))
+        }
+        .await;
+        relay.track(result)
+    }
+
+    type SubscribeStream = ReceiverStream<Result<Envelope, Status>>;
+
+    async fn subscribe(
+        &self,
+        request: Request<SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let relay = &self.relay;
+        let result = (|| {
+            let me = relay.authorize(&request)?;
+            own_mailbox(&me, &request.get_ref().mailbox)?;
+            let mut subs = relay
+                .subscriptions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let n = subs.entry(me).or_default();
+            if *n >= relay.limits.max_subscriptions_per_device {
+                return Err(Status::resource_exhausted(format!(
+                    "at most {} live subscriptions per device",
+                    relay.limits.max_subscriptions_per_device
+                )));
+            }
+            *n += 1;
+            relay.metrics.subscriptions.fetch_add(1, Ordering::Relaxed);
+            Ok(me)
+        })();
+        let me = relay.track(result)?;
+        let slot = SubscriptionSlot {
+            relay: relay.clone(),
+            address: me,
+        };
+        let (tx, rx) = mpsc::channel(SUBSCRIBE_BUFFER);
+        let after = request.get_ref().after_sequence;
+        tokio::spawn(pump(slot, tx, after));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Sends what waits after `cursor`, then whatever arrives, until the client
+/// goes away or the relay shuts down.
+async fn pump(slot: SubscriptionSlot, tx: mpsc::Sender<Result<Envelope, Status>>, mut cursor: u64) {
+    let relay = slot.relay.clone();
+    // Subscribe to wake-ups before reading, so nothing slips in between.
+    let mut wake = relay.notifier.subscribe(&slot.address);
+    let mut shutdown = relay.shutdown.clone();
+    let page = relay.limits.default_page as usize;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let (messages, more) = match relay.store.fetch(&slot.address, cursor, page).await {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.send(Err(store_status(e))).await;
+                return;
+            }
+        };
+        for m in messages {
+            cursor = m.sequence;
+            relay
+                .metrics
+                .messages_delivered
+                .fetch_add(1, Ordering::Relaxed);
+            if tx.send(Ok(envelope(m))).await.is_err() {
+                return;
+            }
+        }
+        if more {
+            continue;
+        }
+        tokio::select! {
+            changed = wake.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
+            _ = tx.closed() => return,
+        }
+    }
+}

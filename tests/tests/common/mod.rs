@@ -1,0 +1,207 @@
+//! Test harness: the real relay on loopback over a real sled store in a
+//! temporary directory, and devices that talk to it with real gRPC
+//! clients and real keys.
+#![allow(dead_code)]
+
+use alcove_api::v1::auth_client::AuthClient;
+use alcove_api::v1::blobs_client::BlobsClient;
+use alcove_api::v1::keys_client::KeysClient;
+use alcove_api::v1::mailbox_client::MailboxClient;
+use alcove_api::v1::{ChallengeRequest, LoginRequest, RegisterRequest};
+use alcove_protocol::identity::IdentityKeyPair;
+use alcove_protocol::prekeys::{OneTimePreKeyPair, SignedPreKeyPair};
+use alcove_protocol::sealed_sender;
+use alcove_server::{Config, RelayHandle};
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use tonic::Request;
+
+/// A relay with its data directory.
+pub struct TestRelay {
+    pub handle: Option<RelayHandle>,
+    pub dir: tempfile::TempDir,
+    pub config: Config,
+}
+
+impl TestRelay {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::for_dir(dir.path());
+        tweak(&mut config);
+        let handle = alcove_server::start(config.clone()).await.unwrap();
+        Self {
+            handle: Some(handle),
+            dir,
+            config,
+        }
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.handle.as_ref().unwrap().addr
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr()))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    /// Stops the relay (flushing and closing the store) and starts a new
+    /// one on the same directory, on a new port.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.handle = Some(alcove_server::start(self.config.clone()).await.unwrap());
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown().await.unwrap();
+        }
+    }
+}
+
+/// A device with keys and, once logged in, a token.
+pub struct Device {
+    pub identity: IdentityKeyPair,
+    pub signed_prekey: SignedPreKeyPair,
+    pub one_time_prekeys: Vec<OneTimePreKeyPair>,
+    pub token: String,
+    pub channel: Channel,
+}
+
+impl Device {
+    pub fn new(channel: Channel, otks: u32) -> Self {
+        let mut rng = rand::rngs::OsRng;
+        let identity = IdentityKeyPair::generate(&mut rng);
+        let signed_prekey = SignedPreKeyPair::generate(&mut rng, &identity, 1, 1_700_000_000);
+        let one_time_prekeys = (0..otks)
+            .map(|i| OneTimePreKeyPair::generate(&mut rng, i + 1))
+            .collect();
+        Self {
+            identity,
+            signed_prekey,
+            one_time_prekeys,
+            token: String::new(),
+            channel,
+        }
+    }
+
+    /// A registered, logged-in device.
+    pub async fn registered(relay: &TestRelay, otks: u32) -> Self {
+        let mut d = Self::new(relay.channel().await, otks);
+        d.register().await.unwrap();
+        d
+    }
+
+    pub fn address(&self) -> [u8; 32] {
+        *self.identity.public().address().as_bytes()
+    }
+
+    pub async fn challenge(&self) -> (Vec<u8>, String) {
+        let r = AuthClient::new(self.channel.clone())
+            .challenge(ChallengeRequest {
+                address: self.address().to_vec(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        (r.challenge, r.server_id)
+    }
+
+    pub fn sign(&self, server_id: &str, challenge: &[u8]) -> Vec<u8> {
+        self.identity
+            .sign(&alcove_api::auth_message(
+                server_id,
+                &self.address(),
+                challenge,
+            ))
+            .to_bytes()
+            .to_vec()
+    }
+
+    pub async fn register(&mut self) -> Result<(), tonic::Status> {
+        let (challenge, server_id) = self.challenge().await;
+        let signature = self.sign(&server_id, &challenge);
+        let r = AuthClient::new(self.channel.clone())
+            .register(RegisterRequest {
+                identity: self.identity.public().to_bytes().to_vec(),
+                signed_prekey: self.signed_prekey.public().to_bytes().to_vec(),
+                one_time_prekeys: self
+                    .one_time_prekeys
+                    .iter()
+                    .map(|k| k.public().to_bytes().to_vec())
+                    .collect(),
+                challenge,
+                signature,
+            })
+            .await?
+            .into_inner();
+        self.token = r.token;
+        Ok(())
+    }
+
+    pub async fn login(&mut self) -> Result<(), tonic::Status> {
+        let (challenge, server_id) = self.challenge().await;
+        let signature = self.sign(&server_id, &challenge);
+        let r = AuthClient::new(self.channel.clone())
+            .login(LoginRequest {
+                address: self.address().to_vec(),
+                challenge,
+                signature,
+            })
+            .await?
+            .into_inner();
+        self.token = r.token;
+        Ok(())
+    }
+
+    /// A request carrying this device's token.
+    pub fn req<T>(&self, message: T) -> Request<T> {
+        let mut r = Request::new(message);
+        r.metadata_mut().insert(
+            "authorization",
+            MetadataValue::try_from(format!("Bearer {}", self.token)).unwrap(),
+        );
+        r
+    }
+
+    pub fn mailbox(&self) -> MailboxClient<Channel> {
+        MailboxClient::new(self.channel.clone()).max_decoding_message_size(8 << 20)
+    }
+
+    pub fn keys(&self) -> KeysClient<Channel> {
+        KeysClient::new(self.channel.clone())
+    }
+
+    pub fn blobs(&self) -> BlobsClient<Channel> {
+        BlobsClient::new(self.channel.clone())
+    }
+
+    /// A real sealed envelope from this device to `to`.
+    pub fn seal_to(&self, to: &Device, message: &[u8]) -> Vec<u8> {
+        sealed_sender::seal(
+            &mut rand::rngs::OsRng,
+            &self.identity,
+            to.identity.public(),
+            message,
+        )
+        .unwrap()
+    }
+}
+
+pub fn code<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> tonic::Code {
+    r.expect_err("expected an error status").code()
+}
+
+pub fn id16(n: u8) -> Vec<u8> {
+    let mut id = vec![0u8; 16];
+    id[0] = n;
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id[1..]);
+    id
+}

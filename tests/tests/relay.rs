@@ -1,0 +1,999 @@
+//! The relay end to end: every RPC's success path and its error statuses,
+//! against the real server on loopback and a real sled store.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alcove_api::v1::auth_client::AuthClient;
+use alcove_api::v1::upload_request::Part;
+use alcove_api::v1::*;
+use alcove_protocol::prekeys::PreKeyBundle;
+use alcove_protocol::sealed_sender;
+use alcove_store::{SledStore, Store};
+use common::{code, id16, Device, TestRelay};
+use tonic::Code;
+
+#[tokio::test]
+async fn register_login_and_keys() {
+    let relay = TestRelay::start().await;
+    let mut alice = Device::registered(&relay, 5).await;
+    let bob = Device::registered(&relay, 3).await;
+
+    // Login again with a fresh challenge.
+    alice.login().await.unwrap();
+
+    // Count, upload, rotate.
+    let n = alice
+        .keys()
+        .count_pre_keys(alice.req(CountPreKeysRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(n.one_time_prekeys, 5);
+    let mut rng = rand::rngs::OsRng;
+    let more: Vec<Vec<u8>> = (100..110)
+        .map(|i| {
+            alcove_protocol::prekeys::OneTimePreKeyPair::generate(&mut rng, i)
+                .public()
+                .to_bytes()
+                .to_vec()
+        })
+        .collect();
+    let n = alice
+        .keys()
+        .upload_one_time_pre_keys(alice.req(UploadOneTimePreKeysRequest {
+            one_time_prekeys: more,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(n.one_time_prekeys, 15);
+    let new_spk = alcove_protocol::prekeys::SignedPreKeyPair::generate(
+        &mut rng,
+        &alice.identity,
+        2,
+        1_800_000_000,
+    );
+    alice
+        .keys()
+        .rotate_signed_pre_key(alice.req(RotateSignedPreKeyRequest {
+            signed_prekey: new_spk.public().to_bytes().to_vec(),
+        }))
+        .await
+        .unwrap();
+
+    // Bob fetches Alice's bundle: verified, with the new signed prekey and
+    // a one-time prekey; the count goes down.
+    let bundle = bob
+        .keys()
+        .get_bundle(bob.req(GetBundleRequest {
+            address: alice.address().to_vec(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .bundle;
+    let bundle = PreKeyBundle::from_bytes(&bundle).unwrap();
+    assert_eq!(bundle.identity(), alice.identity.public());
+    assert_eq!(bundle.signed_prekey().id(), 2);
+    assert!(bundle.one_time_prekey().is_some());
+    let n = alice
+        .keys()
+        .count_pre_keys(alice.req(CountPreKeysRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(n.one_time_prekeys, 14);
+}
+
+#[tokio::test]
+async fn auth_errors() {
+    let relay = TestRelay::start().await;
+    let mut alice = Device::registered(&relay, 0).await;
+    let auth = AuthClient::new(alice.channel.clone());
+
+    // Bad address length.
+    assert_eq!(
+        code(
+            auth.clone()
+                .challenge(ChallengeRequest {
+                    address: vec![1; 5]
+                })
+                .await
+        ),
+        Code::InvalidArgument
+    );
+
+    // A challenge answered twice: the second time it is burnt.
+    let (challenge, server_id) = alice.challenge().await;
+    let signature = alice.sign(&server_id, &challenge);
+    let login = LoginRequest {
+        address: alice.address().to_vec(),
+        challenge,
+        signature,
+    };
+    auth.clone().login(login.clone()).await.unwrap();
+    assert_eq!(code(auth.clone().login(login).await), Code::Unauthenticated);
+
+    // A signature by another key.
+    let mallory = Device::new(relay.channel().await, 0);
+    let (challenge, server_id) = alice.challenge().await;
+    let signature = mallory.sign(&server_id, &challenge);
+    let r = auth
+        .clone()
+        .login(LoginRequest {
+            address: alice.address().to_vec(),
+            challenge,
+            signature,
+        })
+        .await;
+    assert_eq!(code(r), Code::Unauthenticated);
+
+    // A signature for another relay (server id) does not work here.
+    let (challenge, _) = alice.challenge().await;
+    let signature = alice.sign("some-other-relay", &challenge);
+    let r = auth
+        .clone()
+        .login(LoginRequest {
+            address: alice.address().to_vec(),
+            challenge,
+            signature,
+        })
+        .await;
+    assert_eq!(code(r), Code::Unauthenticated);
+
+    // Login of a device that never registered.
+    let mut stranger = Device::new(relay.channel().await, 0);
+    assert_eq!(code(stranger.login().await), Code::FailedPrecondition);
+
+    // Registration with a signed prekey signed by someone else.
+    let mut bad = Device::new(relay.channel().await, 0);
+    bad.signed_prekey = alcove_protocol::prekeys::SignedPreKeyPair::generate(
+        &mut rand::rngs::OsRng,
+        &mallory.identity,
+        1,
+        0,
+    );
+    let status = bad.register().await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("signed_prekey"),
+        "{}",
+        status.message()
+    );
+
+    // No token, a garbage token, a forged token.
+    let mb = alice.mailbox();
+    let r = mb.clone().fetch(FetchRequest::default()).await;
+    assert_eq!(code(r), Code::Unauthenticated);
+    alice.token = "not-a-token".into();
+    assert_eq!(
+        code(mb.clone().fetch(alice.req(FetchRequest::default())).await),
+        Code::Unauthenticated
+    );
+    alice.token = "A".repeat(96);
+    assert_eq!(
+        code(mb.clone().fetch(alice.req(FetchRequest::default())).await),
+        Code::Unauthenticated
+    );
+}
+
+#[tokio::test]
+async fn expired_tokens_are_refused() {
+    let relay = TestRelay::start_with(|c| c.limits.token_ttl_secs = 1).await;
+    let alice = Device::registered(&relay, 0).await;
+    alice
+        .mailbox()
+        .fetch(alice.req(FetchRequest::default()))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let status = alice
+        .mailbox()
+        .fetch(alice.req(FetchRequest::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert!(status.message().contains("expired"));
+}
+
+#[tokio::test]
+async fn send_fetch_ack_and_idempotency() {
+    let relay = TestRelay::start().await;
+    let alice = Device::registered(&relay, 0).await;
+    let bob = Device::registered(&relay, 0).await;
+    let env = alice.seal_to(&bob, b"hello bob");
+    let cid = id16(1);
+    let send = SendRequest {
+        recipient: bob.address().to_vec(),
+        client_message_id: cid.clone(),
+        envelope: env.clone(),
+    };
+    let first = alice
+        .mailbox()
+        .send(alice.req(send.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!first.duplicate);
+    let retry = alice
+        .mailbox()
+        .send(alice.req(send))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(retry.duplicate);
+    assert_eq!(retry.sequence, first.sequence);
+    for i in 0..4u8 {
+        let e = alice.seal_to(&bob, &[i; 10]);
+        alice
+            .mailbox()
+            .send(alice.req(SendRequest {
+                recipient: bob.address().to_vec(),
+                client_message_id: id16(i + 2),
+                envelope: e,
+            }))
+            .await
+            .unwrap();
+    }
+
+    // Pages in order.
+    let page = bob
+        .mailbox()
+        .fetch(bob.req(FetchRequest {
+            after_sequence: 0,
+            limit: 2,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(page.envelopes.len(), 2);
+    assert!(page.more);
+    assert_eq!(page.envelopes[0].envelope, env);
+    let opened = sealed_sender::open(&bob.identity, &page.envelopes[0].envelope).unwrap();
+    assert_eq!(opened.message, b"hello bob");
+    assert_eq!(opened.sender, *alice.identity.public());
+    let rest = bob
+        .mailbox()
+        .fetch(bob.req(FetchRequest {
+            after_sequence: page.envelopes[1].sequence,
+            limit: 10,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rest.envelopes.len(), 3);
+    assert!(!rest.more);
+    let seqs: Vec<u64> = page
+        .envelopes
+        .iter()
+        .chain(&rest.envelopes)
+        .map(|e| e.sequence)
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+
+    // Ack two, then they are gone; acking again deletes nothing.
+    let acked = bob
+        .mailbox()
+        .ack(bob.req(AckRequest {
+            sequences: seqs[..2].to_vec(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(acked.deleted, 2);
+    let again = bob
+        .mailbox()
+        .ack(bob.req(AckRequest {
+            sequences: seqs[..2].to_vec(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.deleted, 0);
+    let all = bob
+        .mailbox()
+        .fetch(bob.req(FetchRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        all.envelopes.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        seqs[2..].to_vec()
+    );
+}
+
+#[tokio::test]
+async fn mailbox_errors() {
+    let relay = TestRelay::start_with(|c| c.limits.max_mailbox_depth = 3).await;
+    let alice = Device::registered(&relay, 0).await;
+    let bob = Device::registered(&relay, 0).await;
+    let env = alice.seal_to(&bob, b"x");
+    let send = |recipient: Vec<u8>, cid: Vec<u8>, envelope: Vec<u8>| SendRequest {
+        recipient,
+        client_message_id: cid,
+        envelope,
+    };
+    let mb = alice.mailbox();
+
+    // Malformed fields.
+    assert_eq!(
+        code(
+            mb.clone()
+                .send(alice.req(send(vec![1; 31], id16(1), env.clone())))
+                .await
+        ),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(
+            mb.clone()
+                .send(alice.req(send(bob.address().to_vec(), vec![1; 3], env.clone())))
+                .await
+        ),
+        Code::InvalidArgument
+    );
+    // Not an envelope: plaintext, or a truncated envelope.
+    let s = mb
+        .clone()
+        .send(alice.req(send(
+            bob.address().to_vec(),
+            id16(1),
+            b"plain text secrets".to_vec(),
+        )))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument);
+    assert!(s.message().contains("sealed-sender"));
+    assert_eq!(
+        code(
+            mb.clone()
+                .send(alice.req(send(
+                    bob.address().to_vec(),
+                    id16(1),
+                    env[..env.len() - 1].to_vec()
+                )))
+                .await
+        ),
+        Code::InvalidArgument
+    );
+    // Too large.
+    let huge = alice.seal_to(&bob, &vec![0u8; 300 << 10]);
+    assert_eq!(
+        code(
+            mb.clone()
+                .send(alice.req(send(bob.address().to_vec(), id16(1), huge)))
+                .await
+        ),
+        Code::ResourceExhausted
+    );
+    // Unknown recipient.
+    assert_eq!(
+        code(
+            mb.clone()
+                .send(alice.req(send(vec![9; 32], id16(1), env.clone())))
+                .await
+        ),
+        Code::NotFound
+    );
+    // Mailbox full at depth 3; nothing is stored by the refused send.
+    for i in 0..3 {
+        mb.clone()
+            .send(alice.req(send(bob.address().to_vec(), id16(10 + i), env.clone())))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        code(
+            mb.clone()
+                .send(alice.req(send(bob.address().to_vec(), id16(20), env.clone())))
+                .await
+        ),
+        Code::ResourceExhausted
+    );
+    let n = bob
+        .mailbox()
+        .fetch(bob.req(FetchRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .envelopes
+        .len();
+    assert_eq!(n, 3);
+    // Page and ack bounds.
+    assert_eq!(
+        code(
+            bob.mailbox()
+                .fetch(bob.req(FetchRequest {
+                    limit: 100_000,
+                    ..Default::default()
+                }))
+                .await
+        ),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(
+            bob.mailbox()
+                .ack(bob.req(AckRequest {
+                    sequences: vec![0],
+                    ..Default::default()
+                }))
+                .await
+        ),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(
+            bob.mailbox()
+                .ack(bob.req(AckRequest {
+                    sequences: vec![1; 10_000],
+                    ..Default::default()
+                }))
+                .await
+        ),
+        Code::InvalidArgument
+    );
+}
+
+#[tokio::test]
+async fn a_device_cannot_touch_another_mailbox() {
+    let relay = TestRelay::start().await;
+    let alice = Device::registered(&relay, 0).await;
+    let bob = Device::registered(&relay, 0).await;
+    let env = alice.seal_to(&bob, b"for bob only");
+    alice
+        .mailbox()
+        .send(alice.req(SendRequest {
+            recipient: bob.address().to_vec(),
+            client_message_id: id16(1),
+            envelope: env,
+        }))
+        .await
+        .unwrap();
+    let theirs = bob.address().to_vec();
+    // Alice, with her own valid token, names Bob's mailbox.
+    let r = alice
+        .mailbox()
+        .fetch(alice.req(FetchRequest {
+            mailbox: theirs.clone(),
+            ..Default::default()
+        }))
+        .await;
+    assert_eq!(code(r), Code::PermissionDenied);
+    let r = alice
+        .mailbox()
+        .ack(alice.req(AckRequest {
+            mailbox: theirs.clone(),
+            sequences: vec![1],
+        }))
+        .await;
+    assert_eq!(code(r), Code::PermissionDenied);
+    let r = alice
+        .mailbox()
+        .subscribe(alice.req(SubscribeRequest {
+            mailbox: theirs.clone(),
+            after_sequence: 0,
+        }))
+        .await;
+    assert_eq!(code(r), Code::PermissionDenied);
+    // Her own mailbox is empty: the envelope is only in Bob's.
+    let mine = alice
+        .mailbox()
+        .fetch(alice.req(FetchRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(mine.envelopes.is_empty());
+    // Bob still has it.
+    let his = bob
+        .mailbox()
+        .fetch(bob.req(FetchRequest {
+            mailbox: theirs,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(his.envelopes.len(), 1);
+}
+
+#[tokio::test]
+async fn one_time_prekey_is_handed_out_once_under_concurrency() {
+    let relay = TestRelay::start_with(|c| c.limits.bundle_fetches_per_min = 10_000.0).await;
+    let owner = Device::registered(&relay, 20).await;
+    let mut fetchers = Vec::new();
+    for _ in 0..5 {
+        fetchers.push(Arc::new(Device::registered(&relay, 0).await));
+    }
+    let target = owner.address().to_vec();
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let d = fetchers[i % fetchers.len()].clone();
+        let target = target.clone();
+        tasks.push(tokio::spawn(async move {
+            let bundle = d
+                .keys()
+                .get_bundle(d.req(GetBundleRequest { address: target }))
+                .await
+                .unwrap()
+                .into_inner()
+                .bundle;
+            PreKeyBundle::from_bytes(&bundle)
+                .unwrap()
+                .one_time_prekey()
+                .map(|k| k.id)
+        }));
+    }
+    let mut handed = Vec::new();
+    let mut without = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Some(id) => handed.push(id),
+            None => without += 1,
+        }
+    }
+    let unique: HashSet<u32> = handed.iter().copied().collect();
+    assert_eq!(handed.len(), 20, "every one-time prekey handed out");
+    assert_eq!(
+        unique.len(),
+        20,
+        "no one-time prekey handed out twice: {handed:?}"
+    );
+    assert_eq!(without, 30, "the rest got the signed prekey only");
+}
+
+#[tokio::test]
+async fn bundle_fetches_are_rate_limited() {
+    let relay = TestRelay::start_with(|c| c.limits.bundle_fetches_per_min = 5.0).await;
+    let owner = Device::registered(&relay, 50).await;
+    let thief = Device::registered(&relay, 0).await;
+    let mut ok = 0;
+    let mut limited = 0;
+    for _ in 0..20 {
+        match thief
+            .keys()
+            .get_bundle(thief.req(GetBundleRequest {
+                address: owner.address().to_vec(),
+            }))
+            .await
+        {
+            Ok(_) => ok += 1,
+            Err(s) if s.code() == Code::ResourceExhausted => limited += 1,
+            Err(s) => panic!("{s}"),
+        }
+    }
+    assert_eq!(ok, 5);
+    assert_eq!(limited, 15);
+    let left = owner
+        .keys()
+        .count_pre_keys(owner.req(CountPreKeysRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(left.one_time_prekeys, 45);
+    // Unknown address.
+    assert_eq!(
+        code(
+            owner
+                .keys()
+                .get_bundle(owner.req(GetBundleRequest {
+                    address: vec![7; 32]
+                }))
+                .await
+        ),
+        Code::NotFound
+    );
+}
+
+#[tokio::test]
+async fn prekey_limits() {
+    let relay = TestRelay::start_with(|c| c.limits.max_one_time_prekeys = 10).await;
+    let alice = Device::registered(&relay, 8).await;
+    let mut rng = rand::rngs::OsRng;
+    let three: Vec<Vec<u8>> = (50..53)
+        .map(|i| {
+            alcove_protocol::prekeys::OneTimePreKeyPair::generate(&mut rng, i)
+                .public()
+                .to_bytes()
+                .to_vec()
+        })
+        .collect();
+    let r = alice
+        .keys()
+        .upload_one_time_pre_keys(alice.req(UploadOneTimePreKeysRequest {
+            one_time_prekeys: three,
+        }))
+        .await;
+    assert_eq!(code(r), Code::ResourceExhausted);
+    let n = alice
+        .keys()
+        .count_pre_keys(alice.req(CountPreKeysRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(n.one_time_prekeys, 8, "a refused upload stores nothing");
+    let bad = vec![vec![0u8; 36]];
+    let s = alice
+        .keys()
+        .upload_one_time_pre_keys(alice.req(UploadOneTimePreKeysRequest {
+            one_time_prekeys: bad,
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), Code::InvalidArgument);
+    // A signed prekey that is not signed by the device.
+    let other = alcove_protocol::identity::IdentityKeyPair::generate(&mut rng);
+    let spk = alcove_protocol::prekeys::SignedPreKeyPair::generate(&mut rng, &other, 3, 0);
+    let r = alice
+        .keys()
+        .rotate_signed_pre_key(alice.req(RotateSignedPreKeyRequest {
+            signed_prekey: spk.public().to_bytes().to_vec(),
+        }))
+        .await;
+    assert_eq!(code(r), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn subscriber_gets_waiting_then_live_messages() {
+    use futures::StreamExt;
+    let relay = TestRelay::start().await;
+    let alice = Device::registered(&relay, 0).await;
+    let bob = Device::registered(&relay, 0).await;
+    let send = |n: u8| {
+        let env = alice.seal_to(&bob, &[n; 8]);
+        let mut client = alice.mailbox();
+        let req = alice.req(SendRequest {
+            recipient: bob.address().to_vec(),
+            client_message_id: id16(n),
+            envelope: env,
+        });
+        async move { client.send(req).await }
+    };
+    send(1).await.unwrap();
+    let mut stream = bob
+        .mailbox()
+        .subscribe(bob.req(SubscribeRequest::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        sealed_sender::open(&bob.identity, &first.envelope)
+            .unwrap()
+            .message,
+        vec![1; 8]
+    );
+    // Sent after subscribing: arrives live.
+    send(2).await.unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        sealed_sender::open(&bob.identity, &second.envelope)
+            .unwrap()
+            .message,
+        vec![2; 8]
+    );
+    assert!(second.sequence > first.sequence);
+}
+
+#[tokio::test]
+async fn too_many_subscriptions() {
+    let relay = TestRelay::start_with(|c| c.limits.max_subscriptions_per_device = 2).await;
+    let bob = Device::registered(&relay, 0).await;
+    let _s1 = bob
+        .mailbox()
+        .subscribe(bob.req(SubscribeRequest::default()))
+        .await
+        .unwrap();
+    let s2 = bob
+        .mailbox()
+        .subscribe(bob.req(SubscribeRequest::default()))
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            bob.mailbox()
+                .subscribe(bob.req(SubscribeRequest::default()))
+                .await
+        ),
+        Code::ResourceExhausted
+    );
+    // Dropping one frees its slot.
+    drop(s2);
+    let mut ok = false;
+    for _ in 0..50 {
+        if bob
+            .mailbox()
+            .subscribe(bob.req(SubscribeRequest::default()))
+            .await
+            .is_ok()
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok, "slot not released after the stream was dropped");
+}
+
+#[tokio::test]
+async fn messages_survive_a_restart_and_acked_ones_are_gone() {
+    let mut relay = TestRelay::start().await;
+    let alice = Device::registered(&relay, 0).await;
+    let bob = Device::registered(&relay, 0).await;
+    let mut envelopes = Vec::new();
+    for i in 0..5u8 {
+        let env = alice.seal_to(&bob, &[i; 40]);
+        alice
+            .mailbox()
+            .send(alice.req(SendRequest {
+                recipient: bob.address().to_vec(),
+                client_message_id: id16(i),
+                envelope: env.clone(),
+            }))
+            .await
+            .unwrap();
+        envelopes.push(env);
+    }
+    let waiting = bob
+        .mailbox()
+        .fetch(bob.req(FetchRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .envelopes;
+    bob.mailbox()
+        .ack(bob.req(AckRequest {
+            sequences: vec![waiting[0].sequence, waiting[1].sequence],
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+
+    relay.restart().await;
+    let mut bob = Device {
+        channel: relay.channel().await,
+        ..bob
+    };
+    // Tokens survive a restart (the key is in the store); log in anyway.
+    bob.login().await.unwrap();
+    let after = bob
+        .mailbox()
+        .fetch(bob.req(FetchRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .envelopes;
+    assert_eq!(
+        after.iter().map(|e| e.envelope.clone()).collect::<Vec<_>>(),
+        envelopes[2..].to_vec()
+    );
+
+    // The acknowledged ones are gone from the store itself.
+    relay.stop().await;
+    let store = SledStore::open(relay.dir.path()).unwrap();
+    let (left, _) = store.fetch(&bob.address(), 0, 100).await.unwrap();
+    assert_eq!(left.len(), 3);
+    assert!(left.iter().all(|m| m.sequence > waiting[1].sequence));
+    assert_eq!(store.depth(&bob.address()).await.unwrap(), 3);
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn blobs_upload_and_download() {
+    use futures::StreamExt;
+    let relay = TestRelay::start_with(|c| c.limits.max_blob_bytes = 4 << 20).await;
+    let alice = Device::registered(&relay, 0).await;
+    let bob = Device::registered(&relay, 0).await;
+    let data: Vec<u8> = (0..(3 << 20) + 123).map(|i| (i % 251) as u8).collect();
+    let mut parts = vec![UploadRequest {
+        part: Some(Part::Header(UploadHeader {
+            size: data.len() as u64,
+        })),
+    }];
+    parts.extend(data.chunks(700_000).map(|c| UploadRequest {
+        part: Some(Part::Data(c.to_vec())),
+    }));
+    let up = alice
+        .blobs()
+        .upload(alice.req(tokio_stream::iter(parts)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(up.size, data.len() as u64);
+    assert_eq!(up.blob_id.len(), 16);
+
+    let mut stream = bob
+        .blobs()
+        .download(bob.req(DownloadRequest {
+            blob_id: up.blob_id.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut got = Vec::new();
+    while let Some(piece) = stream.next().await {
+        got.extend(piece.unwrap().data);
+    }
+    assert_eq!(got, data);
+
+    // Errors: unknown blob, bad id, missing header, size mismatch, too big.
+    assert_eq!(
+        code(
+            bob.blobs()
+                .download(bob.req(DownloadRequest {
+                    blob_id: vec![0; 16]
+                }))
+                .await
+        ),
+        Code::NotFound
+    );
+    assert_eq!(
+        code(
+            bob.blobs()
+                .download(bob.req(DownloadRequest {
+                    blob_id: vec![0; 3]
+                }))
+                .await
+        ),
+        Code::InvalidArgument
+    );
+    let no_header = vec![UploadRequest {
+        part: Some(Part::Data(vec![1; 10])),
+    }];
+    assert_eq!(
+        code(
+            alice
+                .blobs()
+                .upload(alice.req(tokio_stream::iter(no_header)))
+                .await
+        ),
+        Code::InvalidArgument
+    );
+    let short = vec![
+        UploadRequest {
+            part: Some(Part::Header(UploadHeader { size: 100 })),
+        },
+        UploadRequest {
+            part: Some(Part::Data(vec![1; 10])),
+        },
+    ];
+    assert_eq!(
+        code(
+            alice
+                .blobs()
+                .upload(alice.req(tokio_stream::iter(short)))
+                .await
+        ),
+        Code::InvalidArgument
+    );
+    let big = vec![UploadRequest {
+        part: Some(Part::Header(UploadHeader { size: 5 << 20 })),
+    }];
+    assert_eq!(
+        code(
+            alice
+                .blobs()
+                .upload(alice.req(tokio_stream::iter(big)))
+                .await
+        ),
+        Code::ResourceExhausted
+    );
+    let unauth = vec![UploadRequest {
+        part: Some(Part::Header(UploadHeader { size: 1 })),
+    }];
+    assert_eq!(
+        code(alice.blobs().upload(tokio_stream::iter(unauth)).await),
+        Code::Unauthenticated
+    );
+}
+
+#[tokio::test]
+async fn health_and_reflection() {
+    use futures::StreamExt;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+
+    let relay = TestRelay::start().await;
+    let channel = relay.channel().await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let r = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "alcove.v1.Mailbox".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        r.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
+    // What `grpcurl -plaintext HOST list` asks.
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.next().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected reflection response");
+    };
+    let names: HashSet<String> = list.service.into_iter().map(|s| s.name).collect();
+    for want in [
+        "alcove.v1.Auth",
+        "alcove.v1.Keys",
+        "alcove.v1.Mailbox",
+        "alcove.v1.Blobs",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(names.contains(want), "{want} missing from {names:?}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_endpoint_counts() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let relay =
+        TestRelay::start_with(|c| c.metrics_listen = Some("127.0.0.1:0".parse().unwrap())).await;
+    let alice = Device::registered(&relay, 0).await;
+    let bob = Device::registered(&relay, 0).await;
+    let env = alice.seal_to(&bob, b"m");
+    alice
+        .mailbox()
+        .send(alice.req(SendRequest {
+            recipient: bob.address().to_vec(),
+            client_message_id: id16(1),
+            envelope: env,
+        }))
+        .await
+        .unwrap();
+    let _ = alice
+        .mailbox()
+        .send(alice.req(SendRequest {
+            recipient: vec![1],
+            client_message_id: id16(2),
+            envelope: vec![],
+        }))
+        .await;
+    let addr = relay.handle.as_ref().unwrap().metrics_addr.unwrap();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    assert!(
+        body.contains("alcove_messages_accepted_total 1\n"),
+        "{body}"
+    );
+    assert!(body.contains("alcove_queue_depth 1\n"), "{body}");
+    assert!(
+        body.contains("alcove_rejected_total{reason=\"invalid_argument\"} 1\n"),
+        "{body}"
+    );
+    assert!(body.contains("alcove_store_flushes_total"), "{body}");
+}
