@@ -24,6 +24,9 @@ pub const MAX_PENDING_CHALLENGES: usize = 100_000;
 pub const DEDUPE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How often expired blobs and idempotency keys are swept.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a shutdown waits for requests in flight before it closes the
+/// store anyway (every acknowledged send is already durable).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Envelopes a subscriber may have in flight before backpressure.
 pub const SUBSCRIBE_BUFFER: usize = 64;
 

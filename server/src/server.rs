@@ -21,7 +21,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::auth::{now_ms, Authenticator};
 use crate::config::Config;
-use crate::limits::{RateLimiter, DEDUPE_RETENTION, SWEEP_INTERVAL};
+use crate::limits::{RateLimiter, DEDUPE_RETENTION, SHUTDOWN_GRACE, SWEEP_INTERVAL};
 use crate::metrics::{self, Metrics};
 use crate::notify::Notifier;
 use crate::service::{Relay, Services};
@@ -186,14 +186,26 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
 
     let sweeper = tokio::spawn(sweep(relay.clone()));
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let mut stopping = shutdown_tx.subscribe();
     let task = tokio::spawn(async move {
-        let served = router
-            .serve_with_incoming_shutdown(incoming, async move {
-                let _ = stop_rx.await;
-                // End live subscriptions so the graceful shutdown can finish.
-                let _ = shutdown_tx.send(true);
-            })
-            .await;
+        let serve = router.serve_with_incoming_shutdown(incoming, async move {
+            let _ = stop_rx.await;
+            // End live subscriptions so the graceful shutdown can finish.
+            let _ = shutdown_tx.send(true);
+        });
+        tokio::pin!(serve);
+        // Requests in flight get SHUTDOWN_GRACE to finish; connections a
+        // client keeps open past that are dropped with the process.
+        let served = tokio::select! {
+            r = &mut serve => r,
+            _ = async {
+                let _ = stopping.wait_for(|s| *s).await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } => {
+                tracing::warn!("shutdown grace period over; dropping open connections");
+                Ok(())
+            }
+        };
         sweeper.abort();
         let _ = sweeper.await;
         if let Some((_, t)) = metrics_task {
@@ -201,7 +213,7 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
             let _ = t.await;
         }
         // Wait (bounded) for streams still finishing to drop their handles.
-        for _ in 0..500 {
+        for _ in 0..100 {
             if Arc::strong_count(&relay) == 1 {
                 break;
             }

@@ -1,0 +1,380 @@
+//! Relay load generator.
+//!
+//! Starts a real relay (sled in a temporary directory) and a bare tonic echo
+//! service on loopback, then drives N concurrent clients through each:
+//!
+//! - relay: each client is a sender and a recipient device; the sender
+//!   sends a 1 KiB sealed envelope, the recipient's live subscription
+//!   receives it, the recipient acknowledges it (which deletes it, durably);
+//!   the next send waits for the receipt. End-to-end latency is send to
+//!   receipt.
+//! - echo: each client sends the same 1 KiB payload to an echo RPC and waits
+//!   for the answer: one round trip, nothing stored. The ceiling.
+//!
+//! `cargo run --release -p alcove-bench -- --clients 64 --seconds 10 --write docs/benchmarks.md`
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alcove_api::v1::auth_client::AuthClient;
+use alcove_api::v1::mailbox_client::MailboxClient;
+use alcove_api::v1::{
+    AckRequest, ChallengeRequest, RegisterRequest, SendRequest, SubscribeRequest,
+};
+use alcove_protocol::identity::IdentityKeyPair;
+use alcove_protocol::prekeys::SignedPreKeyPair;
+use anyhow::Context;
+use clap::Parser;
+use futures::StreamExt;
+use rand::RngCore;
+use tokio::net::TcpListener;
+use tonic::metadata::MetadataValue;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Channel, Server};
+use tonic::{Request, Response, Status};
+
+mod echo {
+    tonic::include_proto!("alcove.bench");
+}
+use echo::echo_client::EchoClient;
+use echo::echo_server::{Echo, EchoServer};
+use echo::Payload;
+
+#[derive(Parser)]
+struct Args {
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Seconds of measurement per target (after one second of warm-up).
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Plaintext bytes per message (1 KiB lands in the 1 KiB padding bucket).
+    #[arg(long, default_value_t = 800)]
+    message_bytes: usize,
+    /// Append the result table to this Markdown file.
+    #[arg(long)]
+    write: Option<std::path::PathBuf>,
+}
+
+/// Envelopes a recipient acknowledges per Ack request.
+const ACK_BATCH: usize = 16;
+
+struct EchoService;
+
+#[tonic::async_trait]
+impl Echo for EchoService {
+    async fn echo(&self, request: Request<Payload>) -> Result<Response<Payload>, Status> {
+        Ok(Response::new(request.into_inner()))
+    }
+}
+
+#[derive(Default)]
+struct Run {
+    latencies_us: Vec<u32>,
+    elapsed: Duration,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.latencies_us.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        f64::from(self.latencies_us[i]) / 1000.0
+    }
+}
+
+async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Channel> {
+    Ok(Channel::from_shared(format!("http://{addr}"))?
+        .connect()
+        .await?)
+}
+
+fn authed<T>(token: &str, message: T) -> Request<T> {
+    let mut r = Request::new(message);
+    if let Ok(v) = MetadataValue::try_from(format!("Bearer {token}")) {
+        r.metadata_mut().insert(alcove_api::AUTHORIZATION, v);
+    }
+    r
+}
+
+async fn register(channel: Channel, identity: &IdentityKeyPair) -> anyhow::Result<String> {
+    let mut rng = rand::rngs::OsRng;
+    let mut auth = AuthClient::new(channel);
+    let address = identity.public().address();
+    let c = auth
+        .challenge(ChallengeRequest {
+            address: address.as_bytes().to_vec(),
+        })
+        .await?
+        .into_inner();
+    let signature = identity.sign(&alcove_api::auth_message(
+        &c.server_id,
+        address.as_bytes(),
+        &c.challenge,
+    ));
+    let spk = SignedPreKeyPair::generate(&mut rng, identity, 1, 0);
+    let r = auth
+        .register(RegisterRequest {
+            identity: identity.public().to_bytes().to_vec(),
+            signed_prekey: spk.public().to_bytes().to_vec(),
+            one_time_prekeys: vec![],
+            challenge: c.challenge,
+            signature: signature.to_bytes().to_vec(),
+        })
+        .await?
+        .into_inner();
+    Ok(r.token)
+}
+
+/// Runs `op` for every client at once and gathers the latencies each one
+/// measured inside the window.
+async fn measure<F, Fut>(clients: usize, window: Duration, op: F) -> anyhow::Result<Run>
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<Vec<u32>>> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..clients)
+        .map(|i| {
+            let op = op.clone();
+            tokio::spawn(async move { op(i).await })
+        })
+        .collect();
+    let mut run = Run {
+        elapsed: window,
+        ..Run::default()
+    };
+    for t in tasks {
+        run.latencies_us.extend(t.await??);
+    }
+    run.latencies_us.sort_unstable();
+    Ok(run)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let warmup = Duration::from_secs(1);
+    let window = Duration::from_secs(args.seconds);
+
+    // --- Relay on sled in a temporary directory.
+    let dir = tempfile::tempdir()?;
+    let mut config = alcove_server::Config::for_dir(dir.path());
+    config.limits.rate_per_sec = 1e9;
+    config.limits.rate_burst = 1e9;
+    config.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    let relay = alcove_server::start(config).await?;
+    let relay_addr = relay.addr;
+
+    // Devices and their envelopes, set up before the clock starts.
+    let mut pairs = Vec::new();
+    for _ in 0..args.clients {
+        let mut rng = rand::rngs::OsRng;
+        let channel = connect(relay_addr).await?;
+        let sender = IdentityKeyPair::generate(&mut rng);
+        let recipient = IdentityKeyPair::generate(&mut rng);
+        let sender_token = register(channel.clone(), &sender).await?;
+        let recipient_token = register(channel.clone(), &recipient).await?;
+        let envelope = alcove_protocol::sealed_sender::seal(
+            &mut rng,
+            &sender,
+            recipient.public(),
+            &vec![0x42; args.message_bytes],
+        )?;
+        pairs.push(Arc::new((
+            channel,
+            sender_token,
+            recipient_token,
+            *recipient.public().address().as_bytes(),
+            envelope,
+        )));
+    }
+    let envelope_len = pairs.first().map_or(0, |p| p.4.len());
+
+    let relay_run = {
+        let pairs = pairs.clone();
+        measure(args.clients, window, move |i| {
+            let pair = pairs[i].clone();
+            async move {
+                let (channel, sender_token, recipient_token, recipient, envelope) = &*pair;
+                let mut mailbox = MailboxClient::new(channel.clone());
+                let acker = MailboxClient::new(channel.clone());
+                let mut stream = mailbox
+                    .clone()
+                    .subscribe(authed(recipient_token, SubscribeRequest::default()))
+                    .await?
+                    .into_inner();
+                let begin = Instant::now();
+                let mut latencies = Vec::new();
+                let mut pending_acks = Vec::new();
+                let mut to_ack = Vec::new();
+                while begin.elapsed() < warmup + window {
+                    let mut cid = [0u8; 16];
+                    rand::thread_rng().fill_bytes(&mut cid);
+                    let t = Instant::now();
+                    mailbox
+                        .send(authed(
+                            sender_token,
+                            SendRequest {
+                                recipient: recipient.to_vec(),
+                                client_message_id: cid.to_vec(),
+                                envelope: envelope.clone(),
+                            },
+                        ))
+                        .await?;
+                    let got = stream.next().await.context("subscription ended")??;
+                    let latency = t.elapsed();
+                    if begin.elapsed() > warmup && begin.elapsed() < warmup + window {
+                        latencies.push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
+                    }
+                    // Acknowledge in batches, off the critical path, as the
+                    // SDK does.
+                    to_ack.push(got.sequence);
+                    if to_ack.len() == ACK_BATCH {
+                        let req = authed(
+                            recipient_token,
+                            AckRequest {
+                                sequences: std::mem::take(&mut to_ack),
+                                ..Default::default()
+                            },
+                        );
+                        let mut a = acker.clone();
+                        pending_acks.push(tokio::spawn(async move { a.ack(req).await }));
+                    }
+                    if pending_acks.len() > 4 {
+                        for p in pending_acks.drain(..) {
+                            p.await??;
+                        }
+                    }
+                }
+                if !to_ack.is_empty() {
+                    let req = authed(
+                        recipient_token,
+                        AckRequest {
+                            sequences: to_ack,
+                            ..Default::default()
+                        },
+                    );
+                    acker.clone().ack(req).await?;
+                }
+                for p in pending_acks {
+                    p.await??;
+                }
+                Ok(latencies)
+            }
+        })
+        .await?
+    };
+    let flush = flush_summary(relay.metrics_addr).await;
+    relay.shutdown().await?;
+
+    // --- Bare echo on loopback, same payload size, same concurrency.
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let echo_addr = listener.local_addr()?;
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let server = tokio::spawn(
+        Server::builder()
+            .add_service(EchoServer::new(EchoService))
+            .serve_with_incoming(incoming),
+    );
+    let payload = vec![0x42u8; envelope_len];
+    let mut channels = Vec::new();
+    for _ in 0..args.clients {
+        channels.push(connect(echo_addr).await?);
+    }
+    let echo_run = measure(args.clients, window, move |i| {
+        let channel = channels[i].clone();
+        let payload = payload.clone();
+        async move {
+            let mut client = EchoClient::new(channel);
+            let begin = Instant::now();
+            let mut latencies = Vec::new();
+            while begin.elapsed() < warmup + window {
+                let t = Instant::now();
+                client
+                    .echo(Payload {
+                        data: payload.clone(),
+                    })
+                    .await?;
+                if begin.elapsed() > warmup && begin.elapsed() < warmup + window {
+                    latencies.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+                }
+            }
+            Ok(latencies)
+        }
+    })
+    .await?;
+    server.abort();
+
+    let ratio = relay_run.rate() / echo_run.rate();
+    let table = format!(
+        "\n### Relay, {clients} concurrent clients, {len}-byte envelopes ({date})\n\n\
+         Command: `cargo run --release -p alcove-bench -- --clients {clients} --seconds {secs}`\n\n\
+         | Target | Messages/s | p50 ms | p99 ms | p99.9 ms |\n|---|---|---|---|---|\n\
+         | Relay: send → live delivery → ack (batches of {ACK_BATCH}), durable (sled, group commit) | {r:.0} | {r50:.2} | {r99:.2} | {r999:.2} |\n\
+         | Bare tonic echo, same payload and concurrency (ceiling) | {e:.0} | {e50:.2} | {e99:.2} | {e999:.2} |\n\n\
+         Relay throughput is **{ratio:.2}x** the echo ceiling. Group commit during the relay run: {flush}.\n",
+        clients = args.clients,
+        len = envelope_len,
+        date = chrono_date(),
+        secs = args.seconds,
+        r = relay_run.rate(),
+        r50 = relay_run.percentile(0.5),
+        r99 = relay_run.percentile(0.99),
+        r999 = relay_run.percentile(0.999),
+        e = echo_run.rate(),
+        e50 = echo_run.percentile(0.5),
+        e99 = echo_run.percentile(0.99),
+        e999 = echo_run.percentile(0.999),
+    );
+    print!("{table}");
+    if let Some(path) = args.write {
+        let mut doc = std::fs::read_to_string(&path).unwrap_or_default();
+        doc.push_str(&table);
+        std::fs::write(&path, doc)?;
+    }
+    Ok(())
+}
+
+/// Flushes, writes per flush and mean flush time, from the relay's metrics.
+async fn flush_summary(addr: Option<std::net::SocketAddr>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(addr) = addr else {
+        return "no metrics".into();
+    };
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        return "no metrics".into();
+    };
+    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await;
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text).await;
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0.0)
+    };
+    let flushes = value("alcove_store_flushes_total ");
+    let commits = value("alcove_store_commits_total ");
+    let micros = value("alcove_store_flush_micros_total ");
+    format!(
+        "{flushes:.0} flushes, {:.1} writes per flush, {:.2} ms per flush",
+        commits / flushes.max(1.0),
+        micros / flushes.max(1.0) / 1000.0
+    )
+}
+
+/// Today's date (UTC), as `date -u +%F` prints it.
+fn chrono_date() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%F"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| "date unknown".into())
+}
