@@ -20,7 +20,7 @@ pub mod pb {
 pub use pb::content::Body;
 pub use pb::{
     AttachmentPointer, Content, DeliveryReceipt, Feedback, HomeworkAssignment, HomeworkSubmission,
-    ReadReceipt, Text,
+    InviteAccepted, ReadReceipt, Text,
 };
 
 /// Length of a message id.
@@ -124,6 +124,13 @@ pub fn validate(content: &Content) -> Result<(), ContentError> {
             }
         }
         Some(Body::Attachment(a)) => attachment_ok(a),
+        Some(Body::InviteAccepted(i)) => {
+            if i.invite_nonce.len() == 16 {
+                Ok(())
+            } else {
+                Err(ContentError::Invalid("invite_nonce must be 16 bytes"))
+            }
+        }
         Some(Body::DeliveryReceipt(DeliveryReceipt { message_ids }))
         | Some(Body::ReadReceipt(ReadReceipt { message_ids })) => {
             if message_ids.is_empty() || message_ids.len() > MAX_RECEIPT_IDS {

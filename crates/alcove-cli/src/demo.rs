@@ -1,0 +1,291 @@
+//! `alcove demo`: the whole mission end to end, on an embedded relay.
+
+use std::path::Path;
+use std::time::Duration;
+
+use alcove_client::{Body, Client, Event};
+use anyhow::Context;
+
+/// A line of the transcript: who saw what.
+struct Line {
+    side: &'static str,
+    text: String,
+}
+
+fn describe(e: &Event) -> String {
+    let who = if e.from_name.is_empty() {
+        "unknown"
+    } else {
+        e.from_name.as_str()
+    };
+    match &e.body {
+        Body::Text(t) => format!("{who}: \"{}\"", t.body),
+        Body::HomeworkAssignment(a) => format!(
+            "{who} assigned homework \"{}\" (due {}): {} [{} attachment(s)]",
+            a.title,
+            a.due_date,
+            a.instructions,
+            a.attachments.len()
+        ),
+        Body::HomeworkSubmission(s) => format!("{who} handed in homework: \"{}\"", s.body),
+        Body::Feedback(f) => format!("{who} gave feedback: \"{}\"", f.body),
+        Body::Attachment(a) => format!("{who} sent a file: {} ({} bytes)", a.file_name, a.size),
+        Body::DeliveryReceipt(r) => format!(
+            "{who}: delivery receipt for {} message(s)",
+            r.message_ids.len()
+        ),
+        Body::ReadReceipt(r) => {
+            format!("{who}: read receipt for {} message(s)", r.message_ids.len())
+        }
+        Body::InviteAccepted(i) => format!(
+            "{} accepted the invite (verified through it)",
+            i.display_name
+        ),
+    }
+}
+
+async fn sync(
+    client: &Client,
+    side: &'static str,
+    transcript: &mut Vec<Line>,
+) -> anyhow::Result<Vec<Event>> {
+    let events = client.sync().await?;
+    for e in &events {
+        let line = Line {
+            side,
+            text: describe(e),
+        };
+        println!("  [{side:9}] received  {}", line.text);
+        transcript.push(line);
+        client.confirm(e).await?;
+    }
+    Ok(events)
+}
+
+fn said(side: &'static str, text: String, transcript: &mut Vec<Line>) {
+    println!("  [{side:9}] sent      {text}");
+    transcript.push(Line {
+        side,
+        text: format!("(sent) {text}"),
+    });
+}
+
+/// Runs the demo in `dir` (a fresh temporary directory).
+pub async fn run(dir: &Path) -> anyhow::Result<()> {
+    let relay_dir = dir.join("relay");
+    let relay = alcove_server::start(alcove_server::Config::for_dir(&relay_dir)).await?;
+    let url = format!("http://{}", relay.addr);
+    println!(
+        "Relay listening on {url}, sled store in {}\n",
+        relay_dir.display()
+    );
+
+    let therapist = Client::create(&dir.join("therapist"), &[1u8; 32], &url, "Dr. Rivera").await?;
+    let client = Client::create(&dir.join("client"), &[2u8; 32], &url, "Sam").await?;
+    let mut transcript = Vec::new();
+    let mut plaintexts: Vec<String> = Vec::new();
+
+    println!("1. Invite and verification");
+    let invite = therapist
+        .create_invite(Duration::from_secs(24 * 3600))
+        .await?;
+    println!("  therapist's invite link (QR payload): {invite}");
+    let contact = client.accept_invite(&invite).await?;
+    client
+        .rename_contact(&contact.address, "Dr. Rivera")
+        .await?;
+    sync(&therapist, "therapist", &mut transcript).await?;
+    let sam = therapist
+        .contacts()
+        .await
+        .into_iter()
+        .next()
+        .context("the therapist has no contact after the invite")?;
+    println!(
+        "  safety number on the client's phone:    {}",
+        contact.safety_number
+    );
+    println!(
+        "  safety number on the therapist's phone: {}",
+        sam.safety_number
+    );
+    anyhow::ensure!(
+        contact.safety_number == sam.safety_number,
+        "safety numbers differ"
+    );
+    anyhow::ensure!(
+        sam.verified && contact.verified,
+        "contacts not verified through the invite"
+    );
+    println!("  both match; both contacts are verified\n");
+
+    println!("2. Messages while the client is offline");
+    for text in [
+        "Welcome, Sam. This is our private space between sessions.",
+        "Before Thursday, try to notice one moment each day when you felt calm.",
+    ] {
+        therapist.send_text(&sam.address, text).await?;
+        said("therapist", format!("\"{text}\""), &mut transcript);
+        plaintexts.push(text.to_string());
+    }
+    println!("  (the client comes online)");
+    sync(&client, "client", &mut transcript).await?;
+    let reply = "Thank you. Tuesday evening, on my walk, I felt calm.";
+    client.send_text(&contact.address, reply).await?;
+    said("client", format!("\"{reply}\""), &mut transcript);
+    plaintexts.push(reply.to_string());
+    sync(&therapist, "therapist", &mut transcript).await?;
+    println!();
+
+    println!("3. Homework with a worksheet");
+    let worksheet_text = "THOUGHT RECORD WORKSHEET\nSituation | Automatic thought | Emotion (0-100) | Evidence for | Evidence against | Balanced thought\n";
+    let worksheet = dir.join("thought-record.txt");
+    let mut body = worksheet_text.repeat(3000); // about 300 KB
+    body.push_str("END OF WORKSHEET\n");
+    std::fs::write(&worksheet, &body)?;
+    plaintexts.push("THOUGHT RECORD WORKSHEET".into());
+    let pointer = therapist
+        .upload_file(&worksheet, "text/plain", |done, total| {
+            if done == total {
+                println!(
+                    "  [therapist] uploaded  worksheet, {total} bytes, encrypted on the device"
+                );
+            }
+        })
+        .await?;
+    let instructions = "Fill in one row each evening when your mood drops.";
+    let assignment = therapist
+        .assign_homework(
+            &sam.address,
+            "Thought record, week 1",
+            instructions,
+            Some("2026-12-01"),
+            vec![pointer],
+        )
+        .await?;
+    said(
+        "therapist",
+        "homework \"Thought record, week 1\" with the worksheet attached".to_string(),
+        &mut transcript,
+    );
+    plaintexts.push(instructions.into());
+
+    let received = sync(&client, "client", &mut transcript).await?;
+    let homework = received
+        .iter()
+        .find_map(|e| match &e.body {
+            Body::HomeworkAssignment(a) => Some((e.id, a.clone())),
+            _ => None,
+        })
+        .context("the client did not receive the assignment")?;
+    anyhow::ensure!(homework.0 == assignment, "assignment id mismatch");
+    let downloaded = dir.join("client-worksheet.txt");
+    client
+        .download_file(&homework.1.attachments[0], &downloaded, |_, _| {})
+        .await?;
+    anyhow::ensure!(
+        std::fs::read(&downloaded)? == body.as_bytes(),
+        "worksheet differs after download"
+    );
+    println!("  [client   ] downloaded the worksheet: digest and every chunk verified, identical to the original");
+    let answer = "Tuesday: the bus was late, I thought 'I always mess up' (anxiety 70). Balanced: lateness was not my fault.";
+    client
+        .submit_homework(&contact.address, &assignment, answer, vec![])
+        .await?;
+    said(
+        "client",
+        format!("homework submission: \"{answer}\""),
+        &mut transcript,
+    );
+    plaintexts.push(answer.into());
+
+    let got = sync(&therapist, "therapist", &mut transcript).await?;
+    let submission = got
+        .iter()
+        .find(|e| matches!(e.body, Body::HomeworkSubmission(_)))
+        .context("the therapist did not receive the submission")?;
+    let feedback = "Well done, Sam. Notice how the balanced thought lowered the anxiety.";
+    therapist
+        .send_feedback(&sam.address, &submission.id, feedback)
+        .await?;
+    said(
+        "therapist",
+        format!("feedback: \"{feedback}\""),
+        &mut transcript,
+    );
+    plaintexts.push(feedback.into());
+
+    let got = sync(&client, "client", &mut transcript).await?;
+    let ids: Vec<_> = got.iter().map(|e| e.id).collect();
+    client.send_read_receipt(&contact.address, &ids).await?;
+    said("client", "read receipt".into(), &mut transcript);
+    sync(&therapist, "therapist", &mut transcript).await?;
+    println!();
+
+    println!("4. Transcript as each side saw it");
+    for side in ["therapist", "client"] {
+        println!("  {side}:");
+        for line in transcript.iter().filter(|l| l.side == side) {
+            println!("    {}", line.text);
+        }
+    }
+    println!();
+
+    relay.shutdown().await?;
+    drop(therapist);
+    drop(client);
+
+    println!("5. What the relay stored");
+    let (files, bytes, found) = scan_store(&relay_dir, &plaintexts)?;
+    println!("  {files} files, {bytes} bytes in {}", relay_dir.display());
+    let store = alcove_store::SledStore::open(&relay_dir)?;
+    use alcove_store::Store;
+    println!(
+        "  envelopes still waiting in mailboxes: {}",
+        store.total_depth().await?
+    );
+    store.close().await?;
+    drop(store);
+    for p in &plaintexts {
+        let short: String = p.chars().take(48).collect();
+        println!(
+            "  plaintext \"{short}…\": {}",
+            if found.contains(p) { "FOUND" } else { "absent" }
+        );
+    }
+    anyhow::ensure!(
+        found.is_empty(),
+        "plaintext found in the relay's files: {found:?}"
+    );
+    println!(
+        "\nNone of the {} plaintexts appears anywhere in the relay's files.",
+        plaintexts.len()
+    );
+    Ok(())
+}
+
+/// Files, bytes, and which plaintexts occur in any file under `dir`.
+fn scan_store(dir: &Path, plaintexts: &[String]) -> anyhow::Result<(usize, u64, Vec<String>)> {
+    let mut files = 0;
+    let mut bytes = 0;
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let data = std::fs::read(&path)?;
+            files += 1;
+            bytes += data.len() as u64;
+            for p in plaintexts {
+                if !found.contains(p) && data.windows(p.len()).any(|w| w == p.as_bytes()) {
+                    found.push(p.clone());
+                }
+            }
+        }
+    }
+    Ok((files, bytes, found))
+}

@@ -1,0 +1,272 @@
+//! The SDK end to end: real relay on loopback, real sled, several real
+//! `alcove-client` profiles.
+
+mod common;
+
+use std::time::Duration;
+
+use alcove_client::{Body, Client, Error};
+use common::TestRelay;
+
+fn url(relay: &TestRelay) -> String {
+    format!("http://{}", relay.addr())
+}
+
+async fn pair(
+    relay: &TestRelay,
+    dir: &std::path::Path,
+) -> (
+    Client,
+    Client,
+    alcove_client::Contact,
+    alcove_client::Contact,
+) {
+    let therapist = Client::create(&dir.join("t"), &[1; 32], &url(relay), "Therapist")
+        .await
+        .unwrap();
+    let client = Client::create(&dir.join("c"), &[2; 32], &url(relay), "Client")
+        .await
+        .unwrap();
+    let invite = therapist
+        .create_invite(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let to_therapist = client.accept_invite(&invite).await.unwrap();
+    let events = therapist.sync().await.unwrap();
+    assert!(matches!(events[0].body, Body::InviteAccepted(_)));
+    let to_client = therapist.contacts().await.pop().unwrap();
+    assert!(to_client.verified && to_therapist.verified);
+    assert_eq!(to_client.safety_number, to_therapist.safety_number);
+    (therapist, client, to_client, to_therapist)
+}
+
+fn texts(events: &[alcove_client::Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match &e.body {
+            Body::Text(t) => Some(t.body.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn offline_delivery_in_order() {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (therapist, client, to_client, _) = pair(&relay, dir.path()).await;
+    // The client is offline (not syncing) while the therapist writes.
+    for i in 0..10 {
+        therapist
+            .send_text(&to_client.address, &format!("message {i}"))
+            .await
+            .unwrap();
+    }
+    let got = client.sync().await.unwrap();
+    assert_eq!(
+        texts(&got),
+        (0..10).map(|i| format!("message {i}")).collect::<Vec<_>>()
+    );
+    // Nothing is left on the relay, and nothing comes twice.
+    assert!(client.sync().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn both_sides_restart_mid_conversation() {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (therapist, client, to_client, to_therapist) = pair(&relay, dir.path()).await;
+    therapist
+        .send_text(&to_client.address, "before restart")
+        .await
+        .unwrap();
+    assert_eq!(texts(&client.sync().await.unwrap()), ["before restart"]);
+    client
+        .send_text(&to_therapist.address, "reply before restart")
+        .await
+        .unwrap();
+    drop(therapist);
+    drop(client);
+
+    let therapist = Client::open(&dir.path().join("t"), &[1; 32]).await.unwrap();
+    let client = Client::open(&dir.path().join("c"), &[2; 32]).await.unwrap();
+    assert_eq!(
+        texts(&therapist.sync().await.unwrap()),
+        ["reply before restart"]
+    );
+    therapist
+        .send_text(&to_client.address, "after restart")
+        .await
+        .unwrap();
+    client
+        .send_text(&to_therapist.address, "client after restart")
+        .await
+        .unwrap();
+    assert_eq!(texts(&client.sync().await.unwrap()), ["after restart"]);
+    assert_eq!(
+        texts(&therapist.sync().await.unwrap()),
+        ["client after restart"]
+    );
+}
+
+#[tokio::test]
+async fn unconfirmed_events_survive_a_restart() {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (therapist, client, to_client, _) = pair(&relay, dir.path()).await;
+    therapist
+        .send_text(&to_client.address, "keep me")
+        .await
+        .unwrap();
+    let got = client.sync().await.unwrap();
+    assert_eq!(texts(&got), ["keep me"]);
+    // The app crashes before confirming: the event is still there.
+    drop(client);
+    let client = Client::open(&dir.path().join("c"), &[2; 32]).await.unwrap();
+    let pending = client.pending_events().await.unwrap();
+    assert_eq!(texts(&pending), ["keep me"]);
+    assert_eq!(pending[0].id, got[0].id);
+    client.confirm(&pending[0]).await.unwrap();
+    assert!(client.pending_events().await.unwrap().is_empty());
+    assert!(
+        client.sync().await.unwrap().is_empty(),
+        "the relay does not deliver it again"
+    );
+}
+
+#[tokio::test]
+async fn wrong_storage_key_is_refused() {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = Client::create(dir.path(), &[5; 32], &url(&relay), "X")
+        .await
+        .unwrap();
+    drop(c);
+    assert!(matches!(
+        Client::open(dir.path(), &[6; 32]).await,
+        Err(Error::StorageLocked)
+    ));
+    assert!(Client::open(dir.path(), &[5; 32]).await.is_ok());
+}
+
+#[tokio::test]
+async fn homework_flow_with_attachment() {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (therapist, client, to_client, to_therapist) = pair(&relay, dir.path()).await;
+    let file = dir.path().join("worksheet.pdf");
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 31 % 256) as u8).collect();
+    std::fs::write(&file, &data).unwrap();
+    let mut last = (0, 0);
+    let pointer = therapist
+        .upload_file(&file, "application/pdf", |d, t| last = (d, t))
+        .await
+        .unwrap();
+    assert_eq!(last, (data.len() as u64, data.len() as u64));
+    let assignment = therapist
+        .assign_homework(
+            &to_client.address,
+            "Worksheet",
+            "Fill it in",
+            Some("2026-12-24"),
+            vec![pointer],
+        )
+        .await
+        .unwrap();
+    let got = client.sync().await.unwrap();
+    let Body::HomeworkAssignment(a) = &got[0].body else {
+        panic!("expected homework")
+    };
+    assert_eq!(got[0].id, assignment);
+    let out = dir.path().join("downloaded.pdf");
+    client
+        .download_file(&a.attachments[0], &out, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    // A pointer with a wrong digest is refused and leaves no file.
+    let mut bad = a.attachments[0].clone();
+    bad.digest = vec![0; 32];
+    let bad_out = dir.path().join("bad.pdf");
+    assert!(matches!(
+        client.download_file(&bad, &bad_out, |_, _| {}).await,
+        Err(Error::VerificationFailed(_))
+    ));
+    assert!(!bad_out.exists());
+
+    let submission = client
+        .submit_homework(&to_therapist.address, &assignment, "done", vec![])
+        .await
+        .unwrap();
+    let got = therapist.sync().await.unwrap();
+    let Body::HomeworkSubmission(s) = &got[0].body else {
+        panic!("expected submission")
+    };
+    assert_eq!(s.assignment_id, assignment.0.to_vec());
+    therapist
+        .send_feedback(&to_client.address, &submission, "great")
+        .await
+        .unwrap();
+    let got = client.sync().await.unwrap();
+    let Body::Feedback(f) = &got[0].body else {
+        panic!("expected feedback")
+    };
+    assert_eq!(f.refers_to, submission.0.to_vec());
+}
+
+#[tokio::test]
+async fn a_therapist_with_twenty_clients() {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let therapist = std::sync::Arc::new(
+        Client::create(&dir.path().join("t"), &[1; 32], &url(&relay), "T")
+            .await
+            .unwrap(),
+    );
+    let mut tasks = Vec::new();
+    for i in 0..20u8 {
+        let invite = therapist
+            .create_invite(Duration::from_secs(3600))
+            .await
+            .unwrap();
+        let path = dir.path().join(format!("c{i}"));
+        let url = url(&relay);
+        tasks.push(tokio::spawn(async move {
+            let c = Client::create(&path, &[i + 10; 32], &url, &format!("client {i}"))
+                .await
+                .unwrap();
+            let t = c.accept_invite(&invite).await.unwrap();
+            for n in 0..3 {
+                c.send_text(&t.address, &format!("client {i} message {n}"))
+                    .await
+                    .unwrap();
+            }
+            c
+        }));
+    }
+    let mut clients = Vec::new();
+    for t in tasks {
+        clients.push(t.await.unwrap());
+    }
+    let got = therapist.sync().await.unwrap();
+    assert_eq!(texts(&got).len(), 60);
+    assert_eq!(therapist.contacts().await.len(), 20);
+    // The therapist answers everyone concurrently; each gets only theirs.
+    let mut sends = Vec::new();
+    for contact in therapist.contacts().await {
+        let t = therapist.clone();
+        sends.push(tokio::spawn(async move {
+            t.send_text(&contact.address, &format!("hello {}", contact.name))
+                .await
+        }));
+    }
+    for s in sends {
+        s.await.unwrap().unwrap();
+    }
+    for (i, c) in clients.iter().enumerate() {
+        assert_eq!(
+            texts(&c.sync().await.unwrap()),
+            [format!("hello client {i}")]
+        );
+    }
+}
