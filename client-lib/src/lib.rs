@@ -652,29 +652,105 @@ impl Client {
             }
             let mut acks = Vec::new();
             for env in &page.envelopes {
-                if let Some(e) = self.receive(env.sequence, &env.envelope).await? {
-                    events.push(e);
+                match self.receive(env.sequence, &env.envelope).await {
+                    Ok(Some(e)) => events.push(e),
+                    Ok(None) => {}
+                    // A message no retry can open must not block the
+                    // mailbox: it is dropped (and acknowledged) like a
+                    // forgery.
+                    Err(Error::Undecryptable(reason)) => {
+                        tracing::warn!(%reason, "dropping an undecryptable message");
+                    }
+                    Err(e) => return Err(e),
                 }
                 acks.push(env.sequence);
             }
-            self.relay
-                .call(&self.identity, |c, token| {
-                    let req = relay::authed(
-                        &token,
-                        AckRequest {
-                            sequences: acks.clone(),
-                            mailbox: vec![],
-                        },
-                    );
-                    async move { c.mailbox().ack(req).await.map(|_| ()) }
-                })
-                .await?;
+            self.ack(&acks).await?;
             if !page.more {
                 break;
             }
         }
         self.replenish_prekeys().await?;
         Ok(events)
+    }
+
+    /// Live events: first whatever waits on the relay, then messages as they
+    /// arrive, each stored and acknowledged before it is yielded. The
+    /// stream ends when the relay closes it (for example on shutdown);
+    /// call again to resume.
+    ///
+    /// ```no_run
+    /// # async fn f(client: alcove_client::Client) -> Result<(), alcove_client::Error> {
+    /// use futures::StreamExt;
+    /// let mut events = std::pin::pin!(client.events());
+    /// while let Some(event) = events.next().await {
+    ///     let event = event?;
+    ///     println!("{:?}", event.body);
+    ///     client.confirm(&event).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn events(&self) -> impl futures::Stream<Item = Result<Event>> + '_ {
+        futures::stream::unfold(
+            None,
+            move |sub: Option<tonic::Streaming<alcove_api::v1::Envelope>>| async move {
+                let mut sub = match sub {
+                    Some(s) => s,
+                    None => {
+                        if let Err(e) = self.flush_outbox().await {
+                            return Some((Err(e), None));
+                        }
+                        let opened =
+                            self.relay
+                                .call(&self.identity, |c, token| {
+                                    let req = relay::authed(
+                                        &token,
+                                        alcove_api::v1::SubscribeRequest::default(),
+                                    );
+                                    async move {
+                                        c.mailbox().subscribe(req).await.map(|r| r.into_inner())
+                                    }
+                                })
+                                .await;
+                        match opened {
+                            Ok(s) => s,
+                            Err(e) => return Some((Err(e), None)),
+                        }
+                    }
+                };
+                loop {
+                    let envelope = match sub.message().await {
+                        Ok(Some(env)) => env,
+                        Ok(None) => return None,
+                        Err(status) => return Some((Err(status.into()), None)),
+                    };
+                    let received = self.receive(envelope.sequence, &envelope.envelope).await;
+                    if let Err(e) = self.ack(&[envelope.sequence]).await {
+                        return Some((Err(e), None));
+                    }
+                    match received {
+                        Ok(Some(event)) => return Some((Ok(event), Some(sub))),
+                        Ok(None) => continue,
+                        Err(e) => return Some((Err(e), Some(sub))),
+                    }
+                }
+            },
+        )
+    }
+
+    async fn ack(&self, sequences: &[u64]) -> Result<()> {
+        self.relay
+            .call(&self.identity, |c, token| {
+                let req = relay::authed(
+                    &token,
+                    AckRequest {
+                        sequences: sequences.to_vec(),
+                        mailbox: vec![],
+                    },
+                );
+                async move { c.mailbox().ack(req).await.map(|_| ()) }
+            })
+            .await
     }
 
     /// Decrypts one envelope and stores the result (session, contact,
@@ -783,17 +859,22 @@ impl Client {
             content: plaintext.to_vec(),
         };
         let list: Vec<ContactRecord> = core.contacts.values().cloned().collect();
-        self.vault.commit(
-            &[
-                (
-                    self.vault.hashed_name("session", &from),
-                    session.to_bytes().to_vec(),
-                ),
-                (inbox_name(&id.0), ser(&stored)),
-                (CONTACTS.to_vec(), ser(&list)),
-            ],
-            &removes,
-        )?;
+        let mut puts = vec![
+            (
+                self.vault.hashed_name("session", &from),
+                session.to_bytes().to_vec(),
+            ),
+            (inbox_name(&id.0), ser(&stored)),
+            (CONTACTS.to_vec(), ser(&list)),
+        ];
+        // Keep attachment pointers, so a file can be fetched later by id.
+        for pointer in attachments_of(&body) {
+            puts.push((
+                attachment_name(&pointer.blob_id),
+                prost::Message::encode_to_vec(pointer),
+            ));
+        }
+        self.vault.commit(&puts, &removes)?;
         Ok(Some(Event {
             id,
             from: opened.sender.address(),
@@ -826,6 +907,17 @@ impl Client {
         }
         out.sort_by_key(|e| e.sent_at_ms);
         Ok(out)
+    }
+
+    /// A received attachment's pointer, by its blob id (as shown with the
+    /// message that carried it), for [`Client::download_file`].
+    pub async fn attachment(&self, blob_id: &[u8]) -> Result<Option<AttachmentPointer>> {
+        match self.vault.get(&attachment_name(blob_id))? {
+            Some(bytes) => Ok(Some(
+                prost::Message::decode(bytes.as_slice()).map_err(|_| Error::StorageLocked)?,
+            )),
+            None => Ok(None),
+        }
     }
 
     /// The app has stored or shown `event`: remove it from the inbox.
@@ -890,6 +982,21 @@ impl Client {
             .call(&self.identity, |_, token| async move { Ok(token) })
             .await
     }
+}
+
+fn attachments_of(body: &Body) -> Vec<&AttachmentPointer> {
+    match body {
+        Body::Attachment(a) => vec![a],
+        Body::HomeworkAssignment(h) => h.attachments.iter().collect(),
+        Body::HomeworkSubmission(h) => h.attachments.iter().collect(),
+        _ => vec![],
+    }
+}
+
+fn attachment_name(blob_id: &[u8]) -> Vec<u8> {
+    let mut n = b"attachment/".to_vec();
+    n.extend_from_slice(blob_id);
+    n
 }
 
 fn otk_name(id: u32) -> Vec<u8> {

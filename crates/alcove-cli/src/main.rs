@@ -1,14 +1,21 @@
 //! `alcove`: Alcove for people and scripts.
 //!
-//! `alcove demo` runs the whole mission on an embedded relay: invite,
-//! verification, messages while one side is offline, homework with a
-//! worksheet, submission, feedback, receipts, and a check that the relay
-//! stored no plaintext.
+//! Every command works on one profile directory (`--profile`), unlocked by a
+//! 32-byte storage key given as 64 hex digits in `ALCOVE_STORAGE_KEY` or in
+//! a file (`--key-file`). `--json` prints one JSON object per result line
+//! for scripts. `alcove demo` runs the whole mission on an embedded relay.
 #![forbid(unsafe_code)]
 
 mod demo;
 
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use alcove_client::{Body, Client, Contact, Event, MessageId};
+use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use futures::StreamExt;
+use serde_json::json;
 
 #[derive(Parser)]
 #[command(
@@ -17,32 +24,420 @@ use clap::{Parser, Subcommand};
     about = "End-to-end encrypted messaging for therapy apps."
 )]
 struct Cli {
+    /// Profile directory.
+    #[arg(
+        long,
+        global = true,
+        env = "ALCOVE_PROFILE",
+        default_value = "./alcove-profile"
+    )]
+    profile: PathBuf,
+    /// File holding the 32-byte storage key (raw or as 64 hex digits).
+    /// Otherwise ALCOVE_STORAGE_KEY (64 hex digits) is used.
+    #[arg(long, global = true, env = "ALCOVE_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create a profile and register it with a relay.
+    Init {
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Print an invite link (for a QR code) to give a client out of band.
+    Invite {
+        #[arg(long, default_value_t = 168)]
+        valid_hours: u64,
+    },
+    /// Accept an invite link; the new contact is verified through it.
+    Accept {
+        invite: String,
+        /// Name to show for the inviter.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List contacts with their safety numbers.
+    Contacts,
+    /// Send a text message.
+    Send { contact: String, text: String },
+    /// Assign homework, optionally with a worksheet.
+    Assign {
+        contact: String,
+        #[arg(long)]
+        title: String,
+        /// Due date, YYYY-MM-DD.
+        #[arg(long)]
+        due: Option<String>,
+        #[arg(long, default_value = "")]
+        instructions: String,
+        file: Option<PathBuf>,
+    },
+    /// Hand in homework for an assignment (its message id, in hex).
+    Submit {
+        contact: String,
+        #[arg(long)]
+        assignment: String,
+        text: String,
+        file: Option<PathBuf>,
+    },
+    /// Give feedback on a message (its id, in hex).
+    Feedback {
+        contact: String,
+        #[arg(long)]
+        refers_to: String,
+        text: String,
+    },
+    /// Send a document.
+    Attach { contact: String, file: PathBuf },
+    /// Receive messages (and keep receiving with --follow).
+    Inbox {
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Download a received attachment by its blob id (hex).
+    Download {
+        blob_id: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Run a therapist and a client through an embedded relay, end to end.
     Demo {
         /// Keep the demo's files in this directory instead of a temporary one.
         #[arg(long)]
-        dir: Option<std::path::PathBuf>,
+        dir: Option<PathBuf>,
     },
+}
+
+fn storage_key(key_file: Option<&Path>) -> anyhow::Result<[u8; 32]> {
+    let text = match key_file {
+        Some(path) => {
+            let raw = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            if raw.len() == 32 {
+                return Ok(raw.try_into().unwrap_or([0; 32]));
+            }
+            String::from_utf8(raw).context("key file is neither 32 bytes nor hex")?
+        }
+        None => std::env::var("ALCOVE_STORAGE_KEY")
+            .context("no storage key: set ALCOVE_STORAGE_KEY (64 hex digits) or --key-file")?,
+    };
+    let bytes = hex::decode(text.trim()).context("storage key is not hex")?;
+    bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("storage key must be 32 bytes (64 hex digits)"))
+}
+
+fn message_id(hex_id: &str) -> anyhow::Result<MessageId> {
+    let bytes = hex::decode(hex_id).context("message id is not hex")?;
+    MessageId::from_slice(&bytes).context("message id must be 16 bytes (32 hex digits)")
+}
+
+async fn find_contact(client: &Client, wanted: &str) -> anyhow::Result<Contact> {
+    let contacts = client.contacts().await;
+    let matches: Vec<Contact> = contacts
+        .into_iter()
+        .filter(|c| {
+            c.name.eq_ignore_ascii_case(wanted) || c.address.to_string().starts_with(wanted)
+        })
+        .collect();
+    match matches.len() {
+        1 => Ok(matches.into_iter().next().unwrap_or_else(|| unreachable!())),
+        0 => bail!("no contact named or addressed {wanted:?}"),
+        _ => bail!("{wanted:?} matches several contacts; use more of the address"),
+    }
+}
+
+fn progress_bar(label: &str) -> impl FnMut(u64, u64) + Send + '_ {
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    move |done, total| {
+        if tty {
+            let pct = (done * 100).checked_div(total).unwrap_or(100);
+            eprint!("\r{label}: {pct:3}% ({done}/{total} bytes)");
+            if done == total {
+                eprintln!();
+            }
+        }
+    }
+}
+
+fn print_sent(json: bool, what: &str, id: &MessageId) {
+    if json {
+        println!("{}", json!({ "sent": what, "message_id": id.to_hex() }));
+    } else {
+        println!("sent {what} {}", id.to_hex());
+    }
+}
+
+fn print_event(json: bool, e: &Event) {
+    let from = if e.from_name.is_empty() {
+        e.from.to_string()
+    } else {
+        e.from_name.clone()
+    };
+    let (kind, text) = match &e.body {
+        Body::Text(t) => ("text", t.body.clone()),
+        Body::HomeworkAssignment(a) => (
+            "homework_assignment",
+            format!(
+                "{} (due {}): {}{}",
+                a.title,
+                if a.due_date.is_empty() {
+                    "-"
+                } else {
+                    &a.due_date
+                },
+                a.instructions,
+                a.attachments
+                    .iter()
+                    .map(|p| format!(" [file {} blob {}]", p.file_name, hex::encode(&p.blob_id)))
+                    .collect::<String>()
+            ),
+        ),
+        Body::HomeworkSubmission(s) => (
+            "homework_submission",
+            format!("for {}: {}", hex::encode(&s.assignment_id), s.body),
+        ),
+        Body::Feedback(f) => (
+            "feedback",
+            format!("on {}: {}", hex::encode(&f.refers_to), f.body),
+        ),
+        Body::Attachment(a) => (
+            "attachment",
+            format!(
+                "{} ({} bytes, {}) blob {}",
+                a.file_name,
+                a.size,
+                a.media_type,
+                hex::encode(&a.blob_id)
+            ),
+        ),
+        Body::DeliveryReceipt(r) => (
+            "delivery_receipt",
+            format!("{} message(s)", r.message_ids.len()),
+        ),
+        Body::ReadReceipt(r) => (
+            "read_receipt",
+            format!("{} message(s)", r.message_ids.len()),
+        ),
+        Body::InviteAccepted(i) => ("invite_accepted", i.display_name.clone()),
+    };
+    if json {
+        println!(
+            "{}",
+            json!({ "id": e.id.to_hex(), "from": from, "sent_at_ms": e.sent_at_ms, "kind": kind, "text": text })
+        );
+    } else {
+        println!("{} {from} [{kind}] {text}", e.id.to_hex());
+    }
+}
+
+async fn attach(
+    client: &Client,
+    file: Option<&Path>,
+) -> anyhow::Result<Vec<alcove_client::AttachmentPointer>> {
+    match file {
+        None => Ok(vec![]),
+        Some(path) => {
+            let media = media_type(path);
+            Ok(vec![
+                client
+                    .upload_file(path, media, progress_bar("upload"))
+                    .await?,
+            ])
+        }
+    }
+}
+
+fn media_type(path: &Path) -> &'static str {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("pdf") => "application/pdf",
+        Some("txt") => "text/plain",
+        Some("png") => "image/png",
+        Some("jpg") | Some("jpeg") => "image/jpeg",
+        Some("mp3") => "audio/mpeg",
+        Some("ogg") => "audio/ogg",
+        Some("mp4") => "video/mp4",
+        _ => "application/octet-stream",
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::Demo { dir } => match dir {
+    let cli = Cli::parse();
+    if let Command::Demo { dir } = &cli.command {
+        return match dir {
             Some(d) => {
-                std::fs::create_dir_all(&d)?;
-                demo::run(&d).await
+                std::fs::create_dir_all(d)?;
+                demo::run(d).await
             }
             None => {
                 let tmp = tempfile::tempdir()?;
                 demo::run(tmp.path()).await
             }
-        },
+        };
     }
+    let key = storage_key(cli.key_file.as_deref())?;
+    if let Command::Init { server, name } = &cli.command {
+        let client = Client::create(&cli.profile, &key, server, name).await?;
+        if cli.json {
+            println!("{}", json!({ "address": client.address().to_string() }));
+        } else {
+            println!(
+                "profile created in {}; address {}",
+                cli.profile.display(),
+                client.address()
+            );
+        }
+        return Ok(());
+    }
+    let client = Client::open(&cli.profile, &key).await?;
+    let json = cli.json;
+    match cli.command {
+        Command::Init { .. } | Command::Demo { .. } => unreachable!("handled above"),
+        Command::Invite { valid_hours } => {
+            let link = client
+                .create_invite(Duration::from_secs(valid_hours * 3600))
+                .await?;
+            if json {
+                println!("{}", json!({ "invite": link }));
+            } else {
+                println!("{link}");
+            }
+        }
+        Command::Accept { invite, name } => {
+            let contact = client.accept_invite(&invite).await?;
+            if let Some(n) = &name {
+                client.rename_contact(&contact.address, n).await?;
+            }
+            if json {
+                println!(
+                    "{}",
+                    json!({ "address": contact.address.to_string(), "safety_number": contact.safety_number })
+                );
+            } else {
+                println!(
+                    "verified contact {} — safety number {}",
+                    contact.address, contact.safety_number
+                );
+            }
+        }
+        Command::Contacts => {
+            for c in client.contacts().await {
+                if json {
+                    println!(
+                        "{}",
+                        json!({ "name": c.name, "address": c.address.to_string(), "verified": c.verified,
+                                "key_changed": c.key_changed, "safety_number": c.safety_number })
+                    );
+                } else {
+                    let state = match (c.key_changed, c.verified) {
+                        (true, _) => "KEY CHANGED",
+                        (false, true) => "verified",
+                        (false, false) => "unverified",
+                    };
+                    println!("{:20} {} {state:11} {}", c.name, c.address, c.safety_number);
+                }
+            }
+        }
+        Command::Send { contact, text } => {
+            let c = find_contact(&client, &contact).await?;
+            let id = client.send_text(&c.address, &text).await?;
+            print_sent(json, "text", &id);
+        }
+        Command::Assign {
+            contact,
+            title,
+            due,
+            instructions,
+            file,
+        } => {
+            let c = find_contact(&client, &contact).await?;
+            let files = attach(&client, file.as_deref()).await?;
+            let id = client
+                .assign_homework(&c.address, &title, &instructions, due.as_deref(), files)
+                .await?;
+            print_sent(json, "homework_assignment", &id);
+        }
+        Command::Submit {
+            contact,
+            assignment,
+            text,
+            file,
+        } => {
+            let c = find_contact(&client, &contact).await?;
+            let files = attach(&client, file.as_deref()).await?;
+            let id = client
+                .submit_homework(&c.address, &message_id(&assignment)?, &text, files)
+                .await?;
+            print_sent(json, "homework_submission", &id);
+        }
+        Command::Feedback {
+            contact,
+            refers_to,
+            text,
+        } => {
+            let c = find_contact(&client, &contact).await?;
+            let id = client
+                .send_feedback(&c.address, &message_id(&refers_to)?, &text)
+                .await?;
+            print_sent(json, "feedback", &id);
+        }
+        Command::Attach { contact, file } => {
+            let c = find_contact(&client, &contact).await?;
+            let pointer = client
+                .upload_file(&file, media_type(&file), progress_bar("upload"))
+                .await?;
+            let id = client.send_attachment(&c.address, pointer).await?;
+            print_sent(json, "attachment", &id);
+        }
+        Command::Inbox { follow } => {
+            for e in client.pending_events().await? {
+                print_event(json, &e);
+                client.confirm(&e).await?;
+            }
+            for e in client.sync().await? {
+                print_event(json, &e);
+                client.confirm(&e).await?;
+            }
+            if follow {
+                let mut events = std::pin::pin!(client.events());
+                while let Some(e) = events.next().await {
+                    let e = e?;
+                    print_event(json, &e);
+                    client.confirm(&e).await?;
+                }
+            }
+        }
+        Command::Download { blob_id, out } => {
+            let id = hex::decode(&blob_id).context("blob id is not hex")?;
+            let pointer = client
+                .attachment(&id)
+                .await?
+                .context("no received attachment with that blob id")?;
+            client
+                .download_file(&pointer, &out, progress_bar("download"))
+                .await?;
+            if json {
+                println!(
+                    "{}",
+                    json!({ "saved": out.display().to_string(), "bytes": pointer.size })
+                );
+            } else {
+                println!("saved {} ({} bytes, verified)", out.display(), pointer.size);
+            }
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,120 @@
+//! The `alcove` command for scripts: two profiles talk through a real relay
+//! using only the CLI, with `--json` output.
+
+use std::path::Path;
+use std::process::Command;
+
+fn alcove(profile: &Path, key: &str, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_alcove"))
+        .arg("--profile")
+        .arg(profile)
+        .arg("--json")
+        .args(args)
+        .env("ALCOVE_STORAGE_KEY", key)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run alcove");
+    assert!(
+        out.status.success(),
+        "alcove {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn field(line: &str, name: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    v[name].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_profiles_talk_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = alcove_server::start(alcove_server::Config::for_dir(dir.path().join("relay")))
+        .await
+        .unwrap();
+    let url = format!("http://{}", relay.addr);
+    let t = dir.path().join("therapist");
+    let c = dir.path().join("client");
+    let (tk, ck) = ("11".repeat(32), "22".repeat(32));
+
+    let t2 = t.clone();
+    let c2 = c.clone();
+    let (tk2, ck2) = (tk.clone(), ck.clone());
+    tokio::task::spawn_blocking(move || {
+        alcove(
+            &t2,
+            &tk2,
+            &["init", "--server", &url, "--name", "Dr. Rivera"],
+        );
+        alcove(&c2, &ck2, &["init", "--server", &url, "--name", "Sam"]);
+        let invite = field(&alcove(&t2, &tk2, &["invite"]), "invite");
+        alcove(&c2, &ck2, &["accept", &invite, "--name", "Dr. Rivera"]);
+        let inbox = alcove(&t2, &tk2, &["inbox"]);
+        assert!(inbox.contains("\"kind\":\"invite_accepted\""), "{inbox}");
+        let contacts = alcove(&t2, &tk2, &["contacts"]);
+        assert!(
+            contacts.contains("\"name\":\"Sam\"") && contacts.contains("\"verified\":true"),
+            "{contacts}"
+        );
+
+        alcove(&t2, &tk2, &["send", "Sam", "Hello from the CLI"]);
+        let worksheet = c2.parent().unwrap().join("sheet.txt");
+        std::fs::write(&worksheet, "worksheet body").unwrap();
+        let hw = field(
+            &alcove(
+                &t2,
+                &tk2,
+                &[
+                    "assign",
+                    "Sam",
+                    "--title",
+                    "Sheet",
+                    "--due",
+                    "2026-12-01",
+                    worksheet.to_str().unwrap(),
+                ],
+            ),
+            "message_id",
+        );
+        let inbox = alcove(&c2, &ck2, &["inbox"]);
+        assert!(inbox.contains("Hello from the CLI"), "{inbox}");
+        assert!(inbox.contains("homework_assignment"), "{inbox}");
+        let blob = inbox
+            .lines()
+            .find(|l| l.contains("homework_assignment"))
+            .and_then(|l| l.split("blob ").nth(1))
+            .map(|s| s.trim_end_matches([']', '"', '}']).to_string())
+            .unwrap();
+        let out = c2.parent().unwrap().join("got.txt");
+        alcove(
+            &c2,
+            &ck2,
+            &["download", &blob, "--out", out.to_str().unwrap()],
+        );
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "worksheet body");
+        alcove(
+            &c2,
+            &ck2,
+            &["submit", "Dr. Rivera", "--assignment", &hw, "Done!"],
+        );
+        let inbox = alcove(&t2, &tk2, &["inbox"]);
+        assert!(
+            inbox.contains("homework_submission") && inbox.contains("Done!"),
+            "{inbox}"
+        );
+    })
+    .await
+    .unwrap();
+
+    // A wrong storage key is refused with a clear message.
+    let out = Command::new(env!("CARGO_BIN_EXE_alcove"))
+        .args(["--profile", t.to_str().unwrap(), "contacts"])
+        .env("ALCOVE_STORAGE_KEY", "33".repeat(32))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong storage key"));
+    let _ = (tk, ck, c);
+    relay.shutdown().await.unwrap();
+}
