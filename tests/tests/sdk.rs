@@ -270,3 +270,103 @@ async fn a_therapist_with_twenty_clients() {
         );
     }
 }
+
+/// A raw device (the protocol and the relay API, no SDK) opens a session
+/// with `to` and sends it one text.
+async fn raw_initial_message(
+    device: &common::Device,
+    to: &alcove_client::DeviceAddress,
+    text: &str,
+) {
+    use alcove_api::v1::{GetBundleRequest, SendRequest};
+    use alcove_protocol::content::{self, Content, Text};
+    let mut rng = rand::rngs::OsRng;
+    let bundle = device
+        .keys()
+        .get_bundle(device.req(GetBundleRequest {
+            address: to.as_bytes().to_vec(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .bundle;
+    let bundle = alcove_protocol::prekeys::PreKeyBundle::from_bytes(&bundle).unwrap();
+    let mut session = alcove_protocol::x3dh::initiate(&mut rng, &device.identity, &bundle).unwrap();
+    let message = Content {
+        message_id: common::id16(1),
+        sent_at_ms: 1,
+        body: Some(Body::Text(Text {
+            body: text.into(),
+            reply_to: vec![],
+        })),
+    };
+    let wire = session
+        .encrypt(&mut rng, &content::encode(&message))
+        .unwrap();
+    let envelope =
+        alcove_protocol::sealed_sender::seal(&mut rng, &device.identity, bundle.identity(), &wire)
+            .unwrap();
+    device
+        .mailbox()
+        .send(device.req(SendRequest {
+            recipient: to.as_bytes().to_vec(),
+            client_message_id: common::id16(2),
+            envelope,
+        }))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_changed_identity_key_is_flagged_and_sending_held() {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let therapist = Client::create(&dir.path().join("t"), &[1; 32], &url(&relay), "T")
+        .await
+        .unwrap();
+    // A device talks to the therapist.
+    let device = common::Device::registered(&relay, 0).await;
+    raw_initial_message(&device, &therapist.address(), "first").await;
+    assert_eq!(texts(&therapist.sync().await.unwrap()), ["first"]);
+    let contact = therapist.contacts().await.pop().unwrap();
+    assert!(!contact.key_changed);
+
+    // The same Ed25519 identity (same address) comes back with another
+    // X25519 key, as after a reinstall that kept only the signing key.
+    let secret = device.identity.to_secret_bytes();
+    let mut changed = secret.to_vec();
+    changed[32..].copy_from_slice(&[0x42; 32]);
+    let identity = alcove_protocol::identity::IdentityKeyPair::from_secret_bytes(&changed).unwrap();
+    assert_eq!(
+        identity.public().address(),
+        device.identity.public().address()
+    );
+    let mut rng = rand::rngs::OsRng;
+    let mut again = common::Device {
+        signed_prekey: alcove_protocol::prekeys::SignedPreKeyPair::generate(
+            &mut rng, &identity, 2, 0,
+        ),
+        identity,
+        one_time_prekeys: vec![],
+        token: String::new(),
+        channel: relay.channel().await,
+    };
+    again.register().await.unwrap();
+    raw_initial_message(&again, &therapist.address(), "new phone").await;
+    let got = therapist.sync().await.unwrap();
+    assert_eq!(texts(&got), ["new phone"]);
+
+    let contact = therapist.contact(&contact.address).await.unwrap();
+    assert!(contact.key_changed, "the key change is flagged");
+    assert!(matches!(
+        therapist.send_text(&contact.address, "held").await,
+        Err(Error::ContactKeyChanged)
+    ));
+    therapist.accept_key_change(&contact.address).await.unwrap();
+    let contact = therapist.contact(&contact.address).await.unwrap();
+    assert!(!contact.key_changed && !contact.verified);
+    therapist
+        .send_text(&contact.address, "after re-verification")
+        .await
+        .unwrap();
+}

@@ -118,3 +118,91 @@ async fn two_profiles_talk_through_the_cli() {
     let _ = (tk, ck, c);
     relay.shutdown().await.unwrap();
 }
+
+/// Peak resident memory (KiB) of one `alcove` run, via GNU time.
+fn peak_rss_kib(profile: &Path, key: &str, args: &[&str]) -> u64 {
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "PEAK_RSS_KIB=%M"])
+        .arg(env!("CARGO_BIN_EXE_alcove"))
+        .arg("--profile")
+        .arg(profile)
+        .args(args)
+        .env("ALCOVE_STORAGE_KEY", key)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("GNU time (/usr/bin/time) runs alcove");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "alcove {args:?} failed: {stderr}");
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("PEAK_RSS_KIB="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS in: {stderr}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_50_mib_attachment_round_trips_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = alcove_server::Config::for_dir(dir.path().join("relay"));
+    config.limits.max_blob_bytes = 64 << 20;
+    let relay = alcove_server::start(config).await.unwrap();
+    let url = format!("http://{}", relay.addr);
+    let t = dir.path().join("therapist");
+    let c = dir.path().join("client");
+    let (tk, ck) = ("11".repeat(32), "22".repeat(32));
+    let big = dir.path().join("session-recording.mp4");
+    let data: Vec<u8> = (0..50u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(&big, &data).unwrap();
+    let got = dir.path().join("downloaded.mp4");
+    let small = dir.path().join("note.txt");
+    std::fs::write(&small, b"a small file for the baseline").unwrap();
+
+    let (t2, c2, big2, got2, small2) = (
+        t.clone(),
+        c.clone(),
+        big.clone(),
+        got.clone(),
+        small.clone(),
+    );
+    let (base, up, down) = tokio::task::spawn_blocking(move || {
+        alcove(&t2, &tk, &["init", "--server", &url, "--name", "T"]);
+        alcove(&c2, &ck, &["init", "--server", &url, "--name", "C"]);
+        let invite = field(&alcove(&t2, &tk, &["invite"]), "invite");
+        alcove(&c2, &ck, &["accept", &invite, "--name", "T"]);
+        alcove(&t2, &tk, &["inbox"]);
+        let base = peak_rss_kib(&t2, &tk, &["attach", "C", small2.to_str().unwrap()]);
+        let up = peak_rss_kib(&t2, &tk, &["attach", "C", big2.to_str().unwrap()]);
+        let inbox = alcove(&c2, &ck, &["inbox"]);
+        let blob = inbox
+            .lines()
+            .filter(|l| l.contains("\"kind\":\"attachment\""))
+            .find(|l| l.contains("session-recording"))
+            .and_then(|l| l.split("blob ").nth(1))
+            .map(|s| s.trim_end_matches(['"', '}']).to_string())
+            .unwrap();
+        let down = peak_rss_kib(
+            &c2,
+            &ck,
+            &["download", &blob, "--out", got2.to_str().unwrap()],
+        );
+        (base, up, down)
+    })
+    .await
+    .unwrap();
+    assert!(std::fs::read(&got).unwrap() == data, "the download differs");
+    eprintln!("peak RSS: {base} KiB sending a 29-byte file; {up} KiB uploading and {down} KiB downloading 51 200 KiB");
+    // Streaming keeps a few 64 KiB chunks in flight, so the 50 MiB file must
+    // cost far less than its size over the small-file baseline. Generous
+    // bound: 12 MiB more than the baseline (a buffered file would be 50).
+    assert!(
+        up < base + 12 * 1024,
+        "upload peak RSS {up} KiB vs baseline {base} KiB"
+    );
+    assert!(
+        down < base + 12 * 1024,
+        "download peak RSS {down} KiB vs baseline {base} KiB"
+    );
+    relay.shutdown().await.unwrap();
+}
