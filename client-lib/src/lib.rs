@@ -73,6 +73,8 @@ use storage::Vault;
 const PREKEY_STOCK: u32 = 100;
 /// Replenish when fewer than this many are left on the relay.
 const PREKEY_LOW_WATER: u32 = 25;
+/// How long a signed prekey is used before [`Client::sync`] replaces it.
+pub const SIGNED_PREKEY_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -671,6 +673,7 @@ impl Client {
             }
         }
         self.replenish_prekeys().await?;
+        self.rotate_if_due().await?;
         Ok(events)
     }
 
@@ -923,6 +926,63 @@ impl Client {
     /// The app has stored or shown `event`: remove it from the inbox.
     pub async fn confirm(&self, event: &Event) -> Result<()> {
         self.vault.commit(&[], &[inbox_name(&event.id.0)])
+    }
+
+    /// Replaces the signed prekey now. [`Client::sync`] does this by itself
+    /// once the current one is [`SIGNED_PREKEY_LIFETIME`] old. The previous
+    /// signed prekey is kept (for initial messages already on their way);
+    /// older ones are deleted, which ends their forward-secrecy window.
+    pub async fn rotate_signed_prekey(&self) -> Result<()> {
+        let mut core = self.core.lock().await;
+        let old_id = core.state.signed_prekey_id;
+        let new_id = old_id.wrapping_add(1).max(1);
+        let spk = SignedPreKeyPair::generate(
+            &mut rand::rngs::OsRng,
+            &self.identity,
+            new_id,
+            (now_ms() / 1000) as u64,
+        );
+        core.state.signed_prekey_id = new_id;
+        let mut removes = Vec::new();
+        if old_id > 1 {
+            removes.push(format!("spk/{}", old_id - 1).into_bytes());
+        }
+        self.vault.commit(
+            &[
+                (
+                    format!("spk/{new_id}").into_bytes(),
+                    spk.to_secret_bytes().to_vec(),
+                ),
+                (STATE.to_vec(), ser(&core.state)),
+            ],
+            &removes,
+        )?;
+        let public = spk.public().to_bytes().to_vec();
+        self.relay
+            .call(&self.identity, |c, token| {
+                let req = relay::authed(
+                    &token,
+                    alcove_api::v1::RotateSignedPreKeyRequest {
+                        signed_prekey: public.clone(),
+                    },
+                );
+                async move { c.keys().rotate_signed_pre_key(req).await.map(|_| ()) }
+            })
+            .await
+    }
+
+    async fn rotate_if_due(&self) -> Result<()> {
+        let id = self.core.lock().await.state.signed_prekey_id;
+        let Some(bytes) = self.vault.get(format!("spk/{id}").as_bytes())? else {
+            return self.rotate_signed_prekey().await;
+        };
+        let spk = SignedPreKeyPair::from_secret_bytes(&bytes, self.identity.public())
+            .map_err(|_| Error::StorageLocked)?;
+        let age = ((now_ms() / 1000) as u64).saturating_sub(spk.public().created_at());
+        if age >= SIGNED_PREKEY_LIFETIME.as_secs() {
+            self.rotate_signed_prekey().await?;
+        }
+        Ok(())
     }
 
     async fn replenish_prekeys(&self) -> Result<()> {

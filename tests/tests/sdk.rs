@@ -370,3 +370,60 @@ async fn a_changed_identity_key_is_flagged_and_sending_held() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn signed_prekey_rotation_keeps_in_flight_first_messages() {
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let therapist = Client::create(&dir.path().join("t"), &[1; 32], &url(&relay), "T")
+        .await
+        .unwrap();
+    // A first message made with signed prekey 1 is on its way...
+    let early = common::Device::registered(&relay, 0).await;
+    raw_initial_message(
+        &early,
+        &therapist.address(),
+        "made with the old signed prekey",
+    )
+    .await;
+    // ...when the therapist rotates twice.
+    therapist.rotate_signed_prekey().await.unwrap();
+    let late = common::Device::registered(&relay, 0).await;
+    raw_initial_message(&late, &therapist.address(), "made with the new one").await;
+    let got = therapist.sync().await.unwrap();
+    assert_eq!(
+        texts(&got),
+        ["made with the old signed prekey", "made with the new one"]
+    );
+    // The relay now hands out signed prekey 2.
+    let bundle = late
+        .keys()
+        .get_bundle(late.req(alcove_api::v1::GetBundleRequest {
+            address: therapist.address().as_bytes().to_vec(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .bundle;
+    let bundle = alcove_protocol::prekeys::PreKeyBundle::from_bytes(&bundle).unwrap();
+    assert_eq!(bundle.signed_prekey().id(), 2);
+    // A second rotation moves the relay on to signed prekey 3.
+    let stale = common::Device::registered(&relay, 0).await;
+    therapist.rotate_signed_prekey().await.unwrap();
+    let bundle3 = stale
+        .keys()
+        .get_bundle(stale.req(alcove_api::v1::GetBundleRequest {
+            address: therapist.address().as_bytes().to_vec(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .bundle;
+    assert_eq!(
+        alcove_protocol::prekeys::PreKeyBundle::from_bytes(&bundle3)
+            .unwrap()
+            .signed_prekey()
+            .id(),
+        3
+    );
+}
