@@ -1,0 +1,51 @@
+//! # alcove-keylog
+//!
+//! The key transparency log's mathematics, with no I/O: the Merkle tree of
+//! RFC 6962 / RFC 9162 over SHA-256, inclusion and consistency proofs and
+//! their verification, the commitment each leaf holds, and signed tree
+//! heads. The relay appends and serves; clients and auditors verify with
+//! the same code.
+//!
+//! A leaf does not list a device's keys in the clear. It is a
+//! [`commitment`] to (address, identity, signed prekey, epoch) under a
+//! per-entry random salt that the relay reveals only with the bundle it
+//! hands out. An auditor can check that the log only grows (consistency)
+//! without learning who is registered; a client that fetched a bundle can
+//! check that exactly those keys are in the log (inclusion).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod merkle;
+mod tree_head;
+
+pub use merkle::{
+    consistency_proof, inclusion_proof, leaf_hash, node_hash, root, verify_consistency,
+    verify_inclusion, Hash, ProofError, EMPTY_ROOT,
+};
+pub use tree_head::{SignedTreeHead, TreeHeadError};
+
+use sha2::{Digest, Sha256};
+
+/// Domain label of leaf commitments.
+const COMMITMENT_LABEL: &[u8] = b"Alcove/v1/keylog-leaf";
+
+/// The data a leaf holds: SHA-256 over a label, the salt and the key record.
+/// Without the salt the commitment reveals nothing about the record.
+pub fn commitment(
+    salt: &[u8; 32],
+    address: &[u8; 32],
+    identity: &[u8],
+    signed_prekey: &[u8],
+    epoch: u64,
+) -> Hash {
+    let mut h = Sha256::new();
+    h.update(COMMITMENT_LABEL);
+    h.update(salt);
+    h.update(address);
+    h.update((identity.len() as u32).to_be_bytes());
+    h.update(identity);
+    h.update((signed_prekey.len() as u32).to_be_bytes());
+    h.update(signed_prekey);
+    h.update(epoch.to_be_bytes());
+    h.finalize().into()
+}
