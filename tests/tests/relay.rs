@@ -34,14 +34,7 @@ async fn register_login_and_keys() {
         .into_inner();
     assert_eq!(n.one_time_prekeys, 5);
     let mut rng = rand::rngs::OsRng;
-    let more: Vec<Vec<u8>> = (100..110)
-        .map(|i| {
-            alcove_protocol::prekeys::OneTimePreKeyPair::generate(&mut rng, i)
-                .public()
-                .to_bytes()
-                .to_vec()
-        })
-        .collect();
+    let more = common::one_time_prekeys(100..110);
     let n = alice
         .keys()
         .upload_one_time_pre_keys(alice.req(UploadOneTimePreKeysRequest {
@@ -598,14 +591,7 @@ async fn prekey_limits() {
     let relay = TestRelay::start_with(|c| c.limits.max_one_time_prekeys = 10).await;
     let alice = Device::registered(&relay, 8).await;
     let mut rng = rand::rngs::OsRng;
-    let three: Vec<Vec<u8>> = (50..53)
-        .map(|i| {
-            alcove_protocol::prekeys::OneTimePreKeyPair::generate(&mut rng, i)
-                .public()
-                .to_bytes()
-                .to_vec()
-        })
-        .collect();
+    let three = common::one_time_prekeys(50..53);
     let r = alice
         .keys()
         .upload_one_time_pre_keys(alice.req(UploadOneTimePreKeysRequest {

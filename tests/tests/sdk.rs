@@ -278,19 +278,9 @@ async fn raw_initial_message(
     to: &alcove_client::DeviceAddress,
     text: &str,
 ) {
-    use alcove_api::v1::{GetBundleRequest, SendRequest};
     use alcove_protocol::content::{self, Content, Text};
     let mut rng = rand::rngs::OsRng;
-    let bundle = device
-        .keys()
-        .get_bundle(device.req(GetBundleRequest {
-            address: to.as_bytes().to_vec(),
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .bundle;
-    let bundle = alcove_protocol::prekeys::PreKeyBundle::from_bytes(&bundle).unwrap();
+    let bundle = device.bundle_of(to.as_bytes()).await;
     let mut session = alcove_protocol::x3dh::initiate(&mut rng, &device.identity, &bundle).unwrap();
     let message = Content {
         message_id: common::id16(1),
@@ -307,14 +297,8 @@ async fn raw_initial_message(
         alcove_protocol::sealed_sender::seal(&mut rng, &device.identity, bundle.identity(), &wire)
             .unwrap();
     device
-        .mailbox()
-        .send(device.req(SendRequest {
-            recipient: to.as_bytes().to_vec(),
-            client_message_id: common::id16(2),
-            envelope,
-        }))
-        .await
-        .unwrap();
+        .send_envelope(to.as_bytes(), common::id16(2), envelope)
+        .await;
 }
 
 #[tokio::test]
@@ -396,41 +380,17 @@ async fn signed_prekey_rotation_keeps_in_flight_first_messages() {
         ["made with the old signed prekey", "made with the new one"]
     );
     // The relay now hands out signed prekey 2.
-    let bundle = late
-        .keys()
-        .get_bundle(late.req(alcove_api::v1::GetBundleRequest {
-            address: therapist.address().as_bytes().to_vec(),
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .bundle;
-    let bundle = alcove_protocol::prekeys::PreKeyBundle::from_bytes(&bundle).unwrap();
+    let bundle = late.bundle_of(therapist.address().as_bytes()).await;
     assert_eq!(bundle.signed_prekey().id(), 2);
     // A second rotation moves the relay on to signed prekey 3.
     let stale = common::Device::registered(&relay, 0).await;
     therapist.rotate_signed_prekey().await.unwrap();
-    let bundle3 = stale
-        .keys()
-        .get_bundle(stale.req(alcove_api::v1::GetBundleRequest {
-            address: therapist.address().as_bytes().to_vec(),
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .bundle;
-    assert_eq!(
-        alcove_protocol::prekeys::PreKeyBundle::from_bytes(&bundle3)
-            .unwrap()
-            .signed_prekey()
-            .id(),
-        3
-    );
+    let bundle3 = stale.bundle_of(therapist.address().as_bytes()).await;
+    assert_eq!(bundle3.signed_prekey().id(), 3);
 }
 
 #[tokio::test]
 async fn out_of_order_and_lost_messages_through_the_relay() {
-    use alcove_api::v1::{GetBundleRequest, SendRequest};
     use alcove_protocol::content::{self, Content, Text};
     let relay = TestRelay::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -439,16 +399,7 @@ async fn out_of_order_and_lost_messages_through_the_relay() {
         .unwrap();
     let sender = common::Device::registered(&relay, 0).await;
     let mut rng = rand::rngs::OsRng;
-    let bundle = sender
-        .keys()
-        .get_bundle(sender.req(GetBundleRequest {
-            address: therapist.address().as_bytes().to_vec(),
-        }))
-        .await
-        .unwrap()
-        .into_inner()
-        .bundle;
-    let bundle = alcove_protocol::prekeys::PreKeyBundle::from_bytes(&bundle).unwrap();
+    let bundle = sender.bundle_of(therapist.address().as_bytes()).await;
     let mut session = alcove_protocol::x3dh::initiate(&mut rng, &sender.identity, &bundle).unwrap();
     let envelopes: Vec<Vec<u8>> = (0..5)
         .map(|i| {
@@ -475,14 +426,12 @@ async fn out_of_order_and_lost_messages_through_the_relay() {
     // The network reorders (m3, m0, m4, m1) and loses m2.
     for i in [3usize, 0, 4, 1] {
         sender
-            .mailbox()
-            .send(sender.req(SendRequest {
-                recipient: therapist.address().as_bytes().to_vec(),
-                client_message_id: common::id16(100 + i as u8),
-                envelope: envelopes[i].clone(),
-            }))
-            .await
-            .unwrap();
+            .send_envelope(
+                therapist.address().as_bytes(),
+                common::id16(100 + i as u8),
+                envelopes[i].clone(),
+            )
+            .await;
     }
     let got = therapist.sync().await.unwrap();
     assert_eq!(
@@ -492,24 +441,20 @@ async fn out_of_order_and_lost_messages_through_the_relay() {
     );
     // The lost one turns up late: it still decrypts (its key was kept).
     sender
-        .mailbox()
-        .send(sender.req(SendRequest {
-            recipient: therapist.address().as_bytes().to_vec(),
-            client_message_id: common::id16(102),
-            envelope: envelopes[2].clone(),
-        }))
-        .await
-        .unwrap();
+        .send_envelope(
+            therapist.address().as_bytes(),
+            common::id16(102),
+            envelopes[2].clone(),
+        )
+        .await;
     assert_eq!(texts(&therapist.sync().await.unwrap()), ["m2"]);
     // A replay (a new relay id, the same envelope) is not delivered twice.
     sender
-        .mailbox()
-        .send(sender.req(SendRequest {
-            recipient: therapist.address().as_bytes().to_vec(),
-            client_message_id: common::id16(200),
-            envelope: envelopes[0].clone(),
-        }))
-        .await
-        .unwrap();
+        .send_envelope(
+            therapist.address().as_bytes(),
+            common::id16(200),
+            envelopes[0].clone(),
+        )
+        .await;
     assert!(therapist.sync().await.unwrap().is_empty());
 }

@@ -20,6 +20,16 @@ fn count(n: usize) -> Response<PreKeyCount> {
     })
 }
 
+/// The caller's one-time prekeys left on the relay, as a response.
+async fn stock(relay: &super::Relay, me: &[u8; 32]) -> Result<Response<PreKeyCount>, Status> {
+    let n = relay
+        .store
+        .count_one_time_prekeys(me)
+        .await
+        .map_err(store_status)?;
+    Ok(count(n))
+}
+
 #[tonic::async_trait]
 impl Keys for Services {
     async fn upload_one_time_pre_keys(
@@ -75,13 +85,7 @@ impl Keys for Services {
                 .set_signed_prekey(&me, &spk.to_bytes())
                 .await
                 .map_err(store_status)?;
-            Ok(count(
-                relay
-                    .store
-                    .count_one_time_prekeys(&me)
-                    .await
-                    .map_err(store_status)?,
-            ))
+            stock(relay, &me).await
         }
         .await;
         relay.track(result)
@@ -94,13 +98,7 @@ impl Keys for Services {
         let relay = &self.relay;
         let result = async {
             let me = relay.authorize(&request)?;
-            Ok(count(
-                relay
-                    .store
-                    .count_one_time_prekeys(&me)
-                    .await
-                    .map_err(store_status)?,
-            ))
+            stock(relay, &me).await
         }
         .await;
         relay.track(result)

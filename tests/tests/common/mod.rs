@@ -183,6 +183,32 @@ impl Device {
         BlobsClient::new(self.channel.clone())
     }
 
+    /// The verified prekey bundle of `address`, fetched from the relay.
+    pub async fn bundle_of(&self, address: &[u8]) -> alcove_protocol::prekeys::PreKeyBundle {
+        let bytes = self
+            .keys()
+            .get_bundle(self.req(alcove_api::v1::GetBundleRequest {
+                address: address.to_vec(),
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .bundle;
+        alcove_protocol::prekeys::PreKeyBundle::from_bytes(&bytes).unwrap()
+    }
+
+    /// Sends an envelope through the relay (the relay does not open it).
+    pub async fn send_envelope(&self, to: &[u8], client_message_id: Vec<u8>, envelope: Vec<u8>) {
+        self.mailbox()
+            .send(self.req(alcove_api::v1::SendRequest {
+                recipient: to.to_vec(),
+                client_message_id,
+                envelope,
+            }))
+            .await
+            .unwrap();
+    }
+
     /// A real sealed envelope from this device to `to`.
     pub fn seal_to(&self, to: &Device, message: &[u8]) -> Vec<u8> {
         sealed_sender::seal(
@@ -204,4 +230,16 @@ pub fn id16(n: u8) -> Vec<u8> {
     id[0] = n;
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id[1..]);
     id
+}
+
+/// Encoded public one-time prekeys with the given ids (fresh secrets).
+pub fn one_time_prekeys(ids: std::ops::Range<u32>) -> Vec<Vec<u8>> {
+    let mut rng = rand::rngs::OsRng;
+    ids.map(|i| {
+        OneTimePreKeyPair::generate(&mut rng, i)
+            .public()
+            .to_bytes()
+            .to_vec()
+    })
+    .collect()
 }
