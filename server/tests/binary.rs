@@ -51,42 +51,37 @@ fn sigterm(server: &mut Server) -> std::process::ExitStatus {
     panic!("alcove-server did not stop within 10 s of SIGTERM");
 }
 
-#[tokio::test]
-async fn sigterm_shuts_down_cleanly_and_the_store_reopens() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().to_str().unwrap();
-    let mut server = spawn(&["--data-dir", data]);
-    let channel = Channel::from_shared(format!("http://{}", server.addr))
+/// The server id a relay answers a challenge with (plain text).
+async fn server_id(addr: &str) -> String {
+    let channel = Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
         .await
         .unwrap();
-    let first = AuthClient::new(channel)
+    AuthClient::new(channel)
         .challenge(ChallengeRequest {
             address: vec![1; 32],
         })
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+        .server_id
+}
+
+#[tokio::test]
+async fn sigterm_shuts_down_cleanly_and_the_store_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let mut server = spawn(&["--data-dir", data]);
+    let first = server_id(&server.addr).await;
     let status = sigterm(&mut server);
     assert!(status.success(), "exit status {status:?}");
 
     // Same directory again: it opens (the lock was released) and keeps its
     // identity (the server id devices sign).
     let mut server = spawn(&["--data-dir", data]);
-    let channel = Channel::from_shared(format!("http://{}", server.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let second = AuthClient::new(channel)
-        .challenge(ChallengeRequest {
-            address: vec![1; 32],
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(first.server_id, second.server_id);
+    let second = server_id(&server.addr).await;
+    assert_eq!(first, second);
     assert!(sigterm(&mut server).success());
 }
 
