@@ -17,12 +17,17 @@
 
 mod merkle;
 mod tree_head;
+mod verify;
 
 pub use merkle::{
     consistency_proof, inclusion_proof, leaf_hash, node_hash, root, verify_consistency,
-    verify_inclusion, Hash, ProofError, EMPTY_ROOT,
+    verify_inclusion, Hash, MerkleLog, ProofError, EMPTY_ROOT,
 };
-pub use tree_head::{SignedTreeHead, TreeHeadError};
+pub use tree_head::{SignedTreeHead, TreeHeadError, TREE_HEAD_LEN};
+pub use verify::{
+    check_advance, check_head, check_keys, hashes, key_leaf, KeyProof, TransparencyError,
+    MAX_HEAD_AGE_MS, MAX_HEAD_SKEW_MS,
+};
 
 use sha2::{Digest, Sha256};
 

@@ -58,12 +58,19 @@ fn split(n: usize) -> usize {
 
 /// The Merkle tree hash of a list of leaf hashes.
 pub fn root(leaves: &[Hash]) -> Hash {
-    match leaves.len() {
+    slice_root(leaves, 0, leaves.len())
+}
+
+fn slice_root(leaves: &[Hash], lo: usize, hi: usize) -> Hash {
+    match hi - lo {
         0 => EMPTY_ROOT,
-        1 => leaves[0],
+        1 => leaves[lo],
         n => {
             let k = split(n);
-            node_hash(&root(&leaves[..k]), &root(&leaves[k..]))
+            node_hash(
+                &slice_root(leaves, lo, lo + k),
+                &slice_root(leaves, lo + k, hi),
+            )
         }
     }
 }
@@ -74,22 +81,29 @@ pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Result<Vec<Hash>, Proof
         return Err(ProofError::OutOfRange);
     }
     let mut proof = Vec::new();
-    path(index, leaves, &mut proof);
+    path(
+        index,
+        0,
+        leaves.len(),
+        &|lo, hi| slice_root(leaves, lo, hi),
+        &mut proof,
+    );
     Ok(proof)
 }
 
-fn path(m: usize, leaves: &[Hash], out: &mut Vec<Hash>) {
-    let n = leaves.len();
+/// RFC 6962 PATH(m, D[lo:hi]), with subtree hashes from `hash`.
+fn path(m: usize, lo: usize, hi: usize, hash: &dyn Fn(usize, usize) -> Hash, out: &mut Vec<Hash>) {
+    let n = hi - lo;
     if n <= 1 {
         return;
     }
     let k = split(n);
     if m < k {
-        path(m, &leaves[..k], out);
-        out.push(root(&leaves[k..]));
+        path(m, lo, lo + k, hash, out);
+        out.push(hash(lo + k, hi));
     } else {
-        path(m - k, &leaves[k..], out);
-        out.push(root(&leaves[..k]));
+        path(m - k, lo + k, hi, hash, out);
+        out.push(hash(lo, lo + k));
     }
 }
 
@@ -100,25 +114,161 @@ pub fn consistency_proof(leaves: &[Hash], old_size: usize) -> Result<Vec<Hash>, 
         return Err(ProofError::OutOfRange);
     }
     let mut proof = Vec::new();
-    subproof(old_size, leaves, true, &mut proof);
+    subproof(
+        old_size,
+        0,
+        leaves.len(),
+        true,
+        &|lo, hi| slice_root(leaves, lo, hi),
+        &mut proof,
+    );
     Ok(proof)
 }
 
-fn subproof(m: usize, leaves: &[Hash], complete: bool, out: &mut Vec<Hash>) {
-    let n = leaves.len();
+/// RFC 6962 SUBPROOF(m, D[lo:hi], complete).
+fn subproof(
+    m: usize,
+    lo: usize,
+    hi: usize,
+    complete: bool,
+    hash: &dyn Fn(usize, usize) -> Hash,
+    out: &mut Vec<Hash>,
+) {
+    let n = hi - lo;
     if m == n {
         if !complete {
-            out.push(root(leaves));
+            out.push(hash(lo, hi));
         }
         return;
     }
     let k = split(n);
     if m <= k {
-        subproof(m, &leaves[..k], complete, out);
-        out.push(root(&leaves[k..]));
+        subproof(m, lo, lo + k, complete, hash, out);
+        out.push(hash(lo + k, hi));
     } else {
-        subproof(m - k, &leaves[k..], false, out);
-        out.push(root(&leaves[..k]));
+        subproof(m - k, lo + k, hi, false, hash, out);
+        out.push(hash(lo, lo + k));
+    }
+}
+
+/// An append-only Merkle tree that keeps the hash of every complete
+/// subtree, so that roots, audit paths and consistency proofs for any
+/// tree size take O(log² n) hashes instead of O(n). This is what the relay
+/// keeps in memory; the slice functions above are the reference it is
+/// tested against.
+#[derive(Debug, Clone, Default)]
+pub struct MerkleLog {
+    /// `levels[h][i]` is the hash of leaves `i·2^h .. (i+1)·2^h`.
+    levels: Vec<Vec<Hash>>,
+}
+
+impl MerkleLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of leaves.
+    pub fn size(&self) -> u64 {
+        self.levels.first().map_or(0, |l| l.len() as u64)
+    }
+
+    /// Leaf hash `index`.
+    pub fn leaf(&self, index: u64) -> Option<Hash> {
+        self.levels
+            .first()?
+            .get(usize::try_from(index).ok()?)
+            .copied()
+    }
+
+    /// Appends a leaf hash; returns its index.
+    pub fn push(&mut self, leaf: Hash) -> u64 {
+        if self.levels.is_empty() {
+            self.levels.push(Vec::new());
+        }
+        self.levels[0].push(leaf);
+        let index = self.levels[0].len() - 1;
+        let mut h = 0;
+        let mut i = index;
+        // Every time the new leaf completes a subtree, store its hash.
+        while i % 2 == 1 {
+            let right = self.levels[h][i];
+            let left = self.levels[h][i - 1];
+            if self.levels.len() == h + 1 {
+                self.levels.push(Vec::new());
+            }
+            self.levels[h + 1].push(node_hash(&left, &right));
+            h += 1;
+            i /= 2;
+        }
+        index as u64
+    }
+
+    fn range_root(&self, lo: usize, hi: usize) -> Hash {
+        let n = hi - lo;
+        if n == 0 {
+            return EMPTY_ROOT;
+        }
+        if n.is_power_of_two() && lo % n == 0 {
+            let h = n.trailing_zeros() as usize;
+            return self.levels[h][lo / n];
+        }
+        let k = split(n);
+        node_hash(&self.range_root(lo, lo + k), &self.range_root(lo + k, hi))
+    }
+
+    fn check_size(&self, size: u64) -> Result<usize, ProofError> {
+        if size > self.size() {
+            return Err(ProofError::OutOfRange);
+        }
+        usize::try_from(size).map_err(|_| ProofError::OutOfRange)
+    }
+
+    /// The root of the tree of the first `size` leaves.
+    pub fn root_at(&self, size: u64) -> Result<Hash, ProofError> {
+        let size = self.check_size(size)?;
+        Ok(self.range_root(0, size))
+    }
+
+    /// The audit path of leaf `index` in the tree of the first `size` leaves.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
+        let size = self.check_size(size)?;
+        let index = usize::try_from(index).map_err(|_| ProofError::OutOfRange)?;
+        if index >= size {
+            return Err(ProofError::OutOfRange);
+        }
+        let mut proof = Vec::new();
+        path(
+            index,
+            0,
+            size,
+            &|lo, hi| self.range_root(lo, hi),
+            &mut proof,
+        );
+        Ok(proof)
+    }
+
+    /// The consistency proof from the tree of `old_size` leaves to the tree
+    /// of `new_size` leaves. Empty when the sizes are equal or `old_size`
+    /// is 0 (every tree extends the empty tree).
+    pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Hash>, ProofError> {
+        let new = self.check_size(new_size)?;
+        if old_size > new_size {
+            return Err(ProofError::OutOfRange);
+        }
+        let old = old_size as usize;
+        let mut proof = Vec::new();
+        if old > 0 && old < new {
+            subproof(
+                old,
+                0,
+                new,
+                true,
+                &|lo, hi| self.range_root(lo, hi),
+                &mut proof,
+            );
+        }
+        Ok(proof)
     }
 }
 
