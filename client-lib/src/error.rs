@@ -34,6 +34,21 @@ pub enum Error {
     /// what the invite promised.
     #[error("verification failed: {0}")]
     VerificationFailed(String),
+    /// The relay's key log refused what the relay served: keys not in the
+    /// log, a log that forked or was rolled back, a replayed or foreign
+    /// tree head, or a contact's keys older than ones seen before. No
+    /// session was opened. This is evidence against the relay, not a
+    /// network fault: report it, do not retry it away.
+    #[error("key transparency check failed: {0}")]
+    KeyTransparency(alcove_keylog::TransparencyError),
+    /// The contact's signed prekey is older than
+    /// [`crate::SIGNED_PREKEY_MAX_AGE`]: their device has been offline for
+    /// weeks, or the relay serves a superseded key. No session was opened.
+    #[error("the contact's signed prekey is {age_days} days old; ask them to open their app")]
+    StaleSignedPreKey {
+        /// Age of the signed prekey in days.
+        age_days: u64,
+    },
     /// Local storage failed (disk full, permissions).
     #[error("local storage error: {0}")]
     Storage(String),

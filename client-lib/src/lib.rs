@@ -40,24 +40,24 @@ mod attachments;
 mod error;
 mod relay;
 mod storage;
+mod transparency;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use alcove_api::v1::{
-    AckRequest, FetchRequest, GetBundleRequest, SendRequest, UploadOneTimePreKeysRequest,
-};
+use alcove_api::v1::{AckRequest, FetchRequest, SendRequest, UploadOneTimePreKeysRequest};
 use alcove_protocol::content::{self, Content};
 use alcove_protocol::fingerprint::SafetyNumber;
 use alcove_protocol::identity::IdentityKeyPair;
 use alcove_protocol::invite::Invite;
-use alcove_protocol::prekeys::{OneTimePreKeyPair, PreKeyBundle, SignedPreKeyPair};
+use alcove_protocol::prekeys::{OneTimePreKeyPair, SignedPreKeyPair};
 use alcove_protocol::x3dh::{self, InitialMessage};
 use alcove_protocol::{sealed_sender, PublicIdentity, Session};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
+pub use alcove_keylog::{SignedTreeHead, TransparencyError};
 pub use alcove_protocol::content::MessageId;
 pub use alcove_protocol::content::{
     AttachmentPointer, Body, DeliveryReceipt, Feedback, HomeworkAssignment, HomeworkSubmission,
@@ -65,6 +65,7 @@ pub use alcove_protocol::content::{
 };
 pub use alcove_protocol::DeviceAddress;
 pub use error::{Error, Result};
+pub use transparency::{KeyLogStatus, SIGNED_PREKEY_MAX_AGE};
 
 use relay::Relay;
 use storage::Vault;
@@ -161,6 +162,8 @@ pub struct Client {
     identity: IdentityKeyPair,
     relay: Relay,
     core: Mutex<Core>,
+    /// Serialises key-log checks, so heads are compared in order.
+    transparency: Mutex<()>,
 }
 
 struct Core {
@@ -212,7 +215,7 @@ impl Client {
         vault.commit(&puts, &[])?;
         let relay = Relay::new(relay_url)?;
         relay.register(&identity, &spk, &otks).await?;
-        Ok(Self {
+        let client = Self {
             vault,
             identity,
             relay,
@@ -220,7 +223,10 @@ impl Client {
                 state,
                 contacts: HashMap::new(),
             }),
-        })
+            transparency: Mutex::new(()),
+        };
+        client.pin_log_key().await?;
+        Ok(client)
     }
 
     /// Opens an existing profile. A wrong `storage_key` is
@@ -244,6 +250,7 @@ impl Client {
                 state,
                 contacts: contacts.into_iter().map(|c| (c.address, c)).collect(),
             }),
+            transparency: Mutex::new(()),
         })
     }
 
@@ -600,34 +607,6 @@ impl Client {
         }
     }
 
-    async fn fetch_bundle(&self, address: &[u8; 32]) -> Result<PreKeyBundle> {
-        let bytes = self
-            .relay
-            .call(&self.identity, |c, token| {
-                let req = relay::authed(
-                    &token,
-                    GetBundleRequest {
-                        address: address.to_vec(),
-                    },
-                );
-                async move {
-                    c.keys()
-                        .get_bundle(req)
-                        .await
-                        .map(|r| r.into_inner().bundle)
-                }
-            })
-            .await?;
-        let bundle = PreKeyBundle::from_bytes(&bytes)
-            .map_err(|e| Error::VerificationFailed(format!("bundle: {e}")))?;
-        if bundle.identity().address().as_bytes() != address {
-            return Err(Error::VerificationFailed(
-                "the relay served keys of another address".into(),
-            ));
-        }
-        Ok(bundle)
-    }
-
     /// Fetches everything waiting on the relay, decrypts it, stores it in
     /// the profile, then lets the relay delete it. Returns the new events,
     /// oldest first. Also retries the outbox and tops up one-time prekeys.
@@ -969,6 +948,20 @@ impl Client {
                 async move { c.keys().rotate_signed_pre_key(req).await.map(|_| ()) }
             })
             .await
+    }
+
+    /// Public encodings of the current and the previous signed prekey.
+    async fn published_signed_prekeys(&self) -> Result<Vec<Vec<u8>>> {
+        let id = self.core.lock().await.state.signed_prekey_id;
+        let mut out = Vec::new();
+        for id in [id, id.wrapping_sub(1)] {
+            if let Some(bytes) = self.vault.get(format!("spk/{id}").as_bytes())? {
+                let spk = SignedPreKeyPair::from_secret_bytes(&bytes, self.identity.public())
+                    .map_err(|_| Error::StorageLocked)?;
+                out.push(spk.public().to_bytes().to_vec());
+            }
+        }
+        Ok(out)
     }
 
     async fn rotate_if_due(&self) -> Result<()> {

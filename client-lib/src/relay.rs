@@ -5,6 +5,7 @@ use std::future::Future;
 
 use alcove_api::v1::auth_client::AuthClient;
 use alcove_api::v1::blobs_client::BlobsClient;
+use alcove_api::v1::key_log_client::KeyLogClient;
 use alcove_api::v1::keys_client::KeysClient;
 use alcove_api::v1::mailbox_client::MailboxClient;
 use alcove_api::v1::{ChallengeRequest, LoginRequest, RegisterRequest};
@@ -38,6 +39,10 @@ impl Clients {
 
     pub(crate) fn keys(&self) -> KeysClient<Channel> {
         KeysClient::new(self.channel.clone())
+    }
+
+    pub(crate) fn keylog(&self) -> KeyLogClient<Channel> {
+        KeyLogClient::new(self.channel.clone())
     }
 
     pub(crate) fn blobs(&self) -> BlobsClient<Channel> {

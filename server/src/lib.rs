@@ -5,7 +5,7 @@
 //! identity keys, keeps one mailbox per device, and bounds every request.
 //!
 //! The layout follows the concerns: [`config`] (flags), [`limits`] (every
-//! bound, and the rate limiter), [`auth`] (challenges and tokens),
+//! bound, and the rate limiter), [`auth`] (challenges and tokens), [`keylog`] (the key transparency log),
 //! [`service`] (one file per gRPC service), [`metrics`], [`notify`] (live
 //! wake-ups), [`errors`] (the one place storage errors become statuses) and
 //! [`server`] (wiring, TLS, shutdown). Storage is behind
@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod config;
 pub mod errors;
+pub mod keylog;
 pub mod limits;
 pub mod metrics;
 pub mod notify;

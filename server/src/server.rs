@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use alcove_api::v1::auth_server::AuthServer;
 use alcove_api::v1::blobs_server::BlobsServer;
+use alcove_api::v1::key_log_server::KeyLogServer;
 use alcove_api::v1::keys_server::KeysServer;
 use alcove_api::v1::mailbox_server::MailboxServer;
 use alcove_store::{SledStore, Store};
@@ -60,6 +61,10 @@ async fn secret(store: &dyn Store, key: &str, len: usize) -> anyhow::Result<Vec<
     Ok(store.meta_or_insert(key, &fresh).await?)
 }
 
+fn hex_key(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Opens the store in `config.data_dir` and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
     std::fs::create_dir_all(&config.data_dir)
@@ -88,6 +93,15 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
         std::sync::atomic::Ordering::Relaxed,
     );
 
+    let keylog = crate::keylog::KeyLog::open(store.clone())
+        .await
+        .context("loading the key log")?;
+    tracing::info!(
+        entries = keylog.size(),
+        log_key = %hex_key(keylog.log_key().as_bytes()),
+        "key log loaded"
+    );
+
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let limits = config.limits.clone();
     let relay = Arc::new(Relay {
@@ -97,6 +111,7 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
             token_key,
             Duration::from_secs(limits.token_ttl_secs),
         ),
+        keylog,
         device_rate: RateLimiter::new(limits.rate_per_sec, limits.rate_burst),
         bundle_rate: RateLimiter::new(
             limits.bundle_fetches_per_min / 60.0,
@@ -158,6 +173,9 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
         .await;
     health_reporter.set_serving::<AuthServer<Services>>().await;
     health_reporter.set_serving::<KeysServer<Services>>().await;
+    health_reporter
+        .set_serving::<KeyLogServer<Services>>()
+        .await;
     health_reporter.set_serving::<BlobsServer<Services>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(alcove_api::FILE_DESCRIPTOR_SET)
@@ -177,6 +195,7 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
         .add_service(reflection_alpha)
         .add_service(AuthServer::new(services.clone()).max_decoding_message_size(64 * 1024))
         .add_service(KeysServer::new(services.clone()).max_decoding_message_size(64 * 1024))
+        .add_service(KeyLogServer::new(services.clone()).max_decoding_message_size(4 * 1024))
         .add_service(MailboxServer::new(services.clone()).max_decoding_message_size(max_message))
         .add_service(
             BlobsServer::new(services.clone())

@@ -64,6 +64,7 @@ async fn register_login_and_keys() {
         .keys()
         .get_bundle(bob.req(GetBundleRequest {
             address: alice.address().to_vec(),
+            ..Default::default()
         }))
         .await
         .unwrap()
@@ -514,7 +515,10 @@ async fn one_time_prekey_is_handed_out_once_under_concurrency() {
         tasks.push(tokio::spawn(async move {
             let bundle = d
                 .keys()
-                .get_bundle(d.req(GetBundleRequest { address: target }))
+                .get_bundle(d.req(GetBundleRequest {
+                    address: target,
+                    ..Default::default()
+                }))
                 .await
                 .unwrap()
                 .into_inner()
@@ -555,6 +559,7 @@ async fn bundle_fetches_are_rate_limited() {
             .keys()
             .get_bundle(thief.req(GetBundleRequest {
                 address: owner.address().to_vec(),
+                ..Default::default()
             }))
             .await
         {
@@ -578,7 +583,8 @@ async fn bundle_fetches_are_rate_limited() {
             owner
                 .keys()
                 .get_bundle(owner.req(GetBundleRequest {
-                    address: vec![7; 32]
+                    address: vec![7; 32],
+                    ..Default::default()
                 }))
                 .await
         ),

@@ -328,7 +328,10 @@ async fn a_changed_identity_key_is_flagged_and_sending_held() {
     let mut rng = rand::rngs::OsRng;
     let mut again = common::Device {
         signed_prekey: alcove_protocol::prekeys::SignedPreKeyPair::generate(
-            &mut rng, &identity, 2, 0,
+            &mut rng,
+            &identity,
+            2,
+            common::now_secs(),
         ),
         identity,
         one_time_prekeys: vec![],

@@ -32,3 +32,63 @@ pub fn auth_message(server_id: &str, address: &[u8], challenge: &[u8]) -> Vec<u8
     m.extend_from_slice(challenge);
     m
 }
+
+/// Conversions between the wire messages of the key log and
+/// `alcove-keylog`'s types, shared by the relay, the SDK and the auditor.
+pub mod keylog {
+    use alcove_keylog::{hashes, KeyProof, SignedTreeHead, TransparencyError};
+
+    use crate::v1;
+
+    /// The wire form of a signed head.
+    pub fn head_to_wire(head: &SignedTreeHead) -> v1::TreeHead {
+        v1::TreeHead {
+            size: head.size,
+            root: head.root.to_vec(),
+            timestamp_ms: head.timestamp_ms,
+            signature: head.signature.to_vec(),
+        }
+    }
+
+    /// Parses a wire head (the signature is checked by the caller).
+    pub fn head_from_wire(
+        head: Option<&v1::TreeHead>,
+    ) -> Result<SignedTreeHead, TransparencyError> {
+        let head = head.ok_or(TransparencyError::Malformed("tree head missing"))?;
+        Ok(SignedTreeHead {
+            size: head.size,
+            root: head
+                .root
+                .as_slice()
+                .try_into()
+                .map_err(|_| TransparencyError::Malformed("tree head root is not 32 bytes"))?,
+            timestamp_ms: head.timestamp_ms,
+            signature: head
+                .signature
+                .as_slice()
+                .try_into()
+                .map_err(|_| TransparencyError::Malformed("tree head signature is not 64 bytes"))?,
+        })
+    }
+
+    /// Parses a wire key proof (nothing verified yet).
+    pub fn proof_from_wire(proof: Option<&v1::KeyProof>) -> Result<KeyProof, TransparencyError> {
+        let proof = proof.ok_or(TransparencyError::Malformed("key proof missing"))?;
+        Ok(KeyProof {
+            index: proof.index,
+            epoch: proof.epoch,
+            salt: proof
+                .salt
+                .as_slice()
+                .try_into()
+                .map_err(|_| TransparencyError::Malformed("salt is not 32 bytes"))?,
+            audit_path: hashes(&proof.audit_path)?,
+            head: head_from_wire(proof.head.as_ref())?,
+        })
+    }
+
+    /// Encodes hashes for the wire.
+    pub fn hashes_to_wire(hashes: &[[u8; 32]]) -> Vec<Vec<u8>> {
+        hashes.iter().map(|h| h.to_vec()).collect()
+    }
+}

@@ -16,7 +16,7 @@ mod sled_store;
 use async_trait::async_trait;
 use thiserror::Error;
 
-pub use records::{BlobInfo, DeviceRecord, StoredMessage};
+pub use records::{BlobInfo, DeviceRecord, LogEntry, StoredMessage};
 pub use sled_store::{FlushStats, SledStore};
 
 /// A device address: SHA-256 of the device's identity key.
@@ -67,12 +67,26 @@ pub struct Enqueued {
 /// The relay's storage.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Inserts or replaces a device's record (registration).
-    async fn put_device(&self, address: &Address, record: &DeviceRecord) -> Result<()>;
+    /// Publishes a device's keys, in one atomic, durable step: writes the
+    /// device record and appends the matching key-log entry at the next
+    /// index. With `identity` it is a registration (a new device at epoch
+    /// 0, or a re-registration at the next epoch); without, a signed-prekey
+    /// change of a registered device (else `NotFound("device")`). Returns
+    /// the appended entry.
+    async fn publish_keys(
+        &self,
+        address: &Address,
+        identity: Option<&[u8]>,
+        signed_prekey: &[u8],
+        salt: &[u8; 32],
+        now_ms: i64,
+    ) -> Result<LogEntry>;
     /// A device's record.
     async fn device(&self, address: &Address) -> Result<Option<DeviceRecord>>;
-    /// Replaces a registered device's signed prekey.
-    async fn set_signed_prekey(&self, address: &Address, signed_prekey: &[u8]) -> Result<()>;
+    /// Number of key-log entries.
+    async fn log_size(&self) -> Result<u64>;
+    /// Key-log entries from index `from`, at most `limit`, in order.
+    async fn log_entries(&self, from: u64, limit: usize) -> Result<Vec<LogEntry>>;
 
     /// Adds one-time prekeys `(id, encoded key)`; a key with an existing id
     /// replaces it. Refused as a whole if the device would hold more than

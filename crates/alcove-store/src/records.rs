@@ -3,13 +3,14 @@
 //!
 //! | Tree | Key | Value (after the version byte 0x01) |
 //! |---|---|---|
-//! | `devices` | address (32) | registered_at_ms (i64) · identity (128) · signed prekey (108) |
+//! | `devices` | address (32) | registered_at_ms (i64) · identity (128) · signed prekey (108) · log index (u64) · epoch (u64) |
 //! | `one_time_prekeys` | address (32) · id (u32) | one-time prekey (36) |
 //! | `mailboxes` | address (32) · sequence (u64) | received_at_ms (i64) · sealed envelope |
 //! | `mailbox_heads` | address (32) | last sequence (u64) · depth (u64) |
 //! | `dedupe` | address (32) · client message id (16) | sequence (u64) · received_at_ms (i64) |
 //! | `blobs` | blob id (16) | finished (u8) · size (u64) · chunks (u32) · expires_at_ms (i64) |
 //! | `blob_chunks` | blob id (16) · index (u32) | encrypted bytes |
+//! | `keylog` | index (u64) | address (32) · epoch (u64) · salt (32) · logged_at_ms (i64) · identity (128) · signed prekey (108) |
 //! | `meta` | UTF-8 name | setting |
 //!
 //! All integers are big-endian, so keys sort by sequence and index.
@@ -24,6 +25,30 @@ pub const RECORD_VERSION: u8 = 1;
 pub struct DeviceRecord {
     /// When the device registered, ms since the Unix epoch.
     pub registered_at_ms: i64,
+    /// The 128-byte public identity.
+    pub identity: Vec<u8>,
+    /// The 108-byte signed prekey.
+    pub signed_prekey: Vec<u8>,
+    /// Index of the key-log entry of these keys.
+    pub log_index: u64,
+    /// Key epoch: 0 at first registration, +1 for every change.
+    pub epoch: u64,
+}
+
+/// One entry of the key transparency log: a device's keys as published.
+/// The log's leaf is a salted commitment to it (see `alcove-keylog`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Leaf index.
+    pub index: u64,
+    /// The device.
+    pub address: [u8; 32],
+    /// The device's key epoch.
+    pub epoch: u64,
+    /// The commitment's salt.
+    pub salt: [u8; 32],
+    /// When it was appended, ms since the Unix epoch.
+    pub logged_at_ms: i64,
     /// The 128-byte public identity.
     pub identity: Vec<u8>,
     /// The 108-byte signed prekey.
@@ -98,18 +123,58 @@ impl DeviceRecord {
             &self.registered_at_ms.to_be_bytes(),
             &self.identity,
             &self.signed_prekey,
+            &self.log_index.to_be_bytes(),
+            &self.epoch.to_be_bytes(),
         ])
     }
 
-    pub(crate) fn decode(value: &[u8]) -> Result<Self> {
+    /// Parses a `devices` value.
+    pub fn decode(value: &[u8]) -> Result<Self> {
         let b = body(value, "devices")?;
-        if b.len() != 8 + 128 + 108 {
+        if b.len() != 8 + 128 + 108 + 16 {
             return Err(StoreError::Corrupt("devices"));
         }
         Ok(Self {
             registered_at_ms: i64_at(b, 0, "devices")?,
             identity: b[8..136].to_vec(),
-            signed_prekey: b[136..].to_vec(),
+            signed_prekey: b[136..244].to_vec(),
+            log_index: u64_at(b, 244, "devices")?,
+            epoch: u64_at(b, 252, "devices")?,
+        })
+    }
+}
+
+impl LogEntry {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        versioned(&[
+            &self.address,
+            &self.epoch.to_be_bytes(),
+            &self.salt,
+            &self.logged_at_ms.to_be_bytes(),
+            &self.identity,
+            &self.signed_prekey,
+        ])
+    }
+
+    /// Parses a `keylog` record (key = index, big-endian).
+    pub fn decode(key: &[u8], value: &[u8]) -> Result<Self> {
+        let index = u64_at(key, 0, "keylog")?;
+        let b = body(value, "keylog")?;
+        if key.len() != 8 || b.len() != 32 + 8 + 32 + 8 + 128 + 108 {
+            return Err(StoreError::Corrupt("keylog"));
+        }
+        let mut address = [0u8; 32];
+        address.copy_from_slice(&b[..32]);
+        let mut salt = [0u8; 32];
+        salt.copy_from_slice(&b[40..72]);
+        Ok(Self {
+            index,
+            address,
+            epoch: u64_at(b, 32, "keylog")?,
+            salt,
+            logged_at_ms: i64_at(b, 72, "keylog")?,
+            identity: b[80..208].to_vec(),
+            signed_prekey: b[208..].to_vec(),
         })
     }
 }
@@ -124,7 +189,8 @@ impl BlobInfo {
         ])
     }
 
-    pub(crate) fn decode(value: &[u8]) -> Result<Self> {
+    /// Parses a `blobs` value.
+    pub fn decode(value: &[u8]) -> Result<Self> {
         let b = body(value, "blobs")?;
         if b.len() != 1 + 8 + 4 + 8 || b[0] > 1 {
             return Err(StoreError::Corrupt("blobs"));

@@ -17,8 +17,8 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::records::{body, i64_at, u64_at, versioned};
 use crate::{
-    Address, BlobId, BlobInfo, ClientMessageId, DeviceRecord, Enqueued, Result, Store, StoreError,
-    StoredMessage,
+    Address, BlobId, BlobInfo, ClientMessageId, DeviceRecord, Enqueued, LogEntry, Result, Store,
+    StoreError, StoredMessage,
 };
 
 /// Counters of the group commit, for the relay's metrics.
@@ -54,13 +54,14 @@ pub struct SledStore {
     blobs: sled::Tree,
     chunks: sled::Tree,
     meta: sled::Tree,
+    keylog: sled::Tree,
     commits: mpsc::UnboundedSender<Request>,
     prekey_lock: Mutex<()>,
     stats: Arc<FlushStats>,
 }
 
 /// The names of the trees, for tools that read a store offline.
-pub const TREES: [&str; 8] = [
+pub const TREES: [&str; 9] = [
     "devices",
     "one_time_prekeys",
     "mailboxes",
@@ -69,9 +70,12 @@ pub const TREES: [&str; 8] = [
     "blobs",
     "blob_chunks",
     "meta",
+    "keylog",
 ];
 
-const SCHEMA_VERSION: &[u8] = b"1";
+const SCHEMA_VERSION: &[u8] = b"2";
+/// `meta` key of the key log's entry count (u64 BE).
+pub const KEYLOG_SIZE: &str = "keylog_size";
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -108,6 +112,7 @@ impl SledStore {
             blobs: tree(TREES[5])?,
             chunks: tree(TREES[6])?,
             meta: tree(TREES[7])?,
+            keylog: tree(TREES[8])?,
             db,
             commits,
             prekey_lock: Mutex::new(()),
@@ -221,11 +226,62 @@ fn tx_result<T>(r: std::result::Result<T, TransactionError<StoreError>>) -> Resu
 
 #[async_trait]
 impl Store for SledStore {
-    async fn put_device(&self, address: &Address, record: &DeviceRecord) -> Result<()> {
-        self.devices
-            .insert(address, record.encode())
-            .map_err(backend)?;
-        self.commit().await
+    async fn publish_keys(
+        &self,
+        address: &Address,
+        identity: Option<&[u8]>,
+        signed_prekey: &[u8],
+        salt: &[u8; 32],
+        now_ms: i64,
+    ) -> Result<LogEntry> {
+        let result =
+            (&self.devices, &self.keylog, &self.meta).transaction(|(devices, keylog, meta)| {
+                let current = match devices.get(address)? {
+                    Some(v) => match DeviceRecord::decode(&v) {
+                        Ok(r) => Some(r),
+                        Err(e) => return abort(e),
+                    },
+                    None => None,
+                };
+                let (identity, epoch, registered_at_ms) = match (identity, &current) {
+                    (Some(id), Some(cur)) => (id.to_vec(), cur.epoch + 1, cur.registered_at_ms),
+                    (Some(id), None) => (id.to_vec(), 0, now_ms),
+                    (None, Some(cur)) => {
+                        (cur.identity.clone(), cur.epoch + 1, cur.registered_at_ms)
+                    }
+                    (None, None) => return abort(StoreError::NotFound("device")),
+                };
+                let index = match meta.get(KEYLOG_SIZE)? {
+                    None => 0,
+                    Some(v) => match u64_at(&v, 0, "meta: keylog_size") {
+                        Ok(n) => n,
+                        Err(e) => return abort(e),
+                    },
+                };
+                let entry = LogEntry {
+                    index,
+                    address: *address,
+                    epoch,
+                    salt: *salt,
+                    logged_at_ms: now_ms,
+                    identity,
+                    signed_prekey: signed_prekey.to_vec(),
+                };
+                let record = DeviceRecord {
+                    registered_at_ms,
+                    identity: entry.identity.clone(),
+                    signed_prekey: entry.signed_prekey.clone(),
+                    log_index: index,
+                    epoch,
+                };
+                keylog.insert(&index.to_be_bytes(), entry.encode())?;
+                meta.insert(KEYLOG_SIZE, &(index + 1).to_be_bytes())?;
+                devices.insert(address, record.encode())?;
+                Ok(entry)
+            });
+        let entry = tx_result(result)?;
+        self.commit().await?;
+        Ok(entry)
     }
 
     async fn device(&self, address: &Address) -> Result<Option<DeviceRecord>> {
@@ -236,21 +292,28 @@ impl Store for SledStore {
             .transpose()
     }
 
-    async fn set_signed_prekey(&self, address: &Address, signed_prekey: &[u8]) -> Result<()> {
-        let result = self.devices.transaction(|devices| {
-            let Some(current) = devices.get(address)? else {
-                return abort(StoreError::NotFound("device"));
-            };
-            let mut record = match DeviceRecord::decode(&current) {
-                Ok(r) => r,
-                Err(e) => return abort(e),
-            };
-            record.signed_prekey = signed_prekey.to_vec();
-            devices.insert(address, record.encode())?;
-            Ok(())
-        });
-        tx_result(result)?;
-        self.commit().await
+    async fn log_size(&self) -> Result<u64> {
+        match self.meta.get(KEYLOG_SIZE).map_err(backend)? {
+            None => Ok(0),
+            Some(v) => u64_at(&v, 0, "meta: keylog_size"),
+        }
+    }
+
+    async fn log_entries(&self, from: u64, limit: usize) -> Result<Vec<LogEntry>> {
+        let size = self.log_size().await?;
+        let mut out = Vec::new();
+        for item in self.keylog.range(from.to_be_bytes()..).take(limit) {
+            let (k, v) = item.map_err(backend)?;
+            let entry = LogEntry::decode(&k, &v)?;
+            if entry.index >= size {
+                break;
+            }
+            if entry.index != from + out.len() as u64 {
+                return Err(StoreError::Corrupt("keylog: gap in the log"));
+            }
+            out.push(entry);
+        }
+        Ok(out)
     }
 
     async fn add_one_time_prekeys(

@@ -6,11 +6,9 @@ use alcove_api::v1::{
 };
 use alcove_protocol::prekeys::{OneTimePreKey, SignedPreKey};
 use alcove_protocol::PublicIdentity;
-use alcove_store::DeviceRecord;
 use tonic::{Request, Response, Status};
 
 use super::Services;
-use crate::auth::now_ms;
 use crate::errors::{address, store_status};
 
 /// Parses one-time prekeys, refusing bad keys and repeated ids.
@@ -78,14 +76,9 @@ impl Auth for Services {
                 &req.signature,
                 identity.signing_key(),
             )?;
-            let record = DeviceRecord {
-                registered_at_ms: now_ms(),
-                identity: identity.to_bytes().to_vec(),
-                signed_prekey: signed_prekey.to_bytes().to_vec(),
-            };
             relay
-                .store
-                .put_device(&addr, &record)
+                .keylog
+                .publish(&addr, Some(&identity.to_bytes()), &signed_prekey.to_bytes())
                 .await
                 .map_err(store_status)?;
             if !otks.is_empty() {

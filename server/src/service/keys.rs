@@ -10,6 +10,8 @@ use alcove_protocol::PublicIdentity;
 use std::sync::atomic::Ordering;
 use tonic::{Request, Response, Status};
 
+use alcove_api::keylog::hashes_to_wire;
+
 use super::auth::parse_one_time_prekeys;
 use super::Services;
 use crate::errors::{address, store_status};
@@ -81,8 +83,8 @@ impl Keys for Services {
             let spk = SignedPreKey::from_bytes(&request.get_ref().signed_prekey, &identity)
                 .map_err(|e| Status::invalid_argument(format!("signed_prekey: {e}")))?;
             relay
-                .store
-                .set_signed_prekey(&me, &spk.to_bytes())
+                .keylog
+                .publish(&me, None, &spk.to_bytes())
                 .await
                 .map_err(store_status)?;
             stock(relay, &me).await
@@ -112,6 +114,7 @@ impl Keys for Services {
         let result = async {
             let me = relay.authorize(&request)?;
             let target = address(&request.get_ref().address, "address")?;
+            let known_tree_size = request.get_ref().known_tree_size;
             if !relay.bundle_rate.allow(&me) {
                 return Err(Status::resource_exhausted(
                     "too many bundle fetches from this device; one-time prekeys are rate-limited",
@@ -139,8 +142,25 @@ impl Keys for Services {
                 }
                 None => bundle.push(0),
             }
+            let (entry, proof) = relay
+                .keylog
+                .key_proof(&device)
+                .await
+                .map_err(store_status)?;
+            let consistency_proof = if known_tree_size > 0 && known_tree_size < proof.head.size {
+                relay
+                    .keylog
+                    .consistency(known_tree_size, proof.head.size)
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
             relay.metrics.bundles_served.fetch_add(1, Ordering::Relaxed);
-            Ok(Response::new(GetBundleResponse { bundle }))
+            Ok(Response::new(GetBundleResponse {
+                bundle,
+                key_proof: Some(super::keylog::proof_to_wire(&entry, &proof)),
+                consistency_proof: hashes_to_wire(&consistency_proof),
+            }))
         }
         .await;
         relay.track(result)

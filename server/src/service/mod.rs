@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod blobs;
+pub mod keylog;
 pub mod keys;
 pub mod mailbox;
 
@@ -23,6 +24,8 @@ pub struct Relay {
     pub store: Arc<dyn Store>,
     /// Challenges and tokens.
     pub auth: Authenticator,
+    /// The key transparency log.
+    pub keylog: crate::keylog::KeyLog,
     /// Bounds.
     pub limits: Limits,
     /// Counters.

@@ -79,7 +79,7 @@ impl Device {
     pub fn new(channel: Channel, otks: u32) -> Self {
         let mut rng = rand::rngs::OsRng;
         let identity = IdentityKeyPair::generate(&mut rng);
-        let signed_prekey = SignedPreKeyPair::generate(&mut rng, &identity, 1, 1_700_000_000);
+        let signed_prekey = SignedPreKeyPair::generate(&mut rng, &identity, 1, now_secs());
         let one_time_prekeys = (0..otks)
             .map(|i| OneTimePreKeyPair::generate(&mut rng, i + 1))
             .collect();
@@ -189,6 +189,7 @@ impl Device {
             .keys()
             .get_bundle(self.req(alcove_api::v1::GetBundleRequest {
                 address: address.to_vec(),
+                ..Default::default()
             }))
             .await
             .unwrap()
@@ -219,6 +220,15 @@ impl Device {
         )
         .unwrap()
     }
+}
+
+/// The current time in seconds (signed prekeys are dated; clients refuse
+/// old ones).
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 pub fn code<T: std::fmt::Debug>(r: Result<T, tonic::Status>) -> tonic::Code {
