@@ -939,6 +939,7 @@ async fn health_and_reflection() {
         "alcove.v1.Keys",
         "alcove.v1.Mailbox",
         "alcove.v1.Blobs",
+        "alcove.v1.KeyLog",
         "grpc.health.v1.Health",
     ] {
         assert!(names.contains(want), "{want} missing from {names:?}");
@@ -988,4 +989,146 @@ async fn metrics_endpoint_counts() {
         "{body}"
     );
     assert!(body.contains("alcove_store_flushes_total"), "{body}");
+}
+
+#[tokio::test]
+async fn key_log_records_every_key_change_and_survives_restart() {
+    use alcove_api::keylog::{head_from_wire, proof_from_wire};
+    use alcove_api::v1::key_log_client::KeyLogClient;
+    let mut relay = TestRelay::start().await;
+    let mut alice = Device::registered(&relay, 3).await;
+    let bob = Device::registered(&relay, 0).await;
+    let log = |c: tonic::transport::Channel| KeyLogClient::new(c);
+    let head = log(relay.channel().await)
+        .get_tree_head(GetTreeHeadRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let key =
+        ed25519_dalek::VerifyingKey::from_bytes(&head.log_key.clone().try_into().unwrap()).unwrap();
+    let h2 = head_from_wire(head.head.as_ref()).unwrap();
+    assert_eq!(h2.size, 2, "one entry per registration");
+    h2.verify(&key).unwrap();
+
+    // A signed-prekey change appends an entry at the next epoch; the
+    // bundle Bob gets proves exactly the new keys, with a consistency
+    // proof from the head he knew.
+    let spk = alcove_protocol::prekeys::SignedPreKeyPair::generate(
+        &mut rand::rngs::OsRng,
+        &alice.identity,
+        2,
+        common::now_secs(),
+    );
+    alice.signed_prekey = spk;
+    alice
+        .keys()
+        .rotate_signed_pre_key(alice.req(RotateSignedPreKeyRequest {
+            signed_prekey: alice.signed_prekey.public().to_bytes().to_vec(),
+        }))
+        .await
+        .unwrap();
+    let r = bob
+        .keys()
+        .get_bundle(bob.req(GetBundleRequest {
+            address: alice.address().to_vec(),
+            known_tree_size: 2,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let bundle = PreKeyBundle::from_bytes(&r.bundle).unwrap();
+    let proof = proof_from_wire(r.key_proof.as_ref()).unwrap();
+    assert_eq!((proof.index, proof.epoch, proof.head.size), (2, 1, 3));
+    let consistency = alcove_keylog::hashes(&r.consistency_proof).unwrap();
+    alcove_keylog::check_advance(
+        &key,
+        Some(&h2),
+        &proof.head,
+        &consistency,
+        proof.head.timestamp_ms,
+    )
+    .unwrap();
+    alcove_keylog::check_keys(
+        &alice.address(),
+        &bundle.identity().to_bytes(),
+        &bundle.signed_prekey().to_bytes(),
+        &proof,
+        1,
+    )
+    .unwrap();
+
+    // Bad requests get clear statuses and change nothing.
+    let mut c = log(relay.channel().await);
+    let e = c
+        .get_consistency_proof(GetConsistencyProofRequest {
+            old_size: 1,
+            new_size: 9,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::OutOfRange, "{e:?}");
+    assert!(e.message().contains("current size 3"));
+    assert_eq!(
+        code(
+            c.get_consistency_proof(GetConsistencyProofRequest {
+                old_size: 3,
+                new_size: 2
+            })
+            .await
+        ),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(
+            c.get_key_proof(GetKeyProofRequest {
+                address: vec![1; 5]
+            })
+            .await
+        ),
+        Code::InvalidArgument
+    );
+    assert_eq!(
+        code(
+            c.get_key_proof(GetKeyProofRequest {
+                address: vec![1; 32]
+            })
+            .await
+        ),
+        Code::NotFound
+    );
+    assert_eq!(
+        code(c.get_leaves(GetLeavesRequest { from: 4, limit: 0 }).await),
+        Code::OutOfRange
+    );
+    let leaves = c
+        .get_leaves(GetLeavesRequest { from: 0, limit: 0 })
+        .await
+        .unwrap()
+        .into_inner()
+        .leaves;
+    assert_eq!(
+        alcove_keylog::root(&alcove_keylog::hashes(&leaves).unwrap()),
+        proof.head.root
+    );
+
+    // After a restart: same log key, same tree, and it keeps growing.
+    relay.restart().await;
+    let after = log(relay.channel().await)
+        .get_tree_head(GetTreeHeadRequest { known_tree_size: 3 })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(after.log_key, head.log_key);
+    let h3 = head_from_wire(after.head.as_ref()).unwrap();
+    assert_eq!((h3.size, h3.root), (3, proof.head.root));
+    Device::registered(&relay, 0).await;
+    let grown = log(relay.channel().await)
+        .get_tree_head(GetTreeHeadRequest { known_tree_size: 3 })
+        .await
+        .unwrap()
+        .into_inner();
+    let h4 = head_from_wire(grown.head.as_ref()).unwrap();
+    let proof = alcove_keylog::hashes(&grown.consistency_proof).unwrap();
+    alcove_keylog::check_advance(&key, Some(&h3), &h4, &proof, h4.timestamp_ms).unwrap();
+    assert_eq!(h4.size, 4);
 }

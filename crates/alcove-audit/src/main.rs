@@ -1,0 +1,123 @@
+//! `alcove-audit`: audit a relay's store and key log. Exit code 0: clean
+//! and verified; 1: the audit found something; 2: the audit could not run.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "alcove-audit",
+    version,
+    about = "Audit an Alcove relay: its store holds nothing readable, its key log only grows."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Classify every record of a relay's sled store (offline; the relay
+    /// should be stopped, or audit a copy of a stopped store).
+    Store {
+        /// The relay's data directory.
+        dir: PathBuf,
+        /// A plaintext that must not occur in the store's files (searched
+        /// as UTF-8, UTF-16 and base64). Repeatable.
+        #[arg(long = "canary", value_name = "TEXT")]
+        canaries: Vec<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify the relay's key log: signed head, consistency with the last
+    /// head in the state file, optional inclusion of devices' keys.
+    Log {
+        /// The relay, e.g. http://127.0.0.1:7443.
+        #[arg(long)]
+        server: String,
+        /// Where the auditor keeps the pinned log key and the heads it
+        /// verified (JSON; created on the first run).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// The log key (hex) to expect, as published by the operator.
+        #[arg(long, value_name = "HEX")]
+        log_key: Option<String>,
+        /// A device address (base64url or hex) whose current keys must be
+        /// in the log. Repeatable.
+        #[arg(long = "address", value_name = "ADDRESS")]
+        addresses: Vec<String>,
+        /// Download every leaf hash and recompute the root.
+        #[arg(long)]
+        mirror: bool,
+        /// CA certificate (PEM) for an https:// relay.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn print<T: serde::Serialize>(json: bool, report: &T, human: String) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report)
+                .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        );
+    } else {
+        print!("{human}");
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome: anyhow::Result<bool> = match cli.command {
+        Command::Store {
+            dir,
+            canaries,
+            json,
+        } => alcove_audit::store::audit(&dir, &canaries).map(|r| {
+            print(json, &r, alcove_audit::store::render(&r));
+            r.clean
+        }),
+        Command::Log {
+            server,
+            state,
+            log_key,
+            addresses,
+            mirror,
+            ca,
+            json,
+        } => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| {
+                rt.block_on(alcove_audit::log::audit(&alcove_audit::log::Options {
+                    server: &server,
+                    state: state.as_deref(),
+                    log_key: log_key.as_deref(),
+                    addresses: &addresses,
+                    mirror,
+                    ca: ca.as_deref(),
+                }))
+            })
+            .map(|r| {
+                print(json, &r, alcove_audit::log::render(&r));
+                r.ok
+            }),
+    };
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("alcove-audit: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! `alcove-audit store`: every record of every tree of a relay's sled
+//! store, classified without any key. A record passes only if it is one
+//! of the documented kinds (docs/auditing.md): a sealed envelope of a
+//! valid size whose bytes look random, an encrypted attachment chunk that
+//! looks random, public key material that parses and verifies, or relay
+//! bookkeeping of the documented fixed layout. Everything else is a
+//! finding, named by tree and key.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use alcove_keylog::{key_leaf, MerkleLog};
+use alcove_protocol::prekeys::{OneTimePreKey, SignedPreKey};
+use alcove_protocol::sealed_sender::{is_envelope_len, ENVELOPE_VERSION};
+use alcove_protocol::PublicIdentity;
+use alcove_store::records::RECORD_VERSION;
+use alcove_store::{BlobInfo, DeviceRecord, LogEntry};
+use serde::Serialize;
+
+use crate::canary::{self, CanaryResult};
+use crate::randomness;
+
+/// A record that is not what the documented format allows.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Finding {
+    /// The tree.
+    pub tree: String,
+    /// The record's key, hex.
+    pub key: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Per-tree counts.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct TreeSummary {
+    /// Records read.
+    pub records: u64,
+    /// Bytes of values.
+    pub bytes: u64,
+    /// Records per class.
+    pub classes: BTreeMap<String, u64>,
+}
+
+/// The key log as found in the store.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyLogSummary {
+    /// Entries.
+    pub size: u64,
+    /// Merkle root recomputed from the entries (hex).
+    pub root: String,
+    /// The log's public key (hex), derived from the stored signing key;
+    /// compare with what `alcove-audit log` pinned.
+    pub log_key: Option<String>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreReport {
+    /// The directory audited.
+    pub store: String,
+    /// When, ms since the Unix epoch.
+    pub audited_at_ms: u64,
+    /// Records per tree.
+    pub trees: BTreeMap<String, TreeSummary>,
+    /// Everything that failed classification.
+    pub findings: Vec<Finding>,
+    /// The key log.
+    pub keylog: Option<KeyLogSummary>,
+    /// Canary search results.
+    pub canaries: Vec<CanaryResult>,
+    /// Files and bytes searched for canaries.
+    pub files_scanned: u64,
+    /// Bytes searched for canaries.
+    pub bytes_scanned: u64,
+    /// No finding and no canary found.
+    pub clean: bool,
+}
+
+fn body(value: &[u8], len: Option<usize>) -> Result<&[u8], String> {
+    match value.split_first() {
+        Some((&RECORD_VERSION, rest)) => match len {
+            Some(n) if rest.len() != n => Err(format!(
+                "value is {} bytes after the version byte, the format has {n}",
+                rest.len()
+            )),
+            _ => Ok(rest),
+        },
+        Some((v, _)) => Err(format!("unknown record version {v}")),
+        None => Err("empty value".into()),
+    }
+}
+
+fn key_len(key: &[u8], n: usize) -> Result<(), String> {
+    if key.len() == n {
+        Ok(())
+    } else {
+        Err(format!("key is {} bytes, the format has {n}", key.len()))
+    }
+}
+
+fn public_keys(address: &[u8], identity: &[u8], spk: &[u8]) -> Result<(), String> {
+    let identity =
+        PublicIdentity::from_bytes(identity).map_err(|e| format!("identity key: {e}"))?;
+    if identity.address().as_bytes() != address {
+        return Err("identity key does not hash to the record's address".into());
+    }
+    SignedPreKey::from_bytes(spk, &identity).map_err(|e| format!("signed prekey: {e}"))?;
+    Ok(())
+}
+
+/// Classifies one record; `Ok(class)` or `Err(reason)`.
+fn classify(tree: &str, key: &[u8], value: &[u8]) -> Result<&'static str, String> {
+    match tree {
+        "devices" => {
+            key_len(key, 32)?;
+            let d = DeviceRecord::decode(value).map_err(|e| e.to_string())?;
+            public_keys(key, &d.identity, &d.signed_prekey)?;
+            Ok("public keys")
+        }
+        "one_time_prekeys" => {
+            key_len(key, 36)?;
+            OneTimePreKey::from_bytes(body(value, Some(36))?)
+                .map_err(|e| format!("one-time prekey: {e}"))?;
+            Ok("public keys")
+        }
+        "keylog" => {
+            key_len(key, 8)?;
+            let e = LogEntry::decode(key, value).map_err(|e| e.to_string())?;
+            public_keys(&e.address, &e.identity, &e.signed_prekey)?;
+            Ok("public keys (key log)")
+        }
+        "mailboxes" => {
+            key_len(key, 40)?;
+            let b = body(value, None)?;
+            if b.len() < 8 {
+                return Err("too short for a mailbox record".into());
+            }
+            let envelope = &b[8..];
+            if envelope.first() != Some(&ENVELOPE_VERSION) {
+                return Err("not a sealed envelope (wrong version byte)".into());
+            }
+            if !is_envelope_len(envelope.len()) {
+                return Err(format!(
+                    "not a sealed envelope: {} bytes is no padding bucket plus the envelope overhead",
+                    envelope.len()
+                ));
+            }
+            randomness::check(&envelope[1..])?;
+            Ok("sealed envelope")
+        }
+        "blob_chunks" => {
+            key_len(key, 20)?;
+            randomness::check(body(value, None)?)?;
+            Ok("encrypted attachment chunk")
+        }
+        "blobs" => {
+            key_len(key, 16)?;
+            BlobInfo::decode(value).map_err(|e| e.to_string())?;
+            Ok("blob size and expiry")
+        }
+        "mailbox_heads" => {
+            key_len(key, 32)?;
+            body(value, Some(16))?;
+            Ok("mailbox counters")
+        }
+        "dedupe" => {
+            key_len(key, 48)?;
+            body(value, Some(16))?;
+            Ok("idempotency key (sequence, time)")
+        }
+        "meta" => classify_meta(key, value),
+        _ => Err("tree is not part of the documented store layout".into()),
+    }
+}
+
+fn classify_meta(key: &[u8], value: &[u8]) -> Result<&'static str, String> {
+    let name = std::str::from_utf8(key).map_err(|_| "meta key is not UTF-8".to_string())?;
+    let fixed = |n: usize| {
+        if value.len() == n {
+            Ok(())
+        } else {
+            Err(format!("{name} is {} bytes, expected {n}", value.len()))
+        }
+    };
+    match name {
+        "schema_version" => {
+            if !value.is_empty() && value.iter().all(u8::is_ascii_digit) && value.len() <= 4 {
+                Ok("relay setting")
+            } else {
+                Err("schema_version is not a small number".into())
+            }
+        }
+        "server_id" => fixed(16).map(|_| "relay setting"),
+        "keylog_size" => fixed(8).map(|_| "relay setting"),
+        "token_key" | "keylog_signing_key" => {
+            fixed(32)?;
+            Ok("relay secret (not user data)")
+        }
+        _ => Err(format!("unknown relay setting {name:?}")),
+    }
+}
+
+/// Audits a sled store directory. sled needs write access and an
+/// exclusive lock to open a database, so the audit works on a copy in a
+/// temporary directory; the original is only read (the canary search
+/// reads its raw files).
+pub fn audit(dir: &Path, canaries: &[String]) -> anyhow::Result<StoreReport> {
+    anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
+    let copy = tempfile::tempdir()?;
+    copy_dir(dir, copy.path())?;
+    let db = sled::Config::new()
+        .path(copy.path())
+        .open()
+        .map_err(|e| anyhow::anyhow!("{} does not open as a sled store: {e}", dir.display()))?;
+    let mut trees = BTreeMap::new();
+    let mut findings = Vec::new();
+    let mut entries: Vec<(u64, LogEntry)> = Vec::new();
+    let mut log_seed: Option<Vec<u8>> = None;
+    for name in db.tree_names() {
+        let name = String::from_utf8_lossy(&name).to_string();
+        let tree = db.open_tree(&name)?;
+        let summary: &mut TreeSummary = trees.entry(name.clone()).or_default();
+        for item in tree.iter() {
+            let (k, v) = item?;
+            summary.records += 1;
+            summary.bytes += v.len() as u64;
+            let tree_name = if name == "__sled__default" {
+                "(sled default tree)"
+            } else {
+                name.as_str()
+            };
+            match classify(tree_name, &k, &v) {
+                Ok(class) => {
+                    *summary.classes.entry(class.to_string()).or_default() += 1;
+                    if name == "keylog" {
+                        if let Ok(e) = LogEntry::decode(&k, &v) {
+                            entries.push((e.index, e));
+                        }
+                    }
+                    if name == "meta" && k.as_ref() == b"keylog_signing_key" {
+                        log_seed = Some(v.to_vec());
+                    }
+                }
+                Err(reason) => findings.push(Finding {
+                    tree: name.clone(),
+                    key: hex::encode(&k),
+                    reason,
+                }),
+            }
+        }
+    }
+    drop(db);
+    let keylog = if entries.is_empty() && log_seed.is_none() {
+        None
+    } else {
+        entries.sort_by_key(|(i, _)| *i);
+        let mut log = MerkleLog::new();
+        for (expected, (index, e)) in entries.iter().enumerate() {
+            if *index != expected as u64 {
+                findings.push(Finding {
+                    tree: "keylog".into(),
+                    key: hex::encode(index.to_be_bytes()),
+                    reason: format!("gap in the key log: expected entry {expected}"),
+                });
+                break;
+            }
+            log.push(key_leaf(
+                &e.salt,
+                &e.address,
+                &e.identity,
+                &e.signed_prekey,
+                e.epoch,
+            ));
+        }
+        let log_key = log_seed
+            .as_deref()
+            .and_then(|s| <[u8; 32]>::try_from(s).ok())
+            .map(|s| {
+                hex::encode(
+                    ed25519_dalek::SigningKey::from_bytes(&s)
+                        .verifying_key()
+                        .as_bytes(),
+                )
+            });
+        Some(KeyLogSummary {
+            size: log.size(),
+            root: hex::encode(log.root_at(log.size()).unwrap_or_default()),
+            log_key,
+        })
+    };
+    let (canaries, files_scanned, bytes_scanned) = canary::search(dir, canaries)?;
+    let clean = findings.is_empty() && canaries.iter().all(|c| c.hits.is_empty());
+    Ok(StoreReport {
+        store: dir.display().to_string(),
+        audited_at_ms: crate::now_ms(),
+        trees,
+        findings,
+        keylog,
+        canaries,
+        files_scanned,
+        bytes_scanned,
+        clean,
+    })
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// The report for people.
+pub fn render(r: &StoreReport) -> String {
+    let mut out = String::new();
+    let verdict = if r.clean { "CLEAN" } else { "FAILED" };
+    out.push_str(&format!("Alcove store audit: {verdict}\n"));
+    out.push_str(&format!("store: {}\n", r.store));
+    out.push_str(&format!(
+        "audited at: {} ms since the Unix epoch\n\n",
+        r.audited_at_ms
+    ));
+    out.push_str("tree                    records      bytes  classes\n");
+    for (name, t) in &r.trees {
+        let classes: Vec<String> = t.classes.iter().map(|(c, n)| format!("{n} {c}")).collect();
+        out.push_str(&format!(
+            "{name:<22} {:>8} {:>10}  {}\n",
+            t.records,
+            t.bytes,
+            classes.join(", ")
+        ));
+    }
+    if let Some(k) = &r.keylog {
+        out.push_str(&format!(
+            "\nkey log: {} entries, root {}\nlog key: {}\n",
+            k.size,
+            k.root,
+            k.log_key.as_deref().unwrap_or("(none stored)")
+        ));
+    }
+    out.push_str(&format!("\nfindings: {}\n", r.findings.len()));
+    for f in &r.findings {
+        out.push_str(&format!("  FAIL {} key {}: {}\n", f.tree, f.key, f.reason));
+    }
+    if !r.canaries.is_empty() {
+        out.push_str(&format!(
+            "\ncanaries ({} files, {} bytes searched, as {}):\n",
+            r.files_scanned,
+            r.bytes_scanned,
+            r.canaries[0].encodings.join(", ")
+        ));
+        for c in &r.canaries {
+            if c.hits.is_empty() {
+                out.push_str(&format!("  absent  {:?}\n", c.canary));
+            } else {
+                out.push_str(&format!("  FOUND   {:?}\n", c.canary));
+                for h in &c.hits {
+                    out.push_str(&format!(
+                        "          {} at byte {} ({})\n",
+                        h.file, h.offset, h.encoding
+                    ));
+                }
+            }
+        }
+    }
+    out
+}

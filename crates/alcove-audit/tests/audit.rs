@@ -1,0 +1,339 @@
+//! `alcove-audit` end to end: the real relay on loopback over a real sled
+//! store, real SDK clients, and the `alcove-audit` binary run on what they
+//! leave behind.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use alcove_client::{Body, Client};
+use alcove_server::{Config, RelayHandle};
+
+const CANARIES: [&str; 4] = [
+    "CANARY-7f3a: I have panic attacks on the night bus",
+    "CANARY-51c2 breathing exercise, three times a day",
+    "CANARY-9d0e my answer: the worry came back on Sunday",
+    "CANARY-e11b worksheet: thought record for the week",
+];
+
+fn audit(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_alcove-audit"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.is_empty() || out.status.code() == Some(2),
+        "{stderr}"
+    );
+    let code = out.status.code().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    if code == 2 {
+        return (code, format!("{stdout}\nstderr: {stderr}"));
+    }
+    (code, stdout)
+}
+
+async fn relay(dir: &Path) -> RelayHandle {
+    alcove_server::start(Config::for_dir(dir)).await.unwrap()
+}
+
+/// A relay on a given address (to restart it where clients expect it).
+async fn relay_on(dir: &Path, listen: std::net::SocketAddr) -> RelayHandle {
+    let mut config = Config::for_dir(dir);
+    config.listen = listen;
+    alcove_server::start(config).await.unwrap()
+}
+
+fn url(r: &RelayHandle) -> String {
+    format!("http://{}", r.addr)
+}
+
+/// A therapist and a client exchange the canaries, a homework with a
+/// document, and leave some of it waiting on the relay (so that mailboxes
+/// and blobs hold records for the audit to classify).
+async fn conversation(relay: &RelayHandle, profiles: &Path) {
+    let therapist = Client::create(&profiles.join("t"), &[1; 32], &url(relay), "Dr. T")
+        .await
+        .unwrap();
+    let client = Client::create(&profiles.join("c"), &[2; 32], &url(relay), "Sam")
+        .await
+        .unwrap();
+    let invite = therapist
+        .create_invite(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let t = client.accept_invite(&invite).await.unwrap().address;
+    let events = therapist.sync().await.unwrap();
+    let c = events[0].from;
+    client.send_text(&t, CANARIES[0]).await.unwrap();
+    assert_eq!(therapist.sync().await.unwrap().len(), 1);
+    let worksheet = profiles.join("worksheet.txt");
+    std::fs::write(&worksheet, CANARIES[3].repeat(2000)).unwrap();
+    let pointer = therapist
+        .upload_file(&worksheet, "text/plain", |_, _| {})
+        .await
+        .unwrap();
+    let hw = therapist
+        .assign_homework(&c, "Week 1", CANARIES[1], None, vec![pointer])
+        .await
+        .unwrap();
+    // The client has not synced: the assignment waits, sealed, on the
+    // relay; so does the answer the client sends.
+    client
+        .submit_homework(&t, &hw, CANARIES[2], vec![])
+        .await
+        .unwrap();
+    let got = client.sync().await.unwrap();
+    assert!(matches!(got[0].body, Body::HomeworkAssignment(_)));
+    client
+        .send_text(&t, &format!("{} (again)", CANARIES[0]))
+        .await
+        .unwrap();
+}
+
+fn report(stdout: &str) -> serde_json::Value {
+    serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+#[tokio::test]
+async fn a_real_conversation_leaves_a_clean_store_and_a_planted_record_fails_it() {
+    let data = tempfile::tempdir().unwrap();
+    let profiles = tempfile::tempdir().unwrap();
+    let r = relay(data.path()).await;
+    conversation(&r, profiles.path()).await;
+    r.shutdown().await.unwrap();
+
+    let dir = data.path().to_str().unwrap();
+    let mut args = vec!["store", dir, "--json"];
+    for c in CANARIES {
+        args.extend(["--canary", c]);
+    }
+    let (code, out) = audit(&args);
+    let json = report(&out);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(json["clean"], true);
+    assert!(json["findings"].as_array().unwrap().is_empty());
+    // Every canary searched, in every encoding, and absent.
+    let canaries = json["canaries"].as_array().unwrap();
+    assert_eq!(canaries.len(), CANARIES.len());
+    for c in canaries {
+        assert!(c["hits"].as_array().unwrap().is_empty(), "{c}");
+        assert!(c["encodings"].as_array().unwrap().len() >= 5);
+    }
+    assert!(json["bytes_scanned"].as_u64().unwrap() > 100_000);
+    // The audit really looked at ciphertext: envelopes waiting, the
+    // document's chunks, the devices' keys and the key log.
+    let trees = &json["trees"];
+    assert!(
+        trees["mailboxes"]["classes"]["sealed envelope"]
+            .as_u64()
+            .unwrap()
+            >= 2
+    );
+    assert!(
+        trees["blob_chunks"]["classes"]["encrypted attachment chunk"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(trees["devices"]["classes"]["public keys"], 2);
+    assert!(json["keylog"]["size"].as_u64().unwrap() >= 2);
+
+    // The human report says the same.
+    let (code, human) = audit(&["store", dir, "--canary", CANARIES[0]]);
+    assert_eq!(code, 0);
+    assert!(human.starts_with("Alcove store audit: CLEAN"), "{human}");
+    assert!(human.contains("absent"));
+
+    // A relay that kept one plaintext: a mailbox record that has the
+    // envelope's size and version byte but plaintext inside, and a tree
+    // of notes. The audit fails and names both.
+    {
+        let db = sled::open(data.path()).unwrap();
+        let mut value = vec![1u8];
+        value.extend_from_slice(&1_800_000_000_000i64.to_be_bytes());
+        let mut envelope = vec![1u8];
+        envelope.extend_from_slice(CANARIES[0].as_bytes());
+        envelope.resize(alcove_protocol::sealed_sender::MIN_ENVELOPE_LEN, b' ');
+        value.extend_from_slice(&envelope);
+        let mut key = vec![0xEE; 32];
+        key.extend_from_slice(&7u64.to_be_bytes());
+        db.open_tree("mailboxes")
+            .unwrap()
+            .insert(&key, value)
+            .unwrap();
+        db.open_tree("notes")
+            .unwrap()
+            .insert(b"session-3", CANARIES[2].as_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let mut args = vec!["store", dir, "--json"];
+    for c in CANARIES {
+        args.extend(["--canary", c]);
+    }
+    let (code, out) = audit(&args);
+    assert_eq!(code, 1, "{out}");
+    let json = report(&out);
+    assert_eq!(json["clean"], false);
+    let findings = json["findings"].as_array().unwrap();
+    let named: Vec<(String, String)> = findings
+        .iter()
+        .map(|f| {
+            (
+                f["tree"].as_str().unwrap().to_string(),
+                f["key"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(named.contains(&("mailboxes".into(), hex::encode(key_of(0xEE, 7)))));
+    assert!(named.contains(&("notes".into(), hex::encode(b"session-3"))));
+    assert_eq!(findings.len(), 2, "nothing else is flagged: {findings:?}");
+    let found: Vec<&str> = json["canaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| !c["hits"].as_array().unwrap().is_empty())
+        .map(|c| c["canary"].as_str().unwrap())
+        .collect();
+    assert_eq!(found, [CANARIES[0], CANARIES[2]]);
+    let (_, human) = audit(&["store", dir, "--canary", CANARIES[0]]);
+    println!("{human}");
+    assert!(human.starts_with("Alcove store audit: FAILED"), "{human}");
+    assert!(human.contains("FAIL notes key"));
+}
+
+fn key_of(byte: u8, seq: u64) -> Vec<u8> {
+    let mut k = vec![byte; 32];
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+async fn register(relay: &RelayHandle, profiles: &Path, name: &str) -> Client {
+    Client::create(&profiles.join(name), &[5; 32], &url(relay), name)
+        .await
+        .unwrap()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+// Multi-threaded: the audit binary runs (blocking this thread) while the
+// relay in this process answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_audit_follows_growth_across_restarts_and_catches_a_fork() {
+    let data = tempfile::tempdir().unwrap();
+    let profiles = tempfile::tempdir().unwrap();
+    let state_dir = tempfile::tempdir().unwrap();
+    let state = state_dir.path().join("audit-state.json");
+    let state = state.to_str().unwrap();
+
+    let r = relay(data.path()).await;
+    register(&r, profiles.path(), "a").await;
+    register(&r, profiles.path(), "b").await;
+    r.shutdown().await.unwrap();
+    // A copy of the store as it is now: later it grows a different history
+    // under the same log key (an operator showing two logs).
+    let fork_dir = tempfile::tempdir().unwrap();
+    copy_dir(data.path(), fork_dir.path());
+
+    let r = relay(data.path()).await;
+    let listen = r.addr;
+    let c = register(&r, profiles.path(), "c").await;
+    let address = c.address().to_string();
+    let (code, out) = audit(&[
+        "log",
+        "--server",
+        &url(&r),
+        "--state",
+        state,
+        "--address",
+        &address,
+        "--mirror",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let first = report(&out);
+    assert_eq!(first["current"]["size"], 3);
+    assert_eq!(first["pinned_now"], true);
+    assert_eq!(first["mirrored"], serde_json::json!([3, true]));
+    assert_eq!(first["devices"][0]["index"], 2);
+    assert!(first["devices"][0]["error"].is_null());
+    r.shutdown().await.unwrap();
+
+    // Restart (the log and its key persist), then more registrations and
+    // a key change.
+    let r = relay_on(data.path(), listen).await;
+    register(&r, profiles.path(), "d").await;
+    c.rotate_signed_prekey()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (code, out) = audit(&[
+        "log",
+        "--server",
+        &url(&r),
+        "--state",
+        state,
+        "--address",
+        &address,
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let second = report(&out);
+    assert_eq!(second["pinned_now"], false);
+    assert_eq!(second["previous"]["size"], 3);
+    assert_eq!(second["current"]["size"], 5);
+    assert_eq!(second["consistent"], true);
+    assert_eq!(second["log_key"], first["log_key"]);
+    assert_eq!(second["devices"][0]["epoch"], 1);
+    assert_eq!(second["devices"][0]["index"], 4);
+    let (code, human) = audit(&["log", "--server", &url(&r), "--state", state]);
+    assert_eq!(code, 0);
+    assert!(
+        human.contains("consistency with the previous head: verified"),
+        "{human}"
+    );
+    r.shutdown().await.unwrap();
+    let saved = std::fs::read(state).unwrap();
+
+    // The forked store: same log key, same first two entries, then other
+    // registrations. It is signed correctly and grows, but it is not an
+    // extension of what the auditor saw.
+    let f = relay(fork_dir.path()).await;
+    for name in ["x", "y", "z", "w"] {
+        register(&f, profiles.path(), name).await;
+    }
+    let (code, out) = audit(&["log", "--server", &url(&f), "--state", state, "--json"]);
+    assert_eq!(code, 1, "{out}");
+    let forked = report(&out);
+    assert_eq!(forked["ok"], false);
+    assert_eq!(forked["consistent"], false);
+    assert!(out.contains("forked"), "{out}");
+    assert_eq!(
+        std::fs::read(state).unwrap(),
+        saved,
+        "a failed audit records nothing"
+    );
+    let (code, human) = audit(&["log", "--server", &url(&f), "--state", state]);
+    assert_eq!(code, 1);
+    assert!(human.starts_with("Alcove key log audit: FAILED"), "{human}");
+    f.shutdown().await.unwrap();
+
+    // A relay with another log key altogether.
+    let other = tempfile::tempdir().unwrap();
+    let o = relay(other.path()).await;
+    let (code, out) = audit(&["log", "--server", &url(&o), "--state", state]);
+    assert_eq!(code, 1);
+    assert!(out.contains("is not the pinned key"), "{out}");
+    o.shutdown().await.unwrap();
+}
