@@ -65,12 +65,34 @@ fn hex_key(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// How long start-up waits for a previous relay to release the store.
+const STORE_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// Opens the sled store, waiting a little if another relay (one that is
+/// still shutting down, or a restart in the same process whose last
+/// connections are closing) holds its lock.
+async fn open_store(dir: &std::path::Path) -> anyhow::Result<SledStore> {
+    let deadline = std::time::Instant::now() + STORE_LOCK_WAIT;
+    loop {
+        match SledStore::open(dir) {
+            Ok(s) => return Ok(s),
+            Err(e) if e.to_string().contains("lock") && std::time::Instant::now() < deadline => {
+                tracing::warn!(
+                    "store in {} is locked; waiting for its previous owner",
+                    dir.display()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e).with_context(|| format!("opening store in {}", dir.display())),
+        }
+    }
+}
+
 /// Opens the store in `config.data_dir` and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-    let sled = SledStore::open(&config.data_dir)
-        .with_context(|| format!("opening store in {}", config.data_dir.display()))?;
+    let sled = open_store(&config.data_dir).await?;
     let flush_stats = sled.flush_stats();
     let store: Arc<dyn Store> = Arc::new(sled);
 

@@ -14,7 +14,7 @@ use alcove_protocol::prekeys::{OneTimePreKey, SignedPreKey};
 use alcove_protocol::sealed_sender::{is_envelope_len, ENVELOPE_VERSION};
 use alcove_protocol::PublicIdentity;
 use alcove_store::records::RECORD_VERSION;
-use alcove_store::{BlobInfo, DeviceRecord, LogEntry};
+use alcove_store::{device_tag, mailbox_tag, BlobInfo, DeviceRecord, LogEntry};
 use serde::Serialize;
 
 use crate::canary::{self, CanaryResult};
@@ -112,43 +112,68 @@ fn public_keys(address: &[u8], identity: &[u8], spk: &[u8]) -> Result<(), String
 /// Classifies one record; `Ok(class)` or `Err(reason)`.
 fn classify(tree: &str, key: &[u8], value: &[u8]) -> Result<&'static str, String> {
     match tree {
-        "devices" => {
-            key_len(key, 32)?;
-            let d = DeviceRecord::decode(value).map_err(|e| e.to_string())?;
-            public_keys(key, &d.identity, &d.signed_prekey)?;
-            Ok("public keys")
-        }
+        "devices" => match key.split_first() {
+            Some((&device_tag::DEVICE, address)) => {
+                key_len(address, 32)?;
+                let d = DeviceRecord::decode(value).map_err(|e| e.to_string())?;
+                public_keys(address, &d.identity, &d.signed_prekey)?;
+                Ok("public keys")
+            }
+            Some((&device_tag::LOG_ENTRY, index)) => {
+                key_len(index, 8)?;
+                let e = LogEntry::decode(index, value).map_err(|e| e.to_string())?;
+                public_keys(&e.address, &e.identity, &e.signed_prekey)?;
+                Ok("public keys (key log)")
+            }
+            Some((&device_tag::LOG_SIZE, rest)) if rest.is_empty() => {
+                if value.len() == 8 {
+                    Ok("key log size")
+                } else {
+                    Err("key log size is not 8 bytes".into())
+                }
+            }
+            _ => Err("unknown key in the devices tree".into()),
+        },
         "one_time_prekeys" => {
             key_len(key, 36)?;
             OneTimePreKey::from_bytes(body(value, Some(36))?)
                 .map_err(|e| format!("one-time prekey: {e}"))?;
             Ok("public keys")
         }
-        "keylog" => {
-            key_len(key, 8)?;
-            let e = LogEntry::decode(key, value).map_err(|e| e.to_string())?;
-            public_keys(&e.address, &e.identity, &e.signed_prekey)?;
-            Ok("public keys (key log)")
-        }
-        "mailboxes" => {
-            key_len(key, 40)?;
-            let b = body(value, None)?;
-            if b.len() < 8 {
-                return Err("too short for a mailbox record".into());
+        "mailboxes" => match key.get(32) {
+            Some(&mailbox_tag::MESSAGE) => {
+                key_len(key, 41)?;
+                let b = body(value, None)?;
+                if b.len() < 24 {
+                    return Err("too short for a mailbox record".into());
+                }
+                // Receive time (8), the sender's random client message id
+                // (16), the envelope.
+                let envelope = &b[24..];
+                if envelope.first() != Some(&ENVELOPE_VERSION) {
+                    return Err("not a sealed envelope (wrong version byte)".into());
+                }
+                if !is_envelope_len(envelope.len()) {
+                    return Err(format!(
+                        "not a sealed envelope: {} bytes is no padding bucket plus the envelope overhead",
+                        envelope.len()
+                    ));
+                }
+                randomness::check(&envelope[1..])?;
+                Ok("sealed envelope")
             }
-            let envelope = &b[8..];
-            if envelope.first() != Some(&ENVELOPE_VERSION) {
-                return Err("not a sealed envelope (wrong version byte)".into());
+            Some(&mailbox_tag::HEAD) => {
+                key_len(key, 33)?;
+                body(value, Some(16))?;
+                Ok("mailbox counters")
             }
-            if !is_envelope_len(envelope.len()) {
-                return Err(format!(
-                    "not a sealed envelope: {} bytes is no padding bucket plus the envelope overhead",
-                    envelope.len()
-                ));
+            Some(&mailbox_tag::DEDUPE) => {
+                key_len(key, 49)?;
+                body(value, Some(16))?;
+                Ok("idempotency key (sequence, time)")
             }
-            randomness::check(&envelope[1..])?;
-            Ok("sealed envelope")
-        }
+            _ => Err("unknown key in the mailboxes tree".into()),
+        },
         "blob_chunks" => {
             key_len(key, 20)?;
             randomness::check(body(value, None)?)?;
@@ -158,16 +183,6 @@ fn classify(tree: &str, key: &[u8], value: &[u8]) -> Result<&'static str, String
             key_len(key, 16)?;
             BlobInfo::decode(value).map_err(|e| e.to_string())?;
             Ok("blob size and expiry")
-        }
-        "mailbox_heads" => {
-            key_len(key, 32)?;
-            body(value, Some(16))?;
-            Ok("mailbox counters")
-        }
-        "dedupe" => {
-            key_len(key, 48)?;
-            body(value, Some(16))?;
-            Ok("idempotency key (sequence, time)")
         }
         "meta" => classify_meta(key, value),
         _ => Err("tree is not part of the documented store layout".into()),
@@ -192,7 +207,6 @@ fn classify_meta(key: &[u8], value: &[u8]) -> Result<&'static str, String> {
             }
         }
         "server_id" => fixed(16).map(|_| "relay setting"),
-        "keylog_size" => fixed(8).map(|_| "relay setting"),
         "token_key" | "keylog_signing_key" => {
             fixed(32)?;
             Ok("relay secret (not user data)")
@@ -233,8 +247,8 @@ pub fn audit(dir: &Path, canaries: &[String]) -> anyhow::Result<StoreReport> {
             match classify(tree_name, &k, &v) {
                 Ok(class) => {
                     *summary.classes.entry(class.to_string()).or_default() += 1;
-                    if name == "keylog" {
-                        if let Ok(e) = LogEntry::decode(&k, &v) {
+                    if name == "devices" && k.first() == Some(&device_tag::LOG_ENTRY) {
+                        if let Ok(e) = LogEntry::decode(&k[1..], &v) {
                             entries.push((e.index, e));
                         }
                     }
@@ -258,9 +272,11 @@ pub fn audit(dir: &Path, canaries: &[String]) -> anyhow::Result<StoreReport> {
         let mut log = MerkleLog::new();
         for (expected, (index, e)) in entries.iter().enumerate() {
             if *index != expected as u64 {
+                let mut key = vec![device_tag::LOG_ENTRY];
+                key.extend_from_slice(&index.to_be_bytes());
                 findings.push(Finding {
-                    tree: "keylog".into(),
-                    key: hex::encode(index.to_be_bytes()),
+                    tree: "devices".into(),
+                    key: hex::encode(key),
                     reason: format!("gap in the key log: expected entry {expected}"),
                 });
                 break;

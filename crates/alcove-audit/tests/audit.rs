@@ -138,6 +138,18 @@ async fn a_real_conversation_leaves_a_clean_store_and_a_planted_record_fails_it(
             >= 1
     );
     assert_eq!(trees["devices"]["classes"]["public keys"], 2);
+    assert!(
+        trees["devices"]["classes"]["public keys (key log)"]
+            .as_u64()
+            .unwrap()
+            >= 2
+    );
+    assert!(
+        trees["mailboxes"]["classes"]["idempotency key (sequence, time)"]
+            .as_u64()
+            .unwrap()
+            >= 2
+    );
     assert!(json["keylog"]["size"].as_u64().unwrap() >= 2);
 
     // The human report says the same.
@@ -153,15 +165,14 @@ async fn a_real_conversation_leaves_a_clean_store_and_a_planted_record_fails_it(
         let db = sled::open(data.path()).unwrap();
         let mut value = vec![1u8];
         value.extend_from_slice(&1_800_000_000_000i64.to_be_bytes());
+        value.extend_from_slice(&[0x5c; 16]);
         let mut envelope = vec![1u8];
         envelope.extend_from_slice(CANARIES[0].as_bytes());
         envelope.resize(alcove_protocol::sealed_sender::MIN_ENVELOPE_LEN, b' ');
         value.extend_from_slice(&envelope);
-        let mut key = vec![0xEE; 32];
-        key.extend_from_slice(&7u64.to_be_bytes());
         db.open_tree("mailboxes")
             .unwrap()
-            .insert(&key, value)
+            .insert(key_of(0xEE, 7), value)
             .unwrap();
         db.open_tree("notes")
             .unwrap()
@@ -206,6 +217,7 @@ async fn a_real_conversation_leaves_a_clean_store_and_a_planted_record_fails_it(
 
 fn key_of(byte: u8, seq: u64) -> Vec<u8> {
     let mut k = vec![byte; 32];
+    k.push(alcove_store::mailbox_tag::MESSAGE);
     k.extend_from_slice(&seq.to_be_bytes());
     k
 }

@@ -11,13 +11,15 @@
 #![forbid(unsafe_code)]
 
 pub mod records;
+mod recovery;
 mod sled_store;
 
 use async_trait::async_trait;
 use thiserror::Error;
 
 pub use records::{BlobInfo, DeviceRecord, LogEntry, StoredMessage};
-pub use sled_store::{FlushStats, SledStore};
+pub use recovery::Repairs;
+pub use sled_store::{device_tag, mailbox_tag, FlushStats, SledStore, TREES};
 
 /// A device address: SHA-256 of the device's identity key.
 pub type Address = [u8; 32];

@@ -3,15 +3,20 @@
 //!
 //! | Tree | Key | Value (after the version byte 0x01) |
 //! |---|---|---|
-//! | `devices` | address (32) | registered_at_ms (i64) · identity (128) · signed prekey (108) · log index (u64) · epoch (u64) |
+//! | `devices` | 0x00 · address (32) | registered_at_ms (i64) · identity (128) · signed prekey (108) · log index (u64) · epoch (u64) |
+//! | `devices` | 0x01 · index (u64) | key-log entry: address (32) · epoch (u64) · salt (32) · logged_at_ms (i64) · identity (128) · signed prekey (108) |
+//! | `devices` | 0x02 | number of key-log entries (u64, no version byte) |
 //! | `one_time_prekeys` | address (32) · id (u32) | one-time prekey (36) |
-//! | `mailboxes` | address (32) · sequence (u64) | received_at_ms (i64) · sealed envelope |
-//! | `mailbox_heads` | address (32) | last sequence (u64) · depth (u64) |
-//! | `dedupe` | address (32) · client message id (16) | sequence (u64) · received_at_ms (i64) |
+//! | `mailboxes` | address (32) · 0x00 · sequence (u64) | received_at_ms (i64) · client message id (16) · sealed envelope |
+//! | `mailboxes` | address (32) · 0x01 | last sequence (u64) · depth (u64) |
+//! | `mailboxes` | address (32) · 0x02 · client message id (16) | sequence (u64) · received_at_ms (i64) |
 //! | `blobs` | blob id (16) | finished (u8) · size (u64) · chunks (u32) · expires_at_ms (i64) |
 //! | `blob_chunks` | blob id (16) · index (u32) | encrypted bytes |
-//! | `keylog` | index (u64) | address (32) · epoch (u64) · salt (32) · logged_at_ms (i64) · identity (128) · signed prekey (108) |
 //! | `meta` | UTF-8 name | setting |
+//!
+//! A device's record and the key log share a tree, and so do a mailbox's
+//! messages, counters and idempotency keys, because every atomic write
+//! must stay within one tree (see [`crate::TREES`]).
 //!
 //! All integers are big-endian, so keys sort by sequence and index.
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::records::{body, i64_at, u64_at, versioned};
@@ -49,33 +49,93 @@ pub struct SledStore {
     devices: sled::Tree,
     otks: sled::Tree,
     mailboxes: sled::Tree,
-    heads: sled::Tree,
-    dedupe: sled::Tree,
     blobs: sled::Tree,
     chunks: sled::Tree,
     meta: sled::Tree,
-    keylog: sled::Tree,
     commits: mpsc::UnboundedSender<Request>,
     prekey_lock: Mutex<()>,
     stats: Arc<FlushStats>,
+    last_repairs: crate::recovery::Repairs,
 }
 
 /// The names of the trees, for tools that read a store offline.
-pub const TREES: [&str; 9] = [
+///
+/// Every write that must be atomic touches one tree only: sled 0.34
+/// recovers a transaction that spans several trees non-atomically when the
+/// process dies before the flush completes (found by the crash harness in
+/// `server/tests/crash.rs`: a retried send stored twice because the
+/// mailbox record survived a SIGKILL and its idempotency key did not). So a
+/// mailbox's messages, counters and idempotency keys share one tree, and a
+/// device's record shares one tree with the key log.
+pub const TREES: [&str; 6] = [
     "devices",
     "one_time_prekeys",
     "mailboxes",
-    "mailbox_heads",
-    "dedupe",
     "blobs",
     "blob_chunks",
     "meta",
-    "keylog",
 ];
 
 const SCHEMA_VERSION: &[u8] = b"2";
-/// `meta` key of the key log's entry count (u64 BE).
-pub const KEYLOG_SIZE: &str = "keylog_size";
+
+/// Key tags inside the `mailboxes` tree (after the 32-byte address).
+pub mod mailbox_tag {
+    /// `address · 0x00 · sequence (u64)` → a waiting envelope.
+    pub const MESSAGE: u8 = 0;
+    /// `address · 0x01` → last sequence, depth.
+    pub const HEAD: u8 = 1;
+    /// `address · 0x02 · client message id (16)` → sequence, time.
+    pub const DEDUPE: u8 = 2;
+}
+
+/// Key tags inside the `devices` tree.
+pub mod device_tag {
+    /// `0x00 · address` → the device record.
+    pub const DEVICE: u8 = 0;
+    /// `0x01 · index (u64)` → a key-log entry.
+    pub const LOG_ENTRY: u8 = 1;
+    /// `0x02` → number of key-log entries (u64).
+    pub const LOG_SIZE: u8 = 2;
+}
+
+fn message_key(address: &[u8], sequence: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(41);
+    k.extend_from_slice(address);
+    k.push(mailbox_tag::MESSAGE);
+    k.extend_from_slice(&sequence.to_be_bytes());
+    k
+}
+
+fn head_key(address: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(33);
+    k.extend_from_slice(address);
+    k.push(mailbox_tag::HEAD);
+    k
+}
+
+fn dedupe_key(address: &[u8], id: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(49);
+    k.extend_from_slice(address);
+    k.push(mailbox_tag::DEDUPE);
+    k.extend_from_slice(id);
+    k
+}
+
+pub(crate) fn device_key(address: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(33);
+    k.push(device_tag::DEVICE);
+    k.extend_from_slice(address);
+    k
+}
+
+pub(crate) fn log_entry_key(index: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.push(device_tag::LOG_ENTRY);
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+pub(crate) const LOG_SIZE_KEY: [u8; 1] = [device_tag::LOG_SIZE];
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -103,20 +163,18 @@ impl SledStore {
         let tree = |name: &str| db.open_tree(name).map_err(backend);
         let stats = Arc::new(FlushStats::default());
         let commits = spawn_committer(db.clone(), stats.clone());
-        let store = Self {
+        let mut store = Self {
             devices: tree(TREES[0])?,
             otks: tree(TREES[1])?,
             mailboxes: tree(TREES[2])?,
-            heads: tree(TREES[3])?,
-            dedupe: tree(TREES[4])?,
-            blobs: tree(TREES[5])?,
-            chunks: tree(TREES[6])?,
-            meta: tree(TREES[7])?,
-            keylog: tree(TREES[8])?,
+            blobs: tree(TREES[3])?,
+            chunks: tree(TREES[4])?,
+            meta: tree(TREES[5])?,
             db,
             commits,
             prekey_lock: Mutex::new(()),
             stats,
+            last_repairs: Default::default(),
         };
         match store.meta.get("schema_version").map_err(backend)? {
             None => {
@@ -128,7 +186,24 @@ impl SledStore {
             Some(v) if v.as_ref() == SCHEMA_VERSION => {}
             Some(_) => return Err(StoreError::Corrupt("meta: unsupported schema version")),
         }
+        let mut repairs = crate::recovery::Repairs::default();
+        crate::recovery::repair_mailboxes(&store.mailboxes, &mut repairs)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        crate::recovery::repair_key_log(&store.devices, now, &mut repairs)?;
+        if repairs.any() {
+            tracing::warn!(?repairs, "repaired records left inconsistent by a crash");
+            store.db.flush().map_err(backend)?;
+        }
+        store.last_repairs = repairs;
         Ok(store)
+    }
+
+    /// What the start-up repair pass changed (see the `recovery` module).
+    pub fn repairs(&self) -> crate::recovery::Repairs {
+        self.last_repairs
     }
 
     /// Group-commit counters.
@@ -204,10 +279,10 @@ fn head(value: Option<sled::IVec>) -> Result<(u64, u64)> {
     match value {
         None => Ok((0, 0)),
         Some(v) => {
-            let b = body(&v, "mailbox_heads")?;
+            let b = body(&v, "mailboxes: head")?;
             Ok((
-                u64_at(b, 0, "mailbox_heads")?,
-                u64_at(b, 8, "mailbox_heads")?,
+                u64_at(b, 0, "mailboxes: head")?,
+                u64_at(b, 8, "mailboxes: head")?,
             ))
         }
     }
@@ -234,51 +309,48 @@ impl Store for SledStore {
         salt: &[u8; 32],
         now_ms: i64,
     ) -> Result<LogEntry> {
-        let result =
-            (&self.devices, &self.keylog, &self.meta).transaction(|(devices, keylog, meta)| {
-                let current = match devices.get(address)? {
-                    Some(v) => match DeviceRecord::decode(&v) {
-                        Ok(r) => Some(r),
-                        Err(e) => return abort(e),
-                    },
-                    None => None,
-                };
-                let (identity, epoch, registered_at_ms) = match (identity, &current) {
-                    (Some(id), Some(cur)) => (id.to_vec(), cur.epoch + 1, cur.registered_at_ms),
-                    (Some(id), None) => (id.to_vec(), 0, now_ms),
-                    (None, Some(cur)) => {
-                        (cur.identity.clone(), cur.epoch + 1, cur.registered_at_ms)
-                    }
-                    (None, None) => return abort(StoreError::NotFound("device")),
-                };
-                let index = match meta.get(KEYLOG_SIZE)? {
-                    None => 0,
-                    Some(v) => match u64_at(&v, 0, "meta: keylog_size") {
-                        Ok(n) => n,
-                        Err(e) => return abort(e),
-                    },
-                };
-                let entry = LogEntry {
-                    index,
-                    address: *address,
-                    epoch,
-                    salt: *salt,
-                    logged_at_ms: now_ms,
-                    identity,
-                    signed_prekey: signed_prekey.to_vec(),
-                };
-                let record = DeviceRecord {
-                    registered_at_ms,
-                    identity: entry.identity.clone(),
-                    signed_prekey: entry.signed_prekey.clone(),
-                    log_index: index,
-                    epoch,
-                };
-                keylog.insert(&index.to_be_bytes(), entry.encode())?;
-                meta.insert(KEYLOG_SIZE, &(index + 1).to_be_bytes())?;
-                devices.insert(address, record.encode())?;
-                Ok(entry)
-            });
+        let result = self.devices.transaction(|devices| {
+            let current = match devices.get(device_key(address))? {
+                Some(v) => match DeviceRecord::decode(&v) {
+                    Ok(r) => Some(r),
+                    Err(e) => return abort(e),
+                },
+                None => None,
+            };
+            let (identity, epoch, registered_at_ms) = match (identity, &current) {
+                (Some(id), Some(cur)) => (id.to_vec(), cur.epoch + 1, cur.registered_at_ms),
+                (Some(id), None) => (id.to_vec(), 0, now_ms),
+                (None, Some(cur)) => (cur.identity.clone(), cur.epoch + 1, cur.registered_at_ms),
+                (None, None) => return abort(StoreError::NotFound("device")),
+            };
+            let index = match devices.get(LOG_SIZE_KEY)? {
+                None => 0,
+                Some(v) => match u64_at(&v, 0, "devices: log size") {
+                    Ok(n) => n,
+                    Err(e) => return abort(e),
+                },
+            };
+            let entry = LogEntry {
+                index,
+                address: *address,
+                epoch,
+                salt: *salt,
+                logged_at_ms: now_ms,
+                identity,
+                signed_prekey: signed_prekey.to_vec(),
+            };
+            let record = DeviceRecord {
+                registered_at_ms,
+                identity: entry.identity.clone(),
+                signed_prekey: entry.signed_prekey.clone(),
+                log_index: index,
+                epoch,
+            };
+            devices.insert(log_entry_key(index), entry.encode())?;
+            devices.insert(&LOG_SIZE_KEY, &(index + 1).to_be_bytes())?;
+            devices.insert(device_key(address), record.encode())?;
+            Ok(entry)
+        });
         let entry = tx_result(result)?;
         self.commit().await?;
         Ok(entry)
@@ -286,25 +358,26 @@ impl Store for SledStore {
 
     async fn device(&self, address: &Address) -> Result<Option<DeviceRecord>> {
         self.devices
-            .get(address)
+            .get(device_key(address))
             .map_err(backend)?
             .map(|v| DeviceRecord::decode(&v))
             .transpose()
     }
 
     async fn log_size(&self) -> Result<u64> {
-        match self.meta.get(KEYLOG_SIZE).map_err(backend)? {
+        match self.devices.get(LOG_SIZE_KEY).map_err(backend)? {
             None => Ok(0),
-            Some(v) => u64_at(&v, 0, "meta: keylog_size"),
+            Some(v) => u64_at(&v, 0, "devices: log size"),
         }
     }
 
     async fn log_entries(&self, from: u64, limit: usize) -> Result<Vec<LogEntry>> {
         let size = self.log_size().await?;
         let mut out = Vec::new();
-        for item in self.keylog.range(from.to_be_bytes()..).take(limit) {
+        let range = log_entry_key(from)..log_entry_key(u64::MAX);
+        for item in self.devices.range(range).take(limit) {
             let (k, v) = item.map_err(backend)?;
-            let entry = LogEntry::decode(&k, &v)?;
+            let entry = LogEntry::decode(&k[1..], &v)?;
             if entry.index >= size {
                 break;
             }
@@ -378,44 +451,44 @@ impl Store for SledStore {
         received_at_ms: i64,
         max_depth: u64,
     ) -> Result<Enqueued> {
-        let dedupe_key = key2(recipient, client_message_id);
-        let value = versioned(&[&received_at_ms.to_be_bytes(), envelope]);
-        let result = (&self.mailboxes, &self.heads, &self.dedupe).transaction(
-            |(mailboxes, heads, dedupe)| {
-                if let Some(seen) = dedupe.get(&dedupe_key)? {
-                    let sequence = match body(&seen, "dedupe").and_then(|b| u64_at(b, 0, "dedupe"))
-                    {
-                        Ok(s) => s,
-                        Err(e) => return abort(e),
-                    };
-                    return Ok(Enqueued {
-                        sequence,
-                        duplicate: true,
-                    });
-                }
-                let (last, depth) = match head(heads.get(recipient)?) {
-                    Ok(h) => h,
+        let dedupe = dedupe_key(recipient, client_message_id);
+        let head_at = head_key(recipient);
+        let value = versioned(&[&received_at_ms.to_be_bytes(), client_message_id, envelope]);
+        let result = self.mailboxes.transaction(|tree| {
+            if let Some(seen) = tree.get(&dedupe)? {
+                let sequence = match body(&seen, "mailboxes: dedupe")
+                    .and_then(|b| u64_at(b, 0, "mailboxes: dedupe"))
+                {
+                    Ok(s) => s,
                     Err(e) => return abort(e),
                 };
-                if depth >= max_depth {
-                    return abort(StoreError::MailboxFull { limit: max_depth });
-                }
-                let sequence = last + 1;
-                mailboxes.insert(key2(recipient, &sequence.to_be_bytes()), value.clone())?;
-                heads.insert(
-                    recipient,
-                    versioned(&[&sequence.to_be_bytes(), &(depth + 1).to_be_bytes()]),
-                )?;
-                dedupe.insert(
-                    dedupe_key.clone(),
-                    versioned(&[&sequence.to_be_bytes(), &received_at_ms.to_be_bytes()]),
-                )?;
-                Ok(Enqueued {
+                return Ok(Enqueued {
                     sequence,
-                    duplicate: false,
-                })
-            },
-        );
+                    duplicate: true,
+                });
+            }
+            let (last, depth) = match head(tree.get(&head_at)?) {
+                Ok(h) => h,
+                Err(e) => return abort(e),
+            };
+            if depth >= max_depth {
+                return abort(StoreError::MailboxFull { limit: max_depth });
+            }
+            let sequence = last + 1;
+            tree.insert(message_key(recipient, sequence), value.clone())?;
+            tree.insert(
+                head_at.clone(),
+                versioned(&[&sequence.to_be_bytes(), &(depth + 1).to_be_bytes()]),
+            )?;
+            tree.insert(
+                dedupe.clone(),
+                versioned(&[&sequence.to_be_bytes(), &received_at_ms.to_be_bytes()]),
+            )?;
+            Ok(Enqueued {
+                sequence,
+                duplicate: false,
+            })
+        });
         let enqueued = tx_result(result)?;
         // A duplicate is durable only once the first send's flush is done;
         // committing again is cheap and keeps the contract simple.
@@ -429,8 +502,11 @@ impl Store for SledStore {
         after: u64,
         limit: usize,
     ) -> Result<(Vec<StoredMessage>, bool)> {
-        let start = key2(recipient, &after.saturating_add(1).to_be_bytes());
-        let end = key2(recipient, &u64::MAX.to_be_bytes());
+        if after == u64::MAX {
+            return Ok((Vec::new(), false));
+        }
+        let start = message_key(recipient, after + 1);
+        let end = message_key(recipient, u64::MAX);
         let mut out = Vec::with_capacity(limit.min(256));
         let mut more = false;
         for item in self.mailboxes.range(start..=end) {
@@ -441,32 +517,33 @@ impl Store for SledStore {
             }
             let b = body(&value, "mailboxes")?;
             out.push(StoredMessage {
-                sequence: u64_at(&key, 32, "mailboxes")?,
+                sequence: u64_at(&key, 33, "mailboxes")?,
                 received_at_ms: i64_at(b, 0, "mailboxes")?,
-                envelope: b.get(8..).ok_or(StoreError::Corrupt("mailboxes"))?.to_vec(),
+                envelope: b
+                    .get(24..)
+                    .ok_or(StoreError::Corrupt("mailboxes"))?
+                    .to_vec(),
             });
         }
         Ok((out, more))
     }
 
     async fn ack(&self, recipient: &Address, sequences: &[u64]) -> Result<usize> {
-        let result = (&self.mailboxes, &self.heads).transaction(|(mailboxes, heads)| {
+        let head_at = head_key(recipient);
+        let result = self.mailboxes.transaction(|tree| {
             let mut deleted = 0u64;
             for seq in sequences {
-                if mailboxes
-                    .remove(key2(recipient, &seq.to_be_bytes()))?
-                    .is_some()
-                {
+                if tree.remove(message_key(recipient, *seq))?.is_some() {
                     deleted += 1;
                 }
             }
             if deleted > 0 {
-                let (last, depth) = match head(heads.get(recipient)?) {
+                let (last, depth) = match head(tree.get(&head_at)?) {
                     Ok(h) => h,
                     Err(e) => return abort(e),
                 };
-                heads.insert(
-                    recipient,
+                tree.insert(
+                    head_at.clone(),
                     versioned(&[
                         &last.to_be_bytes(),
                         &depth.saturating_sub(deleted).to_be_bytes(),
@@ -483,20 +560,23 @@ impl Store for SledStore {
     }
 
     async fn depth(&self, recipient: &Address) -> Result<u64> {
-        Ok(head(self.heads.get(recipient).map_err(backend)?)?.1)
+        Ok(head(self.mailboxes.get(head_key(recipient)).map_err(backend)?)?.1)
     }
 
     async fn last_sequence(&self, recipient: &Address) -> Result<u64> {
-        Ok(head(self.heads.get(recipient).map_err(backend)?)?.0)
+        Ok(head(self.mailboxes.get(head_key(recipient)).map_err(backend)?)?.0)
     }
 
     async fn prune_dedupe(&self, before_ms: i64) -> Result<usize> {
         let mut removed = 0;
-        for item in self.dedupe.iter() {
+        for item in self.mailboxes.iter() {
             let (key, value) = item.map_err(backend)?;
-            let b = body(&value, "dedupe")?;
-            if i64_at(b, 8, "dedupe")? < before_ms {
-                self.dedupe.remove(key).map_err(backend)?;
+            if key.len() != 49 || key[32] != mailbox_tag::DEDUPE {
+                continue;
+            }
+            let b = body(&value, "mailboxes: dedupe")?;
+            if i64_at(b, 8, "mailboxes: dedupe")? < before_ms {
+                self.mailboxes.remove(key).map_err(backend)?;
                 removed += 1;
             }
         }
@@ -595,9 +675,11 @@ impl Store for SledStore {
 
     async fn total_depth(&self) -> Result<u64> {
         let mut total = 0u64;
-        for item in self.heads.iter() {
-            let (_, value) = item.map_err(backend)?;
-            total = total.saturating_add(head(Some(value))?.1);
+        for item in self.mailboxes.iter() {
+            let (key, value) = item.map_err(backend)?;
+            if key.len() == 33 && key[32] == mailbox_tag::HEAD {
+                total = total.saturating_add(head(Some(value))?.1);
+            }
         }
         Ok(total)
     }
