@@ -125,7 +125,7 @@ fn classify(tree: &str, key: &[u8], value: &[u8]) -> Result<&'static str, String
                 public_keys(&e.address, &e.identity, &e.signed_prekey)?;
                 Ok("public keys (key log)")
             }
-            Some((&device_tag::LOG_SIZE, rest)) if rest.is_empty() => {
+            Some((&device_tag::LOG_SIZE, [])) => {
                 if value.len() == 8 {
                     Ok("key log size")
                 } else {
