@@ -70,6 +70,14 @@ pub struct Limits {
     /// How long a session token lives, seconds.
     #[arg(long, env = "ALCOVE_TOKEN_TTL_SECS", default_value_t = 3600)]
     pub token_ttl_secs: u64,
+    /// How long an upload may wait between two pieces before the relay
+    /// gives up on it (a client holding a stream open without sending),
+    /// seconds.
+    #[arg(long, env = "ALCOVE_UPLOAD_IDLE_SECS", default_value_t = 30)]
+    pub upload_idle_secs: u64,
+    /// Concurrent HTTP/2 streams one connection may open.
+    #[arg(long, env = "ALCOVE_MAX_STREAMS_PER_CONNECTION", default_value_t = 128)]
+    pub max_streams_per_connection: u32,
 }
 
 impl Default for Limits {
@@ -87,6 +95,8 @@ impl Default for Limits {
             bundle_fetches_per_min: 30.0,
             max_subscriptions_per_device: 4,
             token_ttl_secs: 3600,
+            upload_idle_secs: 30,
+            max_streams_per_connection: 128,
         }
     }
 }

@@ -212,6 +212,7 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
 
     let router = builder
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .max_concurrent_streams(Some(config.limits.max_streams_per_connection))
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)

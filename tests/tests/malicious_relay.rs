@@ -64,6 +64,31 @@ struct Proxy {
     attack: Mutex<Attack>,
     /// Every genuine GetBundle response, newest last.
     seen: Mutex<Vec<GetBundleResponse>>,
+    /// What the proxy does to `Mailbox.Fetch` answers.
+    fetch_attack: Mutex<FetchAttack>,
+    /// Every genuine envelope fetched, with the token that fetched it.
+    fetched: Mutex<Vec<(String, Envelope)>>,
+}
+
+/// Tampering with the envelopes the relay returns. Each mode keeps the
+/// genuine envelopes in the page and adds or rearranges others, so that
+/// the test can check both that junk is refused and that nothing genuine
+/// is lost or doubled.
+#[derive(Clone, Copy, Debug)]
+enum FetchAttack {
+    Honest,
+    /// A copy with one bit flipped before each envelope.
+    BitFlip,
+    /// Truncated copies before each envelope.
+    Truncate,
+    /// Every envelope twice.
+    Duplicate,
+    /// The page in reverse order.
+    Reorder,
+    /// Envelopes this device fetched before, again.
+    Replay,
+    /// Envelopes fetched by another device, mixed in.
+    Foreign,
 }
 
 fn forward<T>(request: Request<T>) -> Request<T> {
@@ -278,9 +303,78 @@ impl Mailbox for Svc {
             .await
     }
     async fn fetch(&self, r: Request<FetchRequest>) -> Result<Response<FetchResponse>, Status> {
-        MailboxClient::new(self.0.upstream.clone())
+        let token = r
+            .metadata()
+            .get(alcove_api::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let mut page = MailboxClient::new(self.0.upstream.clone())
             .fetch(forward(r))
-            .await
+            .await?
+            .into_inner();
+        let genuine = page.envelopes.clone();
+        let attack = *self.0.fetch_attack.lock().unwrap();
+        let history = self.0.fetched.lock().unwrap().clone();
+        let mut out = Vec::new();
+        match attack {
+            FetchAttack::Honest => out = genuine.clone(),
+            FetchAttack::BitFlip => {
+                for (i, e) in genuine.iter().enumerate() {
+                    let mut bad = e.clone();
+                    let at = (i * 37 + 11) % bad.envelope.len();
+                    bad.envelope[at] ^= 1 << (i % 8);
+                    out.push(bad);
+                    let mut late = e.clone();
+                    let n = late.envelope.len();
+                    late.envelope[n - 1] ^= 0x80;
+                    out.push(late);
+                    out.push(e.clone());
+                }
+            }
+            FetchAttack::Truncate => {
+                for e in &genuine {
+                    for keep in [0, 1, 33, e.envelope.len() / 2, e.envelope.len() - 1] {
+                        let mut cut = e.clone();
+                        cut.envelope.truncate(keep);
+                        out.push(cut);
+                    }
+                    out.push(e.clone());
+                }
+            }
+            FetchAttack::Duplicate => {
+                for e in &genuine {
+                    out.push(e.clone());
+                    out.push(e.clone());
+                }
+            }
+            FetchAttack::Reorder => out = genuine.iter().rev().cloned().collect(),
+            FetchAttack::Replay => {
+                out.extend(
+                    history
+                        .iter()
+                        .filter(|(t, _)| *t == token)
+                        .map(|(_, e)| e.clone()),
+                );
+                out.extend(genuine.iter().cloned());
+            }
+            FetchAttack::Foreign => {
+                out.extend(
+                    history
+                        .iter()
+                        .filter(|(t, _)| *t != token)
+                        .map(|(_, e)| e.clone()),
+                );
+                out.extend(genuine.iter().cloned());
+            }
+        }
+        self.0
+            .fetched
+            .lock()
+            .unwrap()
+            .extend(genuine.into_iter().map(|e| (token.clone(), e)));
+        page.envelopes = out;
+        Ok(Response::new(page))
     }
     async fn ack(&self, r: Request<AckRequest>) -> Result<Response<AckResponse>, Status> {
         MailboxClient::new(self.0.upstream.clone())
@@ -331,6 +425,8 @@ impl Setup {
             victim: Mutex::new([0; 32]),
             attack: Mutex::new(Attack::Honest),
             seen: Mutex::new(Vec::new()),
+            fetch_attack: Mutex::new(FetchAttack::Honest),
+            fetched: Mutex::new(Vec::new()),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -583,4 +679,59 @@ async fn replayed_backdated_and_foreign_heads_are_refused() {
     alice.accept_invite(&s.invite(&victim)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(10)).await;
     assert_eq!(mailbox_len(&victim).await, 2);
+}
+
+fn texts(events: &[alcove_client::Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match &e.body {
+            alcove_client::Body::Text(t) => Some(t.body.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn tampered_replayed_reordered_and_foreign_envelopes_change_nothing() {
+    let s = Setup::start().await;
+    let therapist = s.client("therapist").await;
+    let client = s.client("client").await;
+    let invite = therapist
+        .create_invite(Duration::from_secs(600))
+        .await
+        .unwrap();
+    // The invite names the real relay; the SDK talks to whatever relay
+    // its profile was created with (the proxy).
+    let t = client.accept_invite(&invite).await.unwrap().address;
+    let c = therapist.sync().await.unwrap()[0].from;
+    therapist.send_text(&c, "welcome").await.unwrap();
+    assert_eq!(texts(&client.sync().await.unwrap()), ["welcome"]);
+
+    let modes = [
+        FetchAttack::BitFlip,
+        FetchAttack::Truncate,
+        FetchAttack::Duplicate,
+        FetchAttack::Reorder,
+        FetchAttack::Replay,
+        FetchAttack::Foreign,
+    ];
+    for (k, mode) in modes.into_iter().enumerate() {
+        let sent: Vec<String> = (0..3).map(|i| format!("{mode:?} {k}.{i}")).collect();
+        for m in &sent {
+            client.send_text(&t, m).await.unwrap();
+        }
+        *s.proxy.fetch_attack.lock().unwrap() = mode;
+        let mut got = texts(&therapist.sync().await.unwrap());
+        *s.proxy.fetch_attack.lock().unwrap() = FetchAttack::Honest;
+        if matches!(mode, FetchAttack::Reorder) {
+            got.reverse();
+        }
+        assert_eq!(got, sent, "{mode:?}: every genuine message exactly once");
+        // The session is intact both ways after each attack.
+        therapist.send_text(&c, &format!("ack {k}")).await.unwrap();
+        assert_eq!(texts(&client.sync().await.unwrap()), [format!("ack {k}")]);
+    }
+    // Nothing is left behind and nothing comes back.
+    assert!(therapist.sync().await.unwrap().is_empty());
+    assert!(client.sync().await.unwrap().is_empty());
 }

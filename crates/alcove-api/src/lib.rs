@@ -92,3 +92,65 @@ pub mod keylog {
         hashes.iter().map(|h| h.to_vec()).collect()
     }
 }
+
+/// The protobuf codec of every service and client: prost's, except that a
+/// message that does not decode is `INVALID_ARGUMENT` (the caller sent bad
+/// bytes) instead of tonic's `INTERNAL` (which would blame the relay).
+pub mod codec {
+    use prost::Message;
+    use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
+    use tonic::{Code, Status};
+    use tonic_prost::{ProstCodec, ProstDecoder, ProstEncoder};
+
+    /// [`ProstCodec`] with decode failures reported as `INVALID_ARGUMENT`.
+    #[derive(Debug, Clone)]
+    pub struct StrictCodec<T, U>(ProstCodec<T, U>);
+
+    impl<T, U> Default for StrictCodec<T, U> {
+        fn default() -> Self {
+            Self(ProstCodec::default())
+        }
+    }
+
+    impl<T, U> Codec for StrictCodec<T, U>
+    where
+        T: Message + Send + 'static,
+        U: Message + Default + Send + 'static,
+    {
+        type Encode = T;
+        type Decode = U;
+        type Encoder = ProstEncoder<T>;
+        type Decoder = StrictDecoder<U>;
+
+        fn encoder(&mut self) -> Self::Encoder {
+            self.0.encoder()
+        }
+
+        fn decoder(&mut self) -> Self::Decoder {
+            StrictDecoder(self.0.decoder())
+        }
+    }
+
+    /// The decoder of [`StrictCodec`].
+    #[derive(Debug, Clone)]
+    pub struct StrictDecoder<U>(ProstDecoder<U>);
+
+    impl<U: Message + Default> Decoder for StrictDecoder<U> {
+        type Item = U;
+        type Error = Status;
+
+        fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
+            self.0.decode(buf).map_err(|s| {
+                if s.code() == Code::Internal {
+                    Status::invalid_argument(format!("malformed protobuf: {}", s.message()))
+                } else {
+                    s
+                }
+            })
+        }
+
+        fn buffer_settings(&self) -> BufferSettings {
+            self.0.buffer_settings()
+        }
+    }
+}

@@ -20,6 +20,21 @@ use crate::limits::{DOWNLOAD_PIECE, MAX_UPLOAD_PIECE};
 /// An upload that does not finish within this time is swept.
 const UNFINISHED_TTL: Duration = Duration::from_secs(3600);
 
+/// The next upload message, or DEADLINE_EXCEEDED after `idle` without one
+/// (a client must not hold an upload stream open without sending).
+async fn next_piece(
+    stream: &mut Streaming<UploadRequest>,
+    idle: Duration,
+) -> Result<Option<UploadRequest>, Status> {
+    match tokio::time::timeout(idle, stream.message()).await {
+        Ok(r) => r,
+        Err(_) => Err(Status::deadline_exceeded(format!(
+            "no upload data for {} s; start the upload again",
+            idle.as_secs()
+        ))),
+    }
+}
+
 #[tonic::async_trait]
 impl Blobs for Services {
     async fn upload(
@@ -30,7 +45,8 @@ impl Blobs for Services {
         let me = relay.track(relay.authorize(&request));
         me?;
         let mut stream = request.into_inner();
-        let first = relay.track(stream.message().await?.ok_or_else(|| {
+        let idle = Duration::from_secs(relay.limits.upload_idle_secs.max(1));
+        let first = relay.track(next_piece(&mut stream, idle).await?.ok_or_else(|| {
             Status::invalid_argument("empty upload: the first message must be the header")
         }))?;
         let size = match first.part {
@@ -60,7 +76,7 @@ impl Blobs for Services {
         let received = async {
             let mut total: u64 = 0;
             let mut index: u32 = 0;
-            while let Some(msg) = stream.message().await? {
+            while let Some(msg) = next_piece(&mut stream, idle).await? {
                 let data = match msg.part {
                     Some(Part::Data(d)) => d,
                     _ => return Err(Status::invalid_argument("only data may follow the header")),
