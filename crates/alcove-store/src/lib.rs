@@ -10,6 +10,7 @@
 //! on disk and survives a crash of the process.
 #![forbid(unsafe_code)]
 
+pub mod postgres;
 pub mod records;
 mod recovery;
 mod sled_store;
@@ -17,6 +18,7 @@ mod sled_store;
 use async_trait::async_trait;
 use thiserror::Error;
 
+pub use postgres::PostgresStore;
 pub use records::{BlobInfo, DeviceRecord, LogEntry, StoredMessage};
 pub use recovery::Repairs;
 pub use sled_store::{device_tag, mailbox_tag, FlushStats, SledStore, TREES};
