@@ -23,6 +23,12 @@ pub struct Config {
     #[arg(long, env = "ALCOVE_DATA_DIR", default_value = "./alcove-data")]
     pub data_dir: PathBuf,
 
+    /// A PostgreSQL URL (`postgres://user@host:5432/db`) to store
+    /// everything there instead of in sled, so that several relays can
+    /// share one database. Without it, sled in --data-dir.
+    #[arg(long, env = "ALCOVE_STORE")]
+    pub store: Option<String>,
+
     /// Address to serve Prometheus metrics on (plain HTTP, GET /metrics).
     /// Off unless given.
     #[arg(long, env = "ALCOVE_METRICS_LISTEN")]
@@ -53,6 +59,7 @@ impl Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
+            store: None,
             metrics_listen: None,
             tls_cert: None,
             tls_key: None,

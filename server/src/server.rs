@@ -11,7 +11,7 @@ use alcove_api::v1::blobs_server::BlobsServer;
 use alcove_api::v1::key_log_server::KeyLogServer;
 use alcove_api::v1::keys_server::KeysServer;
 use alcove_api::v1::mailbox_server::MailboxServer;
-use alcove_store::{SledStore, Store};
+use alcove_store::{PostgresStore, SledStore, Store};
 use anyhow::Context;
 use rand::RngCore;
 use tokio::net::TcpListener;
@@ -65,6 +65,39 @@ fn hex_key(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Wakes this relay's subscribers for envelopes other relays accepted
+/// (PostgreSQL NOTIFY). After a lost connection it wakes everyone once,
+/// since notifications may have been missed; subscribers then re-read
+/// from their cursors. Ends with the relay.
+async fn listen_to_other_relays(pg: Arc<PostgresStore>, relay: std::sync::Weak<Relay>) {
+    loop {
+        let Some(mut shutdown) = relay.upgrade().map(|r| r.shutdown.clone()) else {
+            return;
+        };
+        match pg.listen().await {
+            Ok(mut n) => loop {
+                tokio::select! {
+                    address = n.receiver.recv() => match (address, relay.upgrade()) {
+                        (Some(a), Some(r)) => r.notifier.wake(&a),
+                        (_, None) => return,
+                        (None, Some(_)) => {
+                            tracing::warn!("lost the PostgreSQL notification connection; listening again");
+                            break;
+                        }
+                    },
+                    _ = shutdown.changed() => return,
+                }
+            },
+            Err(e) => tracing::warn!(error = %e, "cannot LISTEN on PostgreSQL; retrying"),
+        }
+        match relay.upgrade() {
+            Some(r) => r.notifier.wake_all(),
+            None => return,
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// How long start-up waits for a previous relay to release the store.
 const STORE_LOCK_WAIT: Duration = Duration::from_secs(10);
 
@@ -90,11 +123,27 @@ async fn open_store(dir: &std::path::Path) -> anyhow::Result<SledStore> {
 
 /// Opens the store in `config.data_dir` and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-    let sled = open_store(&config.data_dir).await?;
-    let flush_stats = sled.flush_stats();
-    let store: Arc<dyn Store> = Arc::new(sled);
+    let (store, flush_stats, postgres): (Arc<dyn Store>, _, _) = match &config.store {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let pg = Arc::new(
+                PostgresStore::connect(url)
+                    .await
+                    .context("connecting to the PostgreSQL store")?,
+            );
+            tracing::info!("store: PostgreSQL");
+            (pg.clone() as Arc<dyn Store>, None, Some(pg))
+        }
+        Some(other) => anyhow::bail!(
+            "--store must be a postgres:// URL (got {other:?}); leave it out for sled in --data-dir"
+        ),
+        None => {
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+            let sled = open_store(&config.data_dir).await?;
+            let stats = sled.flush_stats();
+            (Arc::new(sled) as Arc<dyn Store>, Some(stats), None)
+        }
+    };
 
     let server_id = match &config.server_id {
         Some(id) => id.clone(),
@@ -108,7 +157,7 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
         .try_into()
         .map_err(|_| anyhow::anyhow!("stored token key has the wrong length"))?;
 
-    let metrics = Arc::new(Metrics::with_flush_stats(Some(flush_stats)));
+    let metrics = Arc::new(Metrics::with_flush_stats(flush_stats));
     let depth = store.total_depth().await?;
     metrics.queue_depth.store(
         i64::try_from(depth).unwrap_or(i64::MAX),
@@ -147,6 +196,9 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
         shutdown: shutdown_rx,
     });
     drop(store);
+    if let Some(pg) = postgres {
+        tokio::spawn(listen_to_other_relays(pg, Arc::downgrade(&relay)));
+    }
 
     let listener = TcpListener::bind(config.listen)
         .await

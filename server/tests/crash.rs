@@ -22,134 +22,26 @@
 //! ```
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alcove_api::keylog::head_from_wire;
-use alcove_api::v1::auth_client::AuthClient;
 use alcove_api::v1::key_log_client::KeyLogClient;
 use alcove_api::v1::mailbox_client::MailboxClient;
 use alcove_api::v1::*;
 use alcove_keylog::SignedTreeHead;
-use alcove_protocol::identity::IdentityKeyPair;
-use alcove_protocol::prekeys::SignedPreKeyPair;
 use alcove_protocol::sealed_sender::MIN_ENVELOPE_LEN;
 use rand::{Rng, RngCore, SeedableRng};
-use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
-use tonic::Request;
+use tonic::transport::Endpoint;
+
+mod common;
+
+use common::{free_port, start, Device};
 
 const SENDERS: usize = 4;
 const RECIPIENTS: usize = 3;
-
-fn start(dir: &Path, addr: &str) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_alcove-server"))
-        .args(["--listen", addr, "--data-dir"])
-        .arg(dir)
-        .args(["--rate-per-sec", "100000", "--rate-burst", "100000"])
-        .env("RUST_LOG", "error,alcove_store=warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start alcove-server");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(
-        line.starts_with("alcove-server listening on"),
-        "the relay did not come up on its store after a kill: {line:?} (exit {:?})",
-        child.try_wait()
-    );
-    child
-}
-
-fn free_port() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
-
-struct Device {
-    identity: IdentityKeyPair,
-    channel: Channel,
-    token: Mutex<String>,
-}
-
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-impl Device {
-    fn new(channel: Channel) -> Self {
-        Self {
-            identity: IdentityKeyPair::generate(&mut rand::rngs::OsRng),
-            channel,
-            token: Mutex::new(String::new()),
-        }
-    }
-
-    fn address(&self) -> Vec<u8> {
-        self.identity.public().address().as_bytes().to_vec()
-    }
-
-    async fn proof(&self) -> Result<(Vec<u8>, Vec<u8>), tonic::Status> {
-        let c = AuthClient::new(self.channel.clone())
-            .challenge(ChallengeRequest {
-                address: self.address(),
-            })
-            .await?
-            .into_inner();
-        let sig = self.identity.sign(&alcove_api::auth_message(
-            &c.server_id,
-            &self.address(),
-            &c.challenge,
-        ));
-        Ok((c.challenge, sig.to_bytes().to_vec()))
-    }
-
-    /// Registers (retrying through restarts).
-    async fn register(&self) {
-        let spk = SignedPreKeyPair::generate(&mut rand::rngs::OsRng, &self.identity, 1, now_secs());
-        loop {
-            let attempt = async {
-                let (challenge, signature) = self.proof().await?;
-                AuthClient::new(self.channel.clone())
-                    .register(RegisterRequest {
-                        identity: self.identity.public().to_bytes().to_vec(),
-                        signed_prekey: spk.public().to_bytes().to_vec(),
-                        one_time_prekeys: vec![],
-                        challenge,
-                        signature,
-                    })
-                    .await
-            }
-            .await;
-            match attempt {
-                Ok(r) => {
-                    *self.token.lock().unwrap() = r.into_inner().token;
-                    return;
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    }
-
-    fn req<T>(&self, m: T) -> Request<T> {
-        let mut r = Request::new(m);
-        let v = format!("Bearer {}", self.token.lock().unwrap());
-        r.metadata_mut()
-            .insert("authorization", MetadataValue::try_from(v).unwrap());
-        r.set_timeout(Duration::from_secs(5));
-        r
-    }
-}
 
 #[derive(Default)]
 struct Ledger {
