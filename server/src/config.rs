@@ -23,6 +23,11 @@ pub struct Config {
     #[arg(long, env = "ALCOVE_DATA_DIR", default_value = "./alcove-data")]
     pub data_dir: PathBuf,
 
+    /// Page cache of the sled store, MiB (memory grows with stored data up
+    /// to about this much).
+    #[arg(long, env = "ALCOVE_SLED_CACHE_MB", default_value_t = 64)]
+    pub sled_cache_mb: u64,
+
     /// A PostgreSQL URL (`postgres://user@host:5432/db`) to store
     /// everything there instead of in sled, so that several relays can
     /// share one database. Without it, sled in --data-dir.
@@ -60,6 +65,7 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
             store: None,
+            sled_cache_mb: 64,
             metrics_listen: None,
             tls_cert: None,
             tls_key: None,

@@ -104,10 +104,10 @@ const STORE_LOCK_WAIT: Duration = Duration::from_secs(10);
 /// Opens the sled store, waiting a little if another relay (one that is
 /// still shutting down, or a restart in the same process whose last
 /// connections are closing) holds its lock.
-async fn open_store(dir: &std::path::Path) -> anyhow::Result<SledStore> {
+async fn open_store(dir: &std::path::Path, cache_bytes: u64) -> anyhow::Result<SledStore> {
     let deadline = std::time::Instant::now() + STORE_LOCK_WAIT;
     loop {
-        match SledStore::open(dir) {
+        match SledStore::open_with_cache(dir, cache_bytes) {
             Ok(s) => return Ok(s),
             Err(e) if e.to_string().contains("lock") && std::time::Instant::now() < deadline => {
                 tracing::warn!(
@@ -139,7 +139,7 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
         None => {
             std::fs::create_dir_all(&config.data_dir)
                 .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-            let sled = open_store(&config.data_dir).await?;
+            let sled = open_store(&config.data_dir, config.sled_cache_mb << 20).await?;
             let stats = sled.flush_stats();
             (Arc::new(sled) as Arc<dyn Store>, Some(stats), None)
         }

@@ -55,6 +55,10 @@ struct Args {
     /// Append the result table to this Markdown file.
     #[arg(long)]
     write: Option<std::path::PathBuf>,
+    /// Also measure one and two relays on this PostgreSQL database (each
+    /// run in a fresh schema, dropped afterwards).
+    #[arg(long)]
+    postgres: Option<String>,
 }
 
 /// Envelopes a recipient acknowledges per Ack request.
@@ -171,40 +175,222 @@ async fn main() -> anyhow::Result<()> {
     let relay = alcove_server::start(config).await?;
     let relay_addr = relay.addr;
 
+    let (relay_run, envelope_len) = measure_relay(
+        &[relay_addr],
+        args.clients,
+        window,
+        warmup,
+        args.message_bytes,
+    )
+    .await?;
+    let flush = flush_summary(relay.metrics_addr).await;
+    relay.shutdown().await?;
+
+    // --- Bare echo on loopback, same payload size, same concurrency.
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let echo_addr = listener.local_addr()?;
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let server = tokio::spawn(
+        Server::builder()
+            .add_service(EchoServer::new(EchoService))
+            .serve_with_incoming(incoming),
+    );
+    let payload = vec![0x42u8; envelope_len];
+    let mut channels = Vec::new();
+    for _ in 0..args.clients {
+        channels.push(connect(echo_addr).await?);
+    }
+    let echo_run = measure(args.clients, window, move |i| {
+        let channel = channels[i].clone();
+        let payload = payload.clone();
+        async move {
+            let mut client = EchoClient::new(channel);
+            let begin = Instant::now();
+            let mut latencies = Vec::new();
+            while begin.elapsed() < warmup + window {
+                let t = Instant::now();
+                client
+                    .echo(Payload {
+                        data: payload.clone(),
+                    })
+                    .await?;
+                if begin.elapsed() > warmup && begin.elapsed() < warmup + window {
+                    latencies.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+                }
+            }
+            Ok(latencies)
+        }
+    })
+    .await?;
+    server.abort();
+
+    let ratio = relay_run.rate() / echo_run.rate();
+    let table = format!(
+        "\n### Relay, {clients} concurrent clients, {len}-byte envelopes ({date})\n\n\
+         Command: `cargo run --release -p alcove-bench -- --clients {clients} --seconds {secs}`\n\n\
+         | Target | Messages/s | p50 ms | p99 ms | p99.9 ms |\n|---|---|---|---|---|\n\
+         | Relay: send → live delivery → ack (batches of {ACK_BATCH}), durable (sled, group commit) | {r:.0} | {r50:.2} | {r99:.2} | {r999:.2} |\n\
+         | Bare tonic echo, same payload and concurrency (ceiling) | {e:.0} | {e50:.2} | {e99:.2} | {e999:.2} |\n\n\
+         Relay throughput is **{ratio:.2}x** the echo ceiling. Group commit during the relay run: {flush}.\n",
+        clients = args.clients,
+        len = envelope_len,
+        date = chrono_date(),
+        secs = args.seconds,
+        r = relay_run.rate(),
+        r50 = relay_run.percentile(0.5),
+        r99 = relay_run.percentile(0.99),
+        r999 = relay_run.percentile(0.999),
+        e = echo_run.rate(),
+        e50 = echo_run.percentile(0.5),
+        e99 = echo_run.percentile(0.99),
+        e999 = echo_run.percentile(0.999),
+    );
+    let mut table = table;
+    if let Some(url) = &args.postgres {
+        let mut rows = Vec::new();
+        for n in [1usize, 2] {
+            let (admin, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+            tokio::spawn(conn);
+            let schema = format!("alcove_bench_{:016x}", rand::random::<u64>());
+            admin
+                .batch_execute(&format!("CREATE SCHEMA {schema}"))
+                .await?;
+            let sep = if url.contains('?') { '&' } else { '?' };
+            let scoped = format!("{url}{sep}options=-csearch_path%3D{schema}");
+            let mut relays = Vec::new();
+            for _ in 0..n {
+                let mut config = alcove_server::Config::for_dir(dir.path().join("unused"));
+                config.store = Some(scoped.clone());
+                config.limits.rate_per_sec = 1e9;
+                config.limits.rate_burst = 1e9;
+                relays.push(alcove_server::start(config).await?);
+            }
+            let addrs: Vec<_> = relays.iter().map(|r| r.addr).collect();
+            let (run, _) =
+                measure_relay(&addrs, args.clients, window, warmup, args.message_bytes).await?;
+            for r in relays {
+                r.shutdown().await?;
+            }
+            admin
+                .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                .await?;
+            rows.push((n, run));
+        }
+        let one = rows[0].1.rate();
+        let two = rows[1].1.rate();
+        table.push_str(&format!(
+            "\n#### Same load on PostgreSQL (same run)\n\n\
+             Command: add `--postgres {url}`. Two relays: each sender talks to one relay and its \
+             recipient subscribes on the other, so every message crosses relays (NOTIFY).\n\n\
+             | Store | Relays | Messages/s | p50 ms | p99 ms |\n|---|---|---|---|---|\n\
+             | sled (group commit) | 1 | {s:.0} | {s50:.2} | {s99:.2} |\n\
+             | PostgreSQL | 1 | {one:.0} | {o50:.2} | {o99:.2} |\n\
+             | PostgreSQL | 2 | {two:.0} | {t50:.2} | {t99:.2} |\n\n\
+             Scaling from one to two PostgreSQL relays: **{scale:.2}x**.\n",
+            s = relay_run.rate(),
+            s50 = relay_run.percentile(0.5),
+            s99 = relay_run.percentile(0.99),
+            o50 = rows[0].1.percentile(0.5),
+            o99 = rows[0].1.percentile(0.99),
+            t50 = rows[1].1.percentile(0.5),
+            t99 = rows[1].1.percentile(0.99),
+            scale = two / one,
+        ));
+    }
+    print!("{table}");
+    if let Some(path) = args.write {
+        let mut doc = std::fs::read_to_string(&path).unwrap_or_default();
+        doc.push_str(&table);
+        std::fs::write(&path, doc)?;
+    }
+    Ok(())
+}
+
+/// Flushes, writes per flush and mean flush time, from the relay's metrics.
+async fn flush_summary(addr: Option<std::net::SocketAddr>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(addr) = addr else {
+        return "no metrics".into();
+    };
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        return "no metrics".into();
+    };
+    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await;
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text).await;
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0.0)
+    };
+    let flushes = value("alcove_store_flushes_total ");
+    let commits = value("alcove_store_commits_total ");
+    let micros = value("alcove_store_flush_micros_total ");
+    format!(
+        "{flushes:.0} flushes, {:.1} writes per flush, {:.2} ms per flush",
+        commits / flushes.max(1.0),
+        micros / flushes.max(1.0) / 1000.0
+    )
+}
+
+/// Today's date (UTC), as `date -u +%F` prints it.
+fn chrono_date() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%F"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| "date unknown".into())
+}
+
+/// The relay measurement: `clients` sender/recipient pairs; sender `i`
+/// talks to `addrs[i % n]`, its recipient subscribes on `addrs[(i + 1) % n]`
+/// (with two relays, every message crosses from one to the other).
+async fn measure_relay(
+    addrs: &[std::net::SocketAddr],
+    clients: usize,
+    window: Duration,
+    warmup: Duration,
+    message_bytes: usize,
+) -> anyhow::Result<(Run, usize)> {
     // Devices and their envelopes, set up before the clock starts.
     let mut pairs = Vec::new();
-    for _ in 0..args.clients {
+    for i in 0..clients {
         let mut rng = rand::rngs::OsRng;
-        let channel = connect(relay_addr).await?;
+        let channel = connect(addrs[i % addrs.len()]).await?;
+        let recv_channel = connect(addrs[(i + 1) % addrs.len()]).await?;
         let sender = IdentityKeyPair::generate(&mut rng);
         let recipient = IdentityKeyPair::generate(&mut rng);
         let sender_token = register(channel.clone(), &sender).await?;
-        let recipient_token = register(channel.clone(), &recipient).await?;
+        let recipient_token = register(recv_channel.clone(), &recipient).await?;
         let envelope = alcove_protocol::sealed_sender::seal(
             &mut rng,
             &sender,
             recipient.public(),
-            &vec![0x42; args.message_bytes],
+            &vec![0x42; message_bytes],
         )?;
         pairs.push(Arc::new((
             channel,
+            recv_channel,
             sender_token,
             recipient_token,
             *recipient.public().address().as_bytes(),
             envelope,
         )));
     }
-    let envelope_len = pairs.first().map_or(0, |p| p.4.len());
+    let envelope_len = pairs.first().map_or(0, |p| p.5.len());
 
     let relay_run = {
         let pairs = pairs.clone();
-        measure(args.clients, window, move |i| {
+        measure(clients, window, move |i| {
             let pair = pairs[i].clone();
             async move {
-                let (channel, sender_token, recipient_token, recipient, envelope) = &*pair;
+                let (channel, recv_channel, sender_token, recipient_token, recipient, envelope) =
+                    &*pair;
                 let mut mailbox = MailboxClient::new(channel.clone());
-                let acker = MailboxClient::new(channel.clone());
-                let mut stream = mailbox
+                let acker = MailboxClient::new(recv_channel.clone());
+                let mut stream = acker
                     .clone()
                     .subscribe(authed(recipient_token, SubscribeRequest::default()))
                     .await?
@@ -270,111 +456,5 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?
     };
-    let flush = flush_summary(relay.metrics_addr).await;
-    relay.shutdown().await?;
-
-    // --- Bare echo on loopback, same payload size, same concurrency.
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let echo_addr = listener.local_addr()?;
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let server = tokio::spawn(
-        Server::builder()
-            .add_service(EchoServer::new(EchoService))
-            .serve_with_incoming(incoming),
-    );
-    let payload = vec![0x42u8; envelope_len];
-    let mut channels = Vec::new();
-    for _ in 0..args.clients {
-        channels.push(connect(echo_addr).await?);
-    }
-    let echo_run = measure(args.clients, window, move |i| {
-        let channel = channels[i].clone();
-        let payload = payload.clone();
-        async move {
-            let mut client = EchoClient::new(channel);
-            let begin = Instant::now();
-            let mut latencies = Vec::new();
-            while begin.elapsed() < warmup + window {
-                let t = Instant::now();
-                client
-                    .echo(Payload {
-                        data: payload.clone(),
-                    })
-                    .await?;
-                if begin.elapsed() > warmup && begin.elapsed() < warmup + window {
-                    latencies.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
-                }
-            }
-            Ok(latencies)
-        }
-    })
-    .await?;
-    server.abort();
-
-    let ratio = relay_run.rate() / echo_run.rate();
-    let table = format!(
-        "\n### Relay, {clients} concurrent clients, {len}-byte envelopes ({date})\n\n\
-         Command: `cargo run --release -p alcove-bench -- --clients {clients} --seconds {secs}`\n\n\
-         | Target | Messages/s | p50 ms | p99 ms | p99.9 ms |\n|---|---|---|---|---|\n\
-         | Relay: send → live delivery → ack (batches of {ACK_BATCH}), durable (sled, group commit) | {r:.0} | {r50:.2} | {r99:.2} | {r999:.2} |\n\
-         | Bare tonic echo, same payload and concurrency (ceiling) | {e:.0} | {e50:.2} | {e99:.2} | {e999:.2} |\n\n\
-         Relay throughput is **{ratio:.2}x** the echo ceiling. Group commit during the relay run: {flush}.\n",
-        clients = args.clients,
-        len = envelope_len,
-        date = chrono_date(),
-        secs = args.seconds,
-        r = relay_run.rate(),
-        r50 = relay_run.percentile(0.5),
-        r99 = relay_run.percentile(0.99),
-        r999 = relay_run.percentile(0.999),
-        e = echo_run.rate(),
-        e50 = echo_run.percentile(0.5),
-        e99 = echo_run.percentile(0.99),
-        e999 = echo_run.percentile(0.999),
-    );
-    print!("{table}");
-    if let Some(path) = args.write {
-        let mut doc = std::fs::read_to_string(&path).unwrap_or_default();
-        doc.push_str(&table);
-        std::fs::write(&path, doc)?;
-    }
-    Ok(())
-}
-
-/// Flushes, writes per flush and mean flush time, from the relay's metrics.
-async fn flush_summary(addr: Option<std::net::SocketAddr>) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Some(addr) = addr else {
-        return "no metrics".into();
-    };
-    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
-        return "no metrics".into();
-    };
-    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n").await;
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text).await;
-    let value = |name: &str| -> f64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-            .unwrap_or(0.0)
-    };
-    let flushes = value("alcove_store_flushes_total ");
-    let commits = value("alcove_store_commits_total ");
-    let micros = value("alcove_store_flush_micros_total ");
-    format!(
-        "{flushes:.0} flushes, {:.1} writes per flush, {:.2} ms per flush",
-        commits / flushes.max(1.0),
-        micros / flushes.max(1.0) / 1000.0
-    )
-}
-
-/// Today's date (UTC), as `date -u +%F` prints it.
-fn chrono_date() -> String {
-    std::process::Command::new("date")
-        .args(["-u", "+%F"])
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|| "date unknown".into())
+    Ok((relay_run, envelope_len))
 }

@@ -21,7 +21,7 @@ use thiserror::Error;
 pub use postgres::PostgresStore;
 pub use records::{BlobInfo, DeviceRecord, LogEntry, StoredMessage};
 pub use recovery::Repairs;
-pub use sled_store::{device_tag, mailbox_tag, FlushStats, SledStore, TREES};
+pub use sled_store::{device_tag, mailbox_tag, FlushStats, SledStore, DEFAULT_CACHE_BYTES, TREES};
 
 /// A device address: SHA-256 of the device's identity key.
 pub type Address = [u8; 32];

@@ -78,6 +78,9 @@ pub const TREES: [&str; 6] = [
 
 const SCHEMA_VERSION: &[u8] = b"2";
 
+/// Default page-cache bound of the sled store: 64 MiB.
+pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+
 /// Key tags inside the `mailboxes` tree (after the 32-byte address).
 pub mod mailbox_tag {
     /// `address · 0x00 · sequence (u64)` → a waiting envelope.
@@ -149,11 +152,20 @@ fn key2(a: &[u8], b: &[u8]) -> Vec<u8> {
 }
 
 impl SledStore {
-    /// Opens (or creates) a store in `dir`. Must be called inside a tokio
-    /// runtime: it starts the group-commit task.
+    /// Opens (or creates) a store in `dir` with the default page cache
+    /// ([`DEFAULT_CACHE_BYTES`]). Must be called inside a tokio runtime: it
+    /// starts the group-commit task.
     pub fn open(dir: &std::path::Path) -> Result<Self> {
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) a store whose page cache holds at most
+    /// `cache_bytes` (sled's own default is 1 GiB; the relay's memory grows
+    /// with the stored data up to this bound).
+    pub fn open_with_cache(dir: &std::path::Path, cache_bytes: u64) -> Result<Self> {
         let db = sled::Config::new()
             .path(dir)
+            .cache_capacity(cache_bytes)
             .mode(sled::Mode::HighThroughput)
             // Durability comes from our group commit; sled's own periodic
             // flush would only add fsyncs.

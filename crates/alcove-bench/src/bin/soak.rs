@@ -47,6 +47,9 @@ struct Args {
     /// Seconds between reports.
     #[arg(long, default_value_t = 15)]
     interval: u64,
+    /// Extra flags for the relay (repeatable), e.g. `--server-arg=--sled-cache-mb=16`.
+    #[arg(long = "server-arg", allow_hyphen_values = true)]
+    server_args: Vec<String>,
     /// The relay binary (default: next to this one).
     #[arg(long)]
     server_bin: Option<std::path::PathBuf>,
@@ -109,11 +112,16 @@ async fn register(channel: Channel) -> anyhow::Result<(IdentityKeyPair, String)>
     Ok((identity, token))
 }
 
-fn start(bin: &std::path::Path, dir: &std::path::Path) -> anyhow::Result<(Child, String)> {
+fn start(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    extra: &[String],
+) -> anyhow::Result<(Child, String)> {
     let mut child = Command::new(bin)
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .args(["--rate-per-sec", "1000000", "--rate-burst", "1000000"])
+        .args(extra)
         .env("RUST_LOG", "error")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -140,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
             .join("alcove-server"),
     };
     let dir = tempfile::tempdir()?;
-    let (mut server, addr) = start(&bin, dir.path())?;
+    let (mut server, addr) = start(&bin, dir.path(), &args.server_args)?;
     let pid = server.id();
     let channel = Endpoint::from_shared(format!("http://{addr}"))?
         .tcp_nodelay(true)
@@ -325,9 +333,10 @@ async fn main() -> anyhow::Result<()> {
     let early = rss_series[n / 4..n / 2].iter().copied().max().unwrap_or(0);
     let late = rss_series[n / 2..].iter().copied().max().unwrap_or(0);
     let summary = format!(
-        "{:.1} minutes, {} pairs: {} sent, {} delivered and acknowledged, {} subscriptions \
+        "Server flags: `{}`. {:.1} minutes, {} pairs: {} sent, {} delivered and acknowledged, {} subscriptions \
          opened and dropped, {} registrations; server RSS {:.1} MiB at start, peak {:.1} MiB in \
          the second quarter, {:.1} MiB in the second half, {:.1} MiB at the end; server exit: {}.",
+        args.server_args.join(" "),
         args.minutes,
         args.pairs,
         sent.load(Ordering::Relaxed),
