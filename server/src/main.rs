@@ -12,35 +12,33 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let config = alcove_server::Config::parse();
+    // Handlers first: a SIGTERM that arrives right after the "listening"
+    // line must shut down cleanly, not kill the process.
+    let stop = shutdown_signal()?;
     let relay = alcove_server::start(config).await?;
     // One line on stdout that scripts and tests can wait for.
     println!("alcove-server listening on {}", relay.addr);
     if let Some(m) = relay.metrics_addr {
         println!("metrics on http://{m}/metrics");
     }
-    wait_for_signal().await;
+    stop.await;
     tracing::info!("shutting down");
     relay.shutdown().await
 }
 
-async fn wait_for_signal() {
+/// Installs the SIGTERM and Ctrl-C handlers now; the future resolves on
+/// the first of them.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let ctrl_c = tokio::signal::ctrl_c();
+    Ok(async move {
+        #[cfg(unix)]
         tokio::select! {
             _ = term.recv() => {},
-            _ = tokio::signal::ctrl_c() => {},
+            _ = ctrl_c => {},
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+    })
 }
