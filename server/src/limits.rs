@@ -78,6 +78,10 @@ pub struct Limits {
     /// Concurrent HTTP/2 streams one connection may open.
     #[arg(long, env = "ALCOVE_MAX_STREAMS_PER_CONNECTION", default_value_t = 128)]
     pub max_streams_per_connection: u32,
+    /// How long a sender's client message id is remembered (retries
+    /// within this time are recognised), seconds.
+    #[arg(long, env = "ALCOVE_DEDUPE_RETENTION_SECS", default_value_t = 7 * 24 * 3600)]
+    pub dedupe_retention_secs: u64,
 }
 
 impl Default for Limits {
@@ -97,6 +101,7 @@ impl Default for Limits {
             token_ttl_secs: 3600,
             upload_idle_secs: 30,
             max_streams_per_connection: 128,
+            dedupe_retention_secs: DEDUPE_RETENTION.as_secs(),
         }
     }
 }

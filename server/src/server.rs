@@ -22,7 +22,7 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::auth::{now_ms, Authenticator};
 use crate::config::Config;
-use crate::limits::{RateLimiter, DEDUPE_RETENTION, SHUTDOWN_GRACE, SWEEP_INTERVAL};
+use crate::limits::{RateLimiter, SHUTDOWN_GRACE, SWEEP_INTERVAL};
 use crate::metrics::{self, Metrics};
 use crate::notify::Notifier;
 use crate::service::{Relay, Services};
@@ -347,7 +347,8 @@ async fn sweep(relay: Arc<Relay>) {
             }
             Err(e) => tracing::warn!(error = %e, "listing expired blobs failed"),
         }
-        let retention = i64::try_from(DEDUPE_RETENTION.as_millis()).unwrap_or(i64::MAX);
+        let retention = i64::try_from(relay.limits.dedupe_retention_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX);
         if let Err(e) = relay.store.prune_dedupe(now - retention).await {
             tracing::warn!(error = %e, "pruning idempotency keys failed");
         }
