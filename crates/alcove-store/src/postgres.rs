@@ -232,12 +232,8 @@ impl Store for PostgresStore {
             .await
             .map_err(db)?
             .map(|r| device_of(&r));
-        let (identity, epoch, registered_at_ms) = match (identity, &current) {
-            (Some(id), Some(cur)) => (id.to_vec(), cur.epoch + 1, cur.registered_at_ms),
-            (Some(id), None) => (id.to_vec(), 0, now_ms),
-            (None, Some(cur)) => (cur.identity.clone(), cur.epoch + 1, cur.registered_at_ms),
-            (None, None) => return Err(StoreError::NotFound("device")),
-        };
+        let (identity, epoch, registered_at_ms) =
+            crate::records::next_publication(identity, current.as_ref(), now_ms)?;
         let index: i64 = tx
             .query_one("SELECT COALESCE(max(idx) + 1, 0) FROM keylog", &[])
             .await

@@ -208,3 +208,19 @@ impl BlobInfo {
         })
     }
 }
+
+/// The identity, epoch and registration time a key publication records:
+/// a registration (`identity` given) starts at epoch 0 or follows the
+/// current record; a signed-prekey change (`identity` absent) needs one.
+pub(crate) fn next_publication(
+    identity: Option<&[u8]>,
+    current: Option<&DeviceRecord>,
+    now_ms: i64,
+) -> Result<(Vec<u8>, u64, i64)> {
+    match (identity, current) {
+        (Some(id), Some(cur)) => Ok((id.to_vec(), cur.epoch + 1, cur.registered_at_ms)),
+        (Some(id), None) => Ok((id.to_vec(), 0, now_ms)),
+        (None, Some(cur)) => Ok((cur.identity.clone(), cur.epoch + 1, cur.registered_at_ms)),
+        (None, None) => Err(StoreError::NotFound("device")),
+    }
+}

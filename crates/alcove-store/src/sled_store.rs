@@ -329,12 +329,11 @@ impl Store for SledStore {
                 },
                 None => None,
             };
-            let (identity, epoch, registered_at_ms) = match (identity, &current) {
-                (Some(id), Some(cur)) => (id.to_vec(), cur.epoch + 1, cur.registered_at_ms),
-                (Some(id), None) => (id.to_vec(), 0, now_ms),
-                (None, Some(cur)) => (cur.identity.clone(), cur.epoch + 1, cur.registered_at_ms),
-                (None, None) => return abort(StoreError::NotFound("device")),
-            };
+            let (identity, epoch, registered_at_ms) =
+                match crate::records::next_publication(identity, current.as_ref(), now_ms) {
+                    Ok(v) => v,
+                    Err(e) => return abort(e),
+                };
             let index = match devices.get(LOG_SIZE_KEY)? {
                 None => 0,
                 Some(v) => match u64_at(&v, 0, "devices: log size") {
