@@ -36,6 +36,13 @@ fn size_status(what: &str, size: u64, current: u64) -> Status {
     ))
 }
 
+/// The per-IP rate limit, then the in-memory tree brought up to the store,
+/// as every question about the whole log starts.
+async fn current_log<T>(relay: &super::Relay, request: &Request<T>) -> Result<(), Status> {
+    relay.limit_anonymous(request)?;
+    relay.keylog.catch_up().await.map_err(store_status)
+}
+
 #[tonic::async_trait]
 impl KeyLog for Services {
     async fn get_tree_head(
@@ -44,8 +51,7 @@ impl KeyLog for Services {
     ) -> Result<Response<GetTreeHeadResponse>, Status> {
         let relay = &self.relay;
         let result = async {
-            relay.limit_anonymous(&request)?;
-            relay.keylog.catch_up().await.map_err(store_status)?;
+            current_log(relay, &request).await?;
             let head = relay.keylog.head();
             let known = request.get_ref().known_tree_size;
             let proof = if known > 0 && known <= head.size {
@@ -72,8 +78,7 @@ impl KeyLog for Services {
     ) -> Result<Response<ConsistencyProofResponse>, Status> {
         let relay = &self.relay;
         let result = async {
-            relay.limit_anonymous(&request)?;
-            relay.keylog.catch_up().await.map_err(store_status)?;
+            current_log(relay, &request).await?;
             let req = request.get_ref();
             let current = relay.keylog.size();
             if req.new_size > current {
@@ -127,8 +132,7 @@ impl KeyLog for Services {
     ) -> Result<Response<GetLeavesResponse>, Status> {
         let relay = &self.relay;
         let result = async {
-            relay.limit_anonymous(&request)?;
-            relay.keylog.catch_up().await.map_err(store_status)?;
+            current_log(relay, &request).await?;
             let req = request.get_ref();
             let current = relay.keylog.size();
             if req.from > current {
