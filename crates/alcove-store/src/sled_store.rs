@@ -536,6 +536,13 @@ impl Store for SledStore {
                     .to_vec(),
             });
         }
+        if !out.is_empty() {
+            // sled serves writes before they are flushed. An envelope read
+            // here may belong to a send that a crash could still undo (and
+            // its retry store under another sequence): hand it out only
+            // once it is durable. The group commit makes this cheap.
+            self.commit().await?;
+        }
         Ok((out, more))
     }
 
