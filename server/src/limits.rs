@@ -22,6 +22,9 @@ pub const CHALLENGE_TTL: Duration = Duration::from_secs(60);
 pub const MAX_PENDING_CHALLENGES: usize = 100_000;
 /// How long an idempotency key is remembered after a send.
 pub const DEDUPE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How many of a mailbox's latest sequences keep their idempotency keys
+/// after they are acknowledged (a waiting message always keeps its key).
+pub const DEDUPE_WINDOW: u64 = 1024;
 /// How often expired blobs and idempotency keys are swept.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 /// How long a shutdown waits for requests in flight before it closes the
@@ -82,6 +85,12 @@ pub struct Limits {
     /// within this time are recognised), seconds.
     #[arg(long, env = "ALCOVE_DEDUPE_RETENTION_SECS", default_value_t = 7 * 24 * 3600)]
     pub dedupe_retention_secs: u64,
+    /// How many of a mailbox's latest messages keep their client message
+    /// id after the recipient acknowledged them. Ids of waiting messages
+    /// are always kept; older acknowledged ones are forgotten by the
+    /// sweep, which bounds what the store keeps per mailbox.
+    #[arg(long, env = "ALCOVE_DEDUPE_WINDOW", default_value_t = DEDUPE_WINDOW)]
+    pub dedupe_window: u64,
 }
 
 impl Default for Limits {
@@ -102,6 +111,7 @@ impl Default for Limits {
             upload_idle_secs: 30,
             max_streams_per_connection: 128,
             dedupe_retention_secs: DEDUPE_RETENTION.as_secs(),
+            dedupe_window: DEDUPE_WINDOW,
         }
     }
 }

@@ -349,7 +349,11 @@ async fn sweep(relay: Arc<Relay>) {
         }
         let retention = i64::try_from(relay.limits.dedupe_retention_secs.saturating_mul(1000))
             .unwrap_or(i64::MAX);
-        if let Err(e) = relay.store.prune_dedupe(now - retention).await {
+        if let Err(e) = relay
+            .store
+            .prune_dedupe(now - retention, relay.limits.dedupe_window)
+            .await
+        {
             tracing::warn!(error = %e, "pruning idempotency keys failed");
         }
     }

@@ -131,8 +131,14 @@ pub trait Store: Send + Sync + 'static {
     async fn depth(&self, recipient: &Address) -> Result<u64>;
     /// The highest sequence ever assigned in a mailbox (0 if none).
     async fn last_sequence(&self, recipient: &Address) -> Result<u64>;
-    /// Forgets idempotency keys older than `before_ms`. Returns how many.
-    async fn prune_dedupe(&self, before_ms: i64) -> Result<usize>;
+    /// Forgets idempotency keys that are no longer needed, and returns how
+    /// many: every key received before `before_ms`, and every key whose
+    /// message has been acknowledged and is older than the mailbox's last
+    /// `window` sequences. What stays recognised is therefore a retry of a
+    /// message still waiting, or of one of the last `window` accepted,
+    /// within the retention. This bounds the keys kept per mailbox, so the
+    /// store does not grow with time at a steady load.
+    async fn prune_dedupe(&self, before_ms: i64, window: u64) -> Result<usize>;
 
     /// Starts a blob upload; chunks may follow. An unfinished blob expires
     /// at `expires_at_ms`.

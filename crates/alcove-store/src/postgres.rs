@@ -29,7 +29,10 @@ use crate::{
 };
 
 /// The migrations, in order: (version, SQL).
-pub const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_dedupe_window.sql")),
+];
 
 /// The NOTIFY channel of new envelopes (payload: recipient address, hex).
 pub const CHANNEL: &str = "alcove_mailbox";
@@ -562,17 +565,31 @@ impl Store for PostgresStore {
             .map_or(0, |r| u64_of(r.get(0))))
     }
 
-    async fn prune_dedupe(&self, before_ms: i64) -> Result<usize> {
-        let n = self
-            .client()
-            .await?
+    async fn prune_dedupe(&self, before_ms: i64, window: u64) -> Result<usize> {
+        let client = self.client().await?;
+        let expired = client
             .execute(
                 "DELETE FROM dedupe WHERE received_at_ms < $1",
                 &[&before_ms],
             )
             .await
             .map_err(db)?;
-        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+        // Acknowledged messages older than the window: their row in
+        // `mailboxes` is gone and the head has moved `window` past them.
+        let window = i64::try_from(window).unwrap_or(i64::MAX);
+        let outside = client
+            .execute(
+                "DELETE FROM dedupe d USING mailbox_heads h
+                 WHERE d.address = h.address
+                   AND d.seq <= h.last_seq - $1
+                   AND NOT EXISTS (
+                       SELECT 1 FROM mailboxes m
+                       WHERE m.address = d.address AND m.seq = d.seq)",
+                &[&window],
+            )
+            .await
+            .map_err(db)?;
+        Ok(usize::try_from(expired + outside).unwrap_or(usize::MAX))
     }
 
     async fn begin_blob(&self, id: &BlobId, expires_at_ms: i64) -> Result<()> {

@@ -7,6 +7,7 @@
 //! queued before it started, then wakes them all; writers that arrive
 //! during a flush go into the next one.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -585,17 +586,48 @@ impl Store for SledStore {
         Ok(head(self.mailboxes.get(head_key(recipient)).map_err(backend)?)?.0)
     }
 
-    async fn prune_dedupe(&self, before_ms: i64) -> Result<usize> {
+    async fn prune_dedupe(&self, before_ms: i64, window: u64) -> Result<usize> {
+        // One pass in key order: per address the messages come first, then
+        // the head, then the idempotency keys, so each key can be judged by
+        // what waits in its mailbox and how far the mailbox has moved on.
         let mut removed = 0;
+        let mut address: Vec<u8> = Vec::new();
+        let mut waiting: HashSet<u64> = HashSet::new();
+        let mut last = 0u64;
         for item in self.mailboxes.iter() {
             let (key, value) = item.map_err(backend)?;
-            if key.len() != 49 || key[32] != mailbox_tag::DEDUPE {
-                continue;
+            let (Some(owner), Some(tag)) = (key.get(..32), key.get(32)) else {
+                return Err(StoreError::Corrupt("mailboxes: short key"));
+            };
+            if owner != address.as_slice() {
+                address = owner.to_vec();
+                waiting.clear();
+                last = 0;
             }
-            let b = body(&value, "mailboxes: dedupe")?;
-            if i64_at(b, 8, "mailboxes: dedupe")? < before_ms {
-                self.mailboxes.remove(key).map_err(backend)?;
-                removed += 1;
+            match *tag {
+                mailbox_tag::MESSAGE => {
+                    waiting.insert(u64_at(&key, 33, "mailboxes")?);
+                }
+                mailbox_tag::HEAD => last = head(Some(value))?.0,
+                mailbox_tag::DEDUPE => {
+                    let b = body(&value, "mailboxes: dedupe")?;
+                    let sequence = u64_at(b, 0, "mailboxes: dedupe")?;
+                    let expired = i64_at(b, 8, "mailboxes: dedupe")? < before_ms;
+                    let outside =
+                        sequence.saturating_add(window) <= last && !waiting.contains(&sequence);
+                    // Only the value seen: a concurrent send cannot have
+                    // changed it, but a repair could have.
+                    if (expired || outside)
+                        && self
+                            .mailboxes
+                            .compare_and_swap(&key, Some(&value), None as Option<&[u8]>)
+                            .map_err(backend)?
+                            .is_ok()
+                    {
+                        removed += 1;
+                    }
+                }
+                _ => return Err(StoreError::Corrupt("mailboxes: unknown key tag")),
             }
         }
         Ok(removed)

@@ -98,11 +98,47 @@ async fn mailboxes_are_ordered_idempotent_and_bounded() {
         assert_eq!((old.sequence, old.duplicate), (1, true), "{name}");
         assert_eq!(s.total_depth().await.unwrap(), 3, "{name}");
         assert_eq!(
-            s.prune_dedupe(12).await.unwrap(),
+            s.prune_dedupe(12, u64::MAX).await.unwrap(),
             2,
             "{name}: ids before t=12"
         );
         s.flush().await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn acknowledged_ids_outside_the_window_are_forgotten_waiting_ones_never() {
+    for_each(|name, s| async move {
+        for i in 1..=10u8 {
+            s.enqueue(&A, &[i; 16], b"m", 100, 100).await.unwrap();
+        }
+        s.enqueue(&B, &[1; 16], b"m", 100, 100).await.unwrap();
+        // 3 still waits; 7 is acknowledged but among the last 4.
+        assert_eq!(s.ack(&A, &[1, 2, 4, 5, 6, 7]).await.unwrap(), 6);
+        assert_eq!(s.ack(&B, &[1]).await.unwrap(), 1);
+        assert_eq!(
+            s.prune_dedupe(0, 4).await.unwrap(),
+            5,
+            "{name}: 1, 2, 4, 5 and 6 of A are acknowledged and 4 behind"
+        );
+        assert_eq!(s.prune_dedupe(0, 4).await.unwrap(), 0, "{name}: again");
+        let retry = |id: u8| {
+            let s = s.clone();
+            async move { s.enqueue(&A, &[id; 16], b"m", 200, 100).await.unwrap() }
+        };
+        let waiting = retry(3).await;
+        assert_eq!((waiting.sequence, waiting.duplicate), (3, true), "{name}");
+        let recent = retry(7).await;
+        assert_eq!((recent.sequence, recent.duplicate), (7, true), "{name}");
+        let forgotten = retry(1).await;
+        assert_eq!(
+            (forgotten.sequence, forgotten.duplicate),
+            (11, false),
+            "{name}: an id outside the window is stored again"
+        );
+        let b = s.enqueue(&B, &[1; 16], b"m", 200, 100).await.unwrap();
+        assert_eq!((b.sequence, b.duplicate), (1, true), "{name}: B's window");
     })
     .await;
 }
