@@ -1,7 +1,9 @@
-//! Test harness: the real relay on loopback over a real sled store in a
-//! temporary directory, and devices that talk to it with real gRPC
-//! clients and real keys.
+//! Test harness: the real relay on loopback over a real store — sled in a
+//! temporary directory, or PostgreSQL in a schema of its own — and devices
+//! that talk to it with real gRPC clients and real keys.
 #![allow(dead_code)]
+
+use std::sync::Arc;
 
 use alcove_api::v1::auth_client::AuthClient;
 use alcove_api::v1::blobs_client::BlobsClient;
@@ -12,15 +14,130 @@ use alcove_protocol::identity::IdentityKeyPair;
 use alcove_protocol::prekeys::{OneTimePreKeyPair, SignedPreKeyPair};
 use alcove_protocol::sealed_sender;
 use alcove_server::{Config, RelayHandle};
+use alcove_store::{PostgresStore, SledStore, Store};
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::Request;
 
-/// A relay with its data directory.
+/// The store a test relay runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// sled in a temporary directory (the default deployment).
+    Sled,
+    /// PostgreSQL at `ALCOVE_TEST_POSTGRES_URL`, in a fresh schema.
+    Postgres,
+}
+
+/// The variable naming the PostgreSQL server the tests may use.
+pub const POSTGRES_URL_VAR: &str = "ALCOVE_TEST_POSTGRES_URL";
+
+impl Backend {
+    /// Whether this backend can run here; says why not when it cannot.
+    pub fn available(self, test: &str) -> bool {
+        match self {
+            Backend::Sled => true,
+            Backend::Postgres => {
+                let set = std::env::var(POSTGRES_URL_VAR).is_ok_and(|u| !u.is_empty());
+                if !set {
+                    eprintln!(
+                        "{test} on PostgreSQL SKIPPED: {POSTGRES_URL_VAR} is not set \
+                         (e.g. postgres://postgres@127.0.0.1:5432/test)"
+                    );
+                }
+                set
+            }
+        }
+    }
+}
+
+/// Declares tests that run once per backend: for each `name`, an
+/// `async fn name(backend: Backend)` in scope becomes the tests
+/// `name::sled` and `name::postgres` (the latter reports itself skipped
+/// without a PostgreSQL server).
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::common::Backend;
+            #[tokio::test]
+            async fn sled() {
+                super::$name(Backend::Sled).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                if Backend::Postgres.available(stringify!($name)) {
+                    super::$name(Backend::Postgres).await
+                }
+            }
+        }
+    )*};
+}
+
+/// A PostgreSQL schema made for one relay and dropped with it.
+struct Schema {
+    url: String,
+    name: String,
+}
+
+impl Schema {
+    async fn create() -> Self {
+        let url = std::env::var(POSTGRES_URL_VAR).unwrap();
+        let name = format!("alcove_relay_{:016x}", rand::random::<u64>());
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("ALCOVE_TEST_POSTGRES_URL is set but the server is unreachable");
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .await
+            .unwrap();
+        Self { url, name }
+    }
+
+    /// The URL whose connections work in this schema only.
+    fn scoped_url(&self) -> String {
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!("{}{sep}options=-csearch_path%3D{}", self.url, self.name)
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        // Drop runs inside the test's runtime, which cannot be blocked on:
+        // drop the schema from a thread with a runtime of its own.
+        let (url, name) = (self.url.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+                tokio::spawn(conn);
+                // A relay task of the finished test could still hold a row
+                // lock, and its runtime is blocked here: do not wait forever.
+                client
+                    .batch_execute(&format!(
+                        "SET lock_timeout = '10s'; DROP SCHEMA {name} CASCADE"
+                    ))
+                    .await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test schema {}: {dropped:?}", self.name);
+        }
+    }
+}
+
+/// A relay with its store (a data directory, and a PostgreSQL schema when
+/// it runs on PostgreSQL).
 pub struct TestRelay {
     pub handle: Option<RelayHandle>,
     pub dir: tempfile::TempDir,
     pub config: Config,
+    pub backend: Backend,
+    schema: Option<Schema>,
 }
 
 impl TestRelay {
@@ -29,14 +146,35 @@ impl TestRelay {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start_on(Backend::Sled, tweak).await
+    }
+
+    /// A relay on `backend`, with `tweak` applied to its configuration.
+    pub async fn start_on(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::for_dir(dir.path());
+        let schema = match backend {
+            Backend::Sled => None,
+            Backend::Postgres => Some(Schema::create().await),
+        };
+        config.store = schema.as_ref().map(Schema::scoped_url);
         tweak(&mut config);
         let handle = alcove_server::start(config.clone()).await.unwrap();
         Self {
             handle: Some(handle),
             dir,
             config,
+            backend,
+            schema,
+        }
+    }
+
+    /// Opens the relay's store directly (for sled, only once the relay is
+    /// stopped), to check what it holds.
+    pub async fn open_store(&self) -> Arc<dyn Store> {
+        match &self.config.store {
+            None => Arc::new(SledStore::open(self.dir.path()).unwrap()),
+            Some(url) => Arc::new(PostgresStore::connect(url).await.unwrap()),
         }
     }
 
