@@ -32,6 +32,7 @@ use crate::{
 pub const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_dedupe_window.sql")),
+    (3, include_str!("../migrations/0003_enqueue_function.sql")),
 ];
 
 /// The NOTIFY channel of new envelopes (payload: recipient address, hex).
@@ -177,10 +178,6 @@ fn hex_decode(text: &str, out: &mut [u8; 32]) -> bool {
         }
     }
     true
-}
-
-fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn device_of(row: &tokio_postgres::Row) -> DeviceRecord {
@@ -410,76 +407,34 @@ impl Store for PostgresStore {
         received_at_ms: i64,
         max_depth: u64,
     ) -> Result<Enqueued> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(db)?;
-        let r = recipient.as_slice();
-        let id = client_message_id.as_slice();
-        tx.execute(
-            "INSERT INTO mailbox_heads (address, last_seq, depth) VALUES ($1, 0, 0)
-             ON CONFLICT (address) DO NOTHING",
-            &[&r],
-        )
-        .await
-        .map_err(db)?;
-        // The head row lock orders every send to this mailbox, so the
-        // idempotency check below sees any earlier send of the same id.
-        let head = tx
+        // One round trip: the steps and their locking are in migration 3
+        // (`alcove_enqueue`), which runs them in one transaction.
+        let row = self
+            .client()
+            .await?
             .query_one(
-                "SELECT last_seq, depth FROM mailbox_heads WHERE address = $1 FOR UPDATE",
-                &[&r],
+                "SELECT out_seq, out_duplicate, out_full
+                 FROM alcove_enqueue($1, $2, $3, $4, $5, $6)",
+                &[
+                    &recipient.as_slice(),
+                    &client_message_id.as_slice(),
+                    &envelope,
+                    &received_at_ms,
+                    &i64_of(max_depth),
+                    &CHANNEL,
+                ],
             )
             .await
             .map_err(db)?;
-        let (last, depth): (i64, i64) = (head.get(0), head.get(1));
-        if let Some(seen) = tx
-            .query_opt(
-                "SELECT seq FROM dedupe WHERE address = $1 AND client_message_id = $2",
-                &[&r, &id],
-            )
-            .await
-            .map_err(db)?
-        {
-            let seq: i64 = seen.get(0);
-            tx.commit().await.map_err(db)?;
-            return Ok(Enqueued {
-                sequence: u64_of(seq),
-                duplicate: true,
-            });
-        }
-        if u64_of(depth) >= max_depth {
+        if row.get::<_, bool>(2) {
             return Err(StoreError::MailboxFull { limit: max_depth });
         }
-        let seq = last + 1;
-        tx.execute(
-            "INSERT INTO mailboxes (address, seq, received_at_ms, client_message_id, envelope)
-             VALUES ($1, $2, $3, $4, $5)",
-            &[&r, &seq, &received_at_ms, &id, &envelope],
-        )
-        .await
-        .map_err(db)?;
-        tx.execute(
-            "UPDATE mailbox_heads SET last_seq = $2, depth = depth + 1 WHERE address = $1",
-            &[&r, &seq],
-        )
-        .await
-        .map_err(db)?;
-        tx.execute(
-            "INSERT INTO dedupe (address, client_message_id, seq, received_at_ms)
-             VALUES ($1, $2, $3, $4)",
-            &[&r, &id, &seq, &received_at_ms],
-        )
-        .await
-        .map_err(db)?;
-        tx.execute(
-            "SELECT pg_notify($1, $2)",
-            &[&CHANNEL, &hex_encode(recipient)],
-        )
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
+        let sequence: i64 = row
+            .get::<_, Option<i64>>(0)
+            .ok_or(StoreError::Corrupt("alcove_enqueue: no sequence"))?;
         Ok(Enqueued {
-            sequence: u64_of(seq),
-            duplicate: false,
+            sequence: u64_of(sequence),
+            duplicate: row.get(1),
         })
     }
 
