@@ -38,7 +38,7 @@ use tonic::transport::Endpoint;
 
 mod common;
 
-use common::{free_port, start, Device};
+use common::{free_port, start_with, Db, Device};
 
 const SENDERS: usize = 4;
 const RECIPIENTS: usize = 3;
@@ -66,7 +66,27 @@ fn envelope(id: &[u8; 16], rng: &mut impl RngCore) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
+async fn sigkill_at_random_moments_loses_and_duplicates_nothing_on_sled() {
+    sigkill_at_random_moments(None).await;
+}
+
+/// The same harness with the relay on PostgreSQL: a kill there cuts the
+/// relay's connections mid-transaction instead of its disk writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_loses_and_duplicates_nothing_on_postgres() {
+    let Some(db) = Db::new("crash harness").await else {
+        return;
+    };
+    sigkill_at_random_moments(Some(&db.url)).await;
+    db.drop_schema().await;
+}
+
+/// Runs the harness on sled (`None`) or on the PostgreSQL store `url`.
+async fn sigkill_at_random_moments(store: Option<&str>) {
+    let extra: Vec<&str> = match store {
+        Some(url) => vec!["--store", url],
+        None => Vec::new(),
+    };
     let kills: usize = std::env::var("ALCOVE_CRASH_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -75,10 +95,11 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| rand::thread_rng().gen());
-    println!("crash harness: {kills} kills, seed {seed}");
+    let backend = if store.is_some() { "postgres" } else { "sled" };
+    println!("crash harness ({backend}): {kills} kills, seed {seed}");
     let dir = tempfile::tempdir().unwrap();
     let addr = free_port();
-    let mut server = start(dir.path(), &addr);
+    let mut server = start_with(dir.path(), &addr, &extra);
     let channel = Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect_timeout(Duration::from_secs(2))
@@ -279,7 +300,7 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         tokio::time::sleep(Duration::from_millis(wait)).await;
         server.kill().unwrap(); // SIGKILL
         server.wait().unwrap();
-        server = start(dir.path(), &addr);
+        server = start_with(dir.path(), &addr, &extra);
         println!("kill {} after {wait} ms: restarted", k + 1);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -349,7 +370,7 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         .filter(|v| v.contains("sequences"))
         .count();
     println!(
-        "crash harness result: kills {kills}, run {:.1} s, sends acknowledged {}, send attempts {}, \
+        "crash harness result ({backend}): kills {kills}, run {:.1} s, sends acknowledged {}, send attempts {}, \
          retries answered as duplicate {}, delivered {}, acknowledged by recipients {}, \
          acks applied but answer lost to a kill {}, still waiting {}, key-log heads checked {}, \
          lost {}, duplicated {}, other violations {}",

@@ -14,50 +14,9 @@ use std::time::Duration;
 use alcove_api::v1::keys_client::KeysClient;
 use alcove_api::v1::mailbox_client::MailboxClient;
 use alcove_api::v1::*;
-use common::{free_port, start_with, Device};
+use common::{free_port, start_with, Db, Device};
 use futures::StreamExt;
 use tonic::transport::Endpoint;
-
-/// A fresh schema on the test server, dropped when the guard goes.
-struct Db {
-    url: String,
-    schema: String,
-    admin: tokio_postgres::Client,
-}
-
-impl Db {
-    async fn new() -> Option<Self> {
-        let Ok(base) = std::env::var("ALCOVE_TEST_POSTGRES_URL") else {
-            eprintln!(
-                "multi-relay tests SKIPPED: set ALCOVE_TEST_POSTGRES_URL \
-                 (e.g. postgres://postgres@127.0.0.1:5432/test) to run them"
-            );
-            return None;
-        };
-        let (admin, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-            .await
-            .expect("ALCOVE_TEST_POSTGRES_URL is set but the server is unreachable");
-        tokio::spawn(conn);
-        let schema = format!("alcove_relay_{:016x}", rand::random::<u64>());
-        admin
-            .batch_execute(&format!("CREATE SCHEMA {schema}"))
-            .await
-            .unwrap();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        Some(Self {
-            url: format!("{base}{sep}options=-csearch_path%3D{schema}"),
-            schema,
-            admin,
-        })
-    }
-
-    async fn drop_schema(self) {
-        self.admin
-            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema))
-            .await
-            .unwrap();
-    }
-}
 
 struct Relay {
     child: Child,
@@ -105,7 +64,9 @@ fn envelope(tag: u8) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_on_one_relay_gets_what_another_accepted() {
-    let Some(db) = Db::new().await else { return };
+    let Some(db) = Db::new("multi-relay tests").await else {
+        return;
+    };
     let (a, b) = (relay(&db), relay(&db));
     let alice = Device::new(channel(&a));
     alice.register().await;
@@ -155,7 +116,9 @@ async fn a_subscriber_on_one_relay_gets_what_another_accepted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_time_prekeys_are_handed_out_once_across_relays() {
-    let Some(db) = Db::new().await else { return };
+    let Some(db) = Db::new("multi-relay tests").await else {
+        return;
+    };
     let (a, b) = (relay(&db), relay(&db));
     let owner = Device::new(channel(&a));
     owner.register().await;
@@ -211,7 +174,9 @@ async fn one_time_prekeys_are_handed_out_once_across_relays() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_killed_mid_load_loses_nothing_acknowledged() {
-    let Some(db) = Db::new().await else { return };
+    let Some(db) = Db::new("multi-relay tests").await else {
+        return;
+    };
     let (mut a, b) = (relay(&db), relay(&db));
     let recipient = Device::new(channel(&b));
     recipient.register().await;
