@@ -47,6 +47,10 @@ struct Args {
     /// Seconds between reports.
     #[arg(long, default_value_t = 15)]
     interval: u64,
+    /// New registrations per second (0: none, to tell the memory that
+    /// messaging needs from the memory that new users add).
+    #[arg(long, default_value_t = 1.0)]
+    registrations_per_sec: f64,
     /// Extra flags for the relay (repeatable), e.g. `--server-arg=--sled-cache-mb=16`.
     #[arg(long = "server-arg", allow_hyphen_values = true)]
     server_args: Vec<String>,
@@ -264,14 +268,15 @@ async fn main() -> anyhow::Result<()> {
             }
         }));
     }
-    {
+    if args.registrations_per_sec > 0.0 {
+        let pause = Duration::from_secs_f64(1.0 / args.registrations_per_sec);
         let (c, registered, stop2) = (channel.clone(), registered.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             while !stop2.load(Ordering::Relaxed) {
                 if register(c.clone()).await.is_ok() {
                     registered.fetch_add(1, Ordering::Relaxed);
                 }
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(pause).await;
             }
         }));
     }
