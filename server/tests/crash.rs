@@ -38,7 +38,7 @@ use tonic::transport::Endpoint;
 
 mod common;
 
-use common::{free_port, start_with, Db, Device};
+use common::{free_port, postgres_schema, start_with, Device};
 
 const SENDERS: usize = 4;
 const RECIPIENTS: usize = 3;
@@ -74,11 +74,10 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing_on_sled() {
 /// relay's connections mid-transaction instead of its disk writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_loses_and_duplicates_nothing_on_postgres() {
-    let Some(db) = Db::new("crash harness").await else {
+    let Some(db) = postgres_schema("crash harness").await else {
         return;
     };
-    sigkill_at_random_moments(Some(&db.url)).await;
-    db.drop_schema().await;
+    sigkill_at_random_moments(Some(db.url())).await;
 }
 
 /// Runs the harness on sled (`None`) or on the PostgreSQL store `url`.

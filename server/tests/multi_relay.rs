@@ -14,7 +14,7 @@ use std::time::Duration;
 use alcove_api::v1::keys_client::KeysClient;
 use alcove_api::v1::mailbox_client::MailboxClient;
 use alcove_api::v1::*;
-use common::{free_port, start_with, Db, Device};
+use common::{free_port, postgres_schema, start_with, Device, TestSchema};
 use futures::StreamExt;
 use tonic::transport::Endpoint;
 
@@ -24,10 +24,10 @@ struct Relay {
     _dir: tempfile::TempDir,
 }
 
-fn relay(db: &Db) -> Relay {
+fn relay(db: &TestSchema) -> Relay {
     let dir = tempfile::tempdir().unwrap();
     let addr = free_port();
-    let child = start_with(dir.path(), &addr, &["--store", &db.url]);
+    let child = start_with(dir.path(), &addr, &["--store", db.url()]);
     Relay {
         child,
         addr,
@@ -64,7 +64,7 @@ fn envelope(tag: u8) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_on_one_relay_gets_what_another_accepted() {
-    let Some(db) = Db::new("multi-relay tests").await else {
+    let Some(db) = postgres_schema("multi-relay tests").await else {
         return;
     };
     let (a, b) = (relay(&db), relay(&db));
@@ -111,12 +111,11 @@ async fn a_subscriber_on_one_relay_gets_what_another_accepted() {
     assert_eq!((ha.size, ha.root), (hb.size, hb.root));
     assert_eq!(ha.size, 2);
     drop((a, b));
-    db.drop_schema().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_time_prekeys_are_handed_out_once_across_relays() {
-    let Some(db) = Db::new("multi-relay tests").await else {
+    let Some(db) = postgres_schema("multi-relay tests").await else {
         return;
     };
     let (a, b) = (relay(&db), relay(&db));
@@ -169,12 +168,11 @@ async fn one_time_prekeys_are_handed_out_once_across_relays() {
     let unique: HashSet<_> = handed.iter().collect();
     assert_eq!((handed.len(), unique.len()), (20, 20));
     drop((a, b));
-    db.drop_schema().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_killed_mid_load_loses_nothing_acknowledged() {
-    let Some(db) = Db::new("multi-relay tests").await else {
+    let Some(db) = postgres_schema("multi-relay tests").await else {
         return;
     };
     let (mut a, b) = (relay(&db), relay(&db));
@@ -235,5 +233,4 @@ async fn a_relay_killed_mid_load_loses_nothing_acknowledged() {
     let lost: Vec<_> = acked.iter().filter(|id| !got.contains(*id)).collect();
     assert!(lost.is_empty(), "{} acknowledged sends lost", lost.len());
     drop(b);
-    db.drop_schema().await;
 }

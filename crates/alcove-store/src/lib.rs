@@ -14,6 +14,8 @@ pub mod postgres;
 pub mod records;
 mod recovery;
 mod sled_store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use async_trait::async_trait;
 use thiserror::Error;

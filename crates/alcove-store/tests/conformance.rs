@@ -6,42 +6,21 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use alcove_store::testing::{postgres_url, TestSchema};
 use alcove_store::{BlobInfo, PostgresStore, SledStore, Store, StoreError};
 
-type Cleanup = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
-type Backend = (&'static str, Arc<dyn Store>, Cleanup);
+/// A backend's name, its store, and what keeps its data alive (a temporary
+/// directory or a schema, removed when dropped).
+type Backend = (&'static str, Arc<dyn Store>, Box<dyn std::any::Any + Send>);
 
 async fn backends() -> Vec<Backend> {
     let dir = tempfile::tempdir().unwrap();
     let sled: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
-    let keep: Cleanup = Box::pin(async move { drop(dir) });
-    let mut out: Vec<Backend> = vec![("sled", sled, keep)];
-    match std::env::var("ALCOVE_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => {
-            let schema = format!("alcove_test_{:016x}", rand::random::<u64>());
-            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .expect("ALCOVE_TEST_POSTGRES_URL is set but the server is unreachable");
-            tokio::spawn(conn);
-            client
-                .batch_execute(&format!("CREATE SCHEMA {schema}"))
-                .await
-                .unwrap();
-            let sep = if url.contains('?') { '&' } else { '?' };
-            let scoped = format!("{url}{sep}options=-csearch_path%3D{schema}");
-            let pg: Arc<dyn Store> = Arc::new(PostgresStore::connect(&scoped).await.unwrap());
-            let drop_schema: Cleanup = Box::pin(async move {
-                client
-                    .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-                    .await
-                    .unwrap();
-            });
-            out.push(("postgres", pg, drop_schema));
-        }
-        _ => eprintln!(
-            "PostgreSQL conformance SKIPPED: set ALCOVE_TEST_POSTGRES_URL \
-             (e.g. postgres://postgres@127.0.0.1:5432/test) to run it"
-        ),
+    let mut out: Vec<Backend> = vec![("sled", sled, Box::new(dir))];
+    if let Some(base) = postgres_url("the storage conformance suite") {
+        let schema = TestSchema::create(&base).await;
+        let pg: Arc<dyn Store> = Arc::new(PostgresStore::connect(schema.url()).await.unwrap());
+        out.push(("postgres", pg, Box::new(schema)));
     }
     out
 }
@@ -51,11 +30,11 @@ where
     F: Fn(&'static str, Arc<dyn Store>) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    for (name, store, cleanup) in backends().await {
+    for (name, store, keep) in backends().await {
         test(name, store.clone()).await;
         store.close().await.unwrap();
         drop(store);
-        cleanup.await;
+        drop(keep);
     }
 }
 

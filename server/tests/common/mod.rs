@@ -12,6 +12,7 @@ use alcove_api::v1::auth_client::AuthClient;
 use alcove_api::v1::*;
 use alcove_protocol::identity::IdentityKeyPair;
 use alcove_protocol::prekeys::SignedPreKeyPair;
+pub use alcove_store::testing::TestSchema;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::Request;
@@ -44,46 +45,11 @@ pub fn start_with(dir: &Path, addr: &str, extra: &[&str]) -> Child {
     child
 }
 
-/// A fresh schema on the test server, dropped when the guard goes.
-pub struct Db {
-    pub url: String,
-    schema: String,
-    admin: tokio_postgres::Client,
-}
-
-impl Db {
-    /// A schema for `what`; `None` (saying so) without a server.
-    pub async fn new(what: &str) -> Option<Self> {
-        let Ok(base) = std::env::var("ALCOVE_TEST_POSTGRES_URL") else {
-            eprintln!(
-                "{what} on PostgreSQL SKIPPED: set ALCOVE_TEST_POSTGRES_URL \
-                 (e.g. postgres://postgres@127.0.0.1:5432/test) to run them"
-            );
-            return None;
-        };
-        let (admin, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-            .await
-            .expect("ALCOVE_TEST_POSTGRES_URL is set but the server is unreachable");
-        tokio::spawn(conn);
-        let schema = format!("alcove_relay_{:016x}", rand::random::<u64>());
-        admin
-            .batch_execute(&format!("CREATE SCHEMA {schema}"))
-            .await
-            .unwrap();
-        let sep = if base.contains('?') { '&' } else { '?' };
-        Some(Self {
-            url: format!("{base}{sep}options=-csearch_path%3D{schema}"),
-            schema,
-            admin,
-        })
-    }
-
-    pub async fn drop_schema(self) {
-        self.admin
-            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema))
-            .await
-            .unwrap();
-    }
+/// A schema of its own on the test PostgreSQL server for `what`, dropped
+/// with the value; `None` (saying it was skipped) without a server.
+pub async fn postgres_schema(what: &str) -> Option<TestSchema> {
+    let base = alcove_store::testing::postgres_url(what)?;
+    Some(TestSchema::create(&base).await)
 }
 
 pub fn free_port() -> String {

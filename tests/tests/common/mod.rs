@@ -14,6 +14,7 @@ use alcove_protocol::identity::IdentityKeyPair;
 use alcove_protocol::prekeys::{OneTimePreKeyPair, SignedPreKeyPair};
 use alcove_protocol::sealed_sender;
 use alcove_server::{Config, RelayHandle};
+use alcove_store::testing::{postgres_url, TestSchema};
 use alcove_store::{PostgresStore, SledStore, Store};
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
@@ -28,24 +29,12 @@ pub enum Backend {
     Postgres,
 }
 
-/// The variable naming the PostgreSQL server the tests may use.
-pub const POSTGRES_URL_VAR: &str = "ALCOVE_TEST_POSTGRES_URL";
-
 impl Backend {
     /// Whether this backend can run here; says why not when it cannot.
     pub fn available(self, test: &str) -> bool {
         match self {
             Backend::Sled => true,
-            Backend::Postgres => {
-                let set = std::env::var(POSTGRES_URL_VAR).is_ok_and(|u| !u.is_empty());
-                if !set {
-                    eprintln!(
-                        "{test} on PostgreSQL SKIPPED: {POSTGRES_URL_VAR} is not set \
-                         (e.g. postgres://postgres@127.0.0.1:5432/test)"
-                    );
-                }
-                set
-            }
+            Backend::Postgres => postgres_url(test).is_some(),
         }
     }
 }
@@ -73,63 +62,6 @@ macro_rules! on_every_backend {
     )*};
 }
 
-/// A PostgreSQL schema made for one relay and dropped with it.
-struct Schema {
-    url: String,
-    name: String,
-}
-
-impl Schema {
-    async fn create() -> Self {
-        let url = std::env::var(POSTGRES_URL_VAR).unwrap();
-        let name = format!("alcove_relay_{:016x}", rand::random::<u64>());
-        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .expect("ALCOVE_TEST_POSTGRES_URL is set but the server is unreachable");
-        tokio::spawn(conn);
-        client
-            .batch_execute(&format!("CREATE SCHEMA {name}"))
-            .await
-            .unwrap();
-        Self { url, name }
-    }
-
-    /// The URL whose connections work in this schema only.
-    fn scoped_url(&self) -> String {
-        let sep = if self.url.contains('?') { '&' } else { '?' };
-        format!("{}{sep}options=-csearch_path%3D{}", self.url, self.name)
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        // Drop runs inside the test's runtime, which cannot be blocked on:
-        // drop the schema from a thread with a runtime of its own.
-        let (url, name) = (self.url.clone(), self.name.clone());
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
-                tokio::spawn(conn);
-                // A relay task of the finished test could still hold a row
-                // lock, and its runtime is blocked here: do not wait forever.
-                client
-                    .batch_execute(&format!(
-                        "SET lock_timeout = '10s'; DROP SCHEMA {name} CASCADE"
-                    ))
-                    .await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test schema {}: {dropped:?}", self.name);
-        }
-    }
-}
-
 /// A relay with its store (a data directory, and a PostgreSQL schema when
 /// it runs on PostgreSQL).
 pub struct TestRelay {
@@ -137,7 +69,7 @@ pub struct TestRelay {
     pub dir: tempfile::TempDir,
     pub config: Config,
     pub backend: Backend,
-    schema: Option<Schema>,
+    schema: Option<TestSchema>,
 }
 
 impl TestRelay {
@@ -155,9 +87,12 @@ impl TestRelay {
         let mut config = Config::for_dir(dir.path());
         let schema = match backend {
             Backend::Sled => None,
-            Backend::Postgres => Some(Schema::create().await),
+            Backend::Postgres => {
+                let base = postgres_url("a relay test").expect("checked by available()");
+                Some(TestSchema::create(&base).await)
+            }
         };
-        config.store = schema.as_ref().map(Schema::scoped_url);
+        config.store = schema.as_ref().map(|s| s.url().to_owned());
         tweak(&mut config);
         let handle = alcove_server::start(config.clone()).await.unwrap();
         Self {
