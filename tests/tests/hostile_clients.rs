@@ -14,10 +14,15 @@ use alcove_api::v1::blobs_client::BlobsClient;
 use alcove_api::v1::upload_request::Part;
 use alcove_api::v1::*;
 use bytes::{Buf, BufMut};
-use common::{Device, TestRelay};
+use common::{Backend, Device, TestRelay};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 use tonic::Code;
+
+on_every_backend!(
+    malformed_protobuf_gets_invalid_argument_and_changes_nothing,
+    a_client_holding_an_upload_open_is_cut_off_and_others_are_served,
+);
 
 /// Sends and receives raw bytes as the gRPC message body.
 #[derive(Default, Clone)]
@@ -87,9 +92,8 @@ async fn healthy(relay: &TestRelay) {
     assert_eq!(r.status, 1, "SERVING");
 }
 
-#[tokio::test]
-async fn malformed_protobuf_gets_invalid_argument_and_changes_nothing() {
-    let relay = TestRelay::start().await;
+async fn malformed_protobuf_gets_invalid_argument_and_changes_nothing(backend: Backend) {
+    let relay = TestRelay::start_on(backend, |_| {}).await;
     let alice = Device::registered(&relay, 0).await;
     let bob = Device::registered(&relay, 0).await;
     let garbage: [&[u8]; 5] = [
@@ -136,9 +140,8 @@ async fn malformed_protobuf_gets_invalid_argument_and_changes_nothing() {
         .await;
 }
 
-#[tokio::test]
-async fn a_client_holding_an_upload_open_is_cut_off_and_others_are_served() {
-    let relay = TestRelay::start_with(|c| {
+async fn a_client_holding_an_upload_open_is_cut_off_and_others_are_served(backend: Backend) {
+    let relay = TestRelay::start_on(backend, |c| {
         c.limits.upload_idle_secs = 1;
         c.limits.max_streams_per_connection = 2;
     })

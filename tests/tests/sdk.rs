@@ -1,12 +1,25 @@
-//! The SDK end to end: real relay on loopback, real sled, several real
-//! `alcove-client` profiles.
+//! The SDK end to end: real relay on loopback, several real `alcove-client`
+//! profiles; each test once on sled and once on PostgreSQL (skipped without
+//! `ALCOVE_TEST_POSTGRES_URL`).
 
 mod common;
 
 use std::time::Duration;
 
 use alcove_client::{Body, Client, Error};
-use common::TestRelay;
+use common::{Backend, TestRelay};
+
+on_every_backend!(
+    offline_delivery_in_order,
+    both_sides_restart_mid_conversation,
+    unconfirmed_events_survive_a_restart,
+    wrong_storage_key_is_refused,
+    homework_flow_with_attachment,
+    a_therapist_with_twenty_clients,
+    a_changed_identity_key_is_flagged_and_sending_held,
+    signed_prekey_rotation_keeps_in_flight_first_messages,
+    out_of_order_and_lost_messages_through_the_relay,
+);
 
 fn url(relay: &TestRelay) -> String {
     format!("http://{}", relay.addr())
@@ -50,9 +63,8 @@ fn texts(events: &[alcove_client::Event]) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn offline_delivery_in_order() {
-    let relay = TestRelay::start().await;
+async fn offline_delivery_in_order(backend: Backend) {
+    let relay = TestRelay::start_on(backend, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
     let (therapist, client, to_client, _) = pair(&relay, dir.path()).await;
     // The client is offline (not syncing) while the therapist writes.
@@ -71,9 +83,8 @@ async fn offline_delivery_in_order() {
     assert!(client.sync().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn both_sides_restart_mid_conversation() {
-    let relay = TestRelay::start().await;
+async fn both_sides_restart_mid_conversation(backend: Backend) {
+    let relay = TestRelay::start_on(backend, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
     let (therapist, client, to_client, to_therapist) = pair(&relay, dir.path()).await;
     therapist
@@ -109,9 +120,8 @@ async fn both_sides_restart_mid_conversation() {
     );
 }
 
-#[tokio::test]
-async fn unconfirmed_events_survive_a_restart() {
-    let relay = TestRelay::start().await;
+async fn unconfirmed_events_survive_a_restart(backend: Backend) {
+    let relay = TestRelay::start_on(backend, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
     let (therapist, client, to_client, _) = pair(&relay, dir.path()).await;
     therapist
@@ -134,9 +144,8 @@ async fn unconfirmed_events_survive_a_restart() {
     );
 }
 
-#[tokio::test]
-async fn wrong_storage_key_is_refused() {
-    let relay = TestRelay::start().await;
+async fn wrong_storage_key_is_refused(backend: Backend) {
+    let relay = TestRelay::start_on(backend, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
     let c = Client::create(dir.path(), &[5; 32], &url(&relay), "X")
         .await
@@ -149,9 +158,8 @@ async fn wrong_storage_key_is_refused() {
     assert!(Client::open(dir.path(), &[5; 32]).await.is_ok());
 }
 
-#[tokio::test]
-async fn homework_flow_with_attachment() {
-    let relay = TestRelay::start().await;
+async fn homework_flow_with_attachment(backend: Backend) {
+    let relay = TestRelay::start_on(backend, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
     let (therapist, client, to_client, to_therapist) = pair(&relay, dir.path()).await;
     let file = dir.path().join("worksheet.pdf");
@@ -214,9 +222,8 @@ async fn homework_flow_with_attachment() {
     assert_eq!(f.refers_to, submission.0.to_vec());
 }
 
-#[tokio::test]
-async fn a_therapist_with_twenty_clients() {
-    let relay = TestRelay::start().await;
+async fn a_therapist_with_twenty_clients(backend: Backend) {
+    let relay = TestRelay::start_on(backend, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
     let therapist = std::sync::Arc::new(
         Client::create(&dir.path().join("t"), &[1; 32], &url(&relay), "T")
@@ -301,9 +308,8 @@ async fn raw_initial_message(
         .await;
 }
 
-#[tokio::test]
-async fn a_changed_identity_key_is_flagged_and_sending_held() {
-    let relay = TestRelay::start().await;
+async fn a_changed_identity_key_is_flagged_and_sending_held(backend: Backend) {
+    let relay = TestRelay::start_on(backend, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
     let therapist = Client::create(&dir.path().join("t"), &[1; 32], &url(&relay), "T")
         .await
@@ -358,9 +364,8 @@ async fn a_changed_identity_key_is_flagged_and_sending_held() {
         .unwrap();
 }
 
-#[tokio::test]
-async fn signed_prekey_rotation_keeps_in_flight_first_messages() {
-    let relay = TestRelay::start().await;
+async fn signed_prekey_rotation_keeps_in_flight_first_messages(backend: Backend) {
+    let relay = TestRelay::start_on(backend, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
     let therapist = Client::create(&dir.path().join("t"), &[1; 32], &url(&relay), "T")
         .await
@@ -392,10 +397,9 @@ async fn signed_prekey_rotation_keeps_in_flight_first_messages() {
     assert_eq!(bundle3.signed_prekey().id(), 3);
 }
 
-#[tokio::test]
-async fn out_of_order_and_lost_messages_through_the_relay() {
+async fn out_of_order_and_lost_messages_through_the_relay(backend: Backend) {
     use alcove_protocol::content::{self, Content, Text};
-    let relay = TestRelay::start().await;
+    let relay = TestRelay::start_on(backend, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
     let therapist = Client::create(&dir.path().join("t"), &[1; 32], &url(&relay), "T")
         .await
