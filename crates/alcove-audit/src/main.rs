@@ -26,8 +26,8 @@ enum Command {
         /// The relay's data directory.
         dir: PathBuf,
         /// A plaintext that must not occur in the store's files (searched
-        /// as UTF-8, UTF-16 and base64). Repeatable.
-        #[arg(long = "canary", value_name = "TEXT")]
+        /// as UTF-8, UTF-16 and base64). Repeatable; may begin with `-`.
+        #[arg(long = "canary", value_name = "TEXT", allow_hyphen_values = true)]
         canaries: Vec<String>,
         /// Print the report as JSON.
         #[arg(long)]
@@ -47,8 +47,9 @@ enum Command {
         #[arg(long, value_name = "HEX")]
         log_key: Option<String>,
         /// A device address (base64url or hex) whose current keys must be
-        /// in the log. Repeatable.
-        #[arg(long = "address", value_name = "ADDRESS")]
+        /// in the log. Repeatable. A base64url address may begin with `-`;
+        /// it is still taken as the value.
+        #[arg(long = "address", value_name = "ADDRESS", allow_hyphen_values = true)]
         addresses: Vec<String>,
         /// Download every leaf hash and recompute the root.
         #[arg(long)]
@@ -118,6 +119,50 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("alcove-audit: {e:#}");
             ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A base64url address starts with '-' for one device in 64; it must
+    // still be read as the value of --address, not as an unknown flag.
+    #[test]
+    fn an_address_beginning_with_a_hyphen_is_a_value() {
+        let address = "-dQw4w9WgXcQ-dQw4w9WgXcQ-dQw4w9WgXcQ-dQw4w9";
+        let cli = Cli::try_parse_from([
+            "alcove-audit",
+            "log",
+            "--server",
+            "http://127.0.0.1:1",
+            "--address",
+            address,
+            "--json",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        match cli.command {
+            Command::Log {
+                addresses, json, ..
+            } => {
+                assert_eq!(addresses, [address]);
+                assert!(json);
+            }
+            _ => panic!("parsed as another command"),
+        }
+    }
+
+    #[test]
+    fn a_canary_beginning_with_a_hyphen_is_a_value() {
+        let cli = Cli::try_parse_from(["alcove-audit", "store", "d", "--canary", "-x-", "--json"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        match cli.command {
+            Command::Store { canaries, json, .. } => {
+                assert_eq!(canaries, ["-x-"]);
+                assert!(json);
+            }
+            _ => panic!("parsed as another command"),
         }
     }
 }

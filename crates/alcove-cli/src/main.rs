@@ -67,9 +67,16 @@ enum Command {
     /// List contacts with their safety numbers.
     Contacts,
     /// Send a text message.
-    Send { contact: String, text: String },
+    Send {
+        /// Contact name, or the start of its address (which may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
+        contact: String,
+        text: String,
+    },
     /// Assign homework, optionally with a worksheet.
     Assign {
+        /// Contact name, or the start of its address (which may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         contact: String,
         #[arg(long)]
         title: String,
@@ -82,6 +89,8 @@ enum Command {
     },
     /// Hand in homework for an assignment (its message id, in hex).
     Submit {
+        /// Contact name, or the start of its address (which may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         contact: String,
         #[arg(long)]
         assignment: String,
@@ -90,13 +99,20 @@ enum Command {
     },
     /// Give feedback on a message (its id, in hex).
     Feedback {
+        /// Contact name, or the start of its address (which may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
         contact: String,
         #[arg(long)]
         refers_to: String,
         text: String,
     },
     /// Send a document.
-    Attach { contact: String, file: PathBuf },
+    Attach {
+        /// Contact name, or the start of its address (which may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
+        contact: String,
+        file: PathBuf,
+    },
     /// Receive messages (and keep receiving with --follow).
     Inbox {
         #[arg(long)]
@@ -440,4 +456,56 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("alcove").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    // Addresses are base64url, so one in 64 begins with '-'; a contact
+    // given by its address must still be read as the contact.
+    #[test]
+    fn a_contact_address_beginning_with_a_hyphen_is_a_value() {
+        for args in [
+            &["send", "-dQw4w9", "hello"][..],
+            &["attach", "-dQw4w9", "notes.pdf"],
+            &["assign", "-dQw4w9", "--title", "Diary"],
+            &["submit", "-dQw4w9", "--assignment", "00", "done"],
+            &["feedback", "-dQw4w9", "--refers-to", "00", "thanks"],
+        ] {
+            let contact = match parse(args).command {
+                Command::Send { contact, .. }
+                | Command::Attach { contact, .. }
+                | Command::Assign { contact, .. }
+                | Command::Submit { contact, .. }
+                | Command::Feedback { contact, .. } => contact,
+                _ => panic!("{args:?} parsed as another command"),
+            };
+            assert_eq!(contact, "-dQw4w9", "{args:?}");
+        }
+    }
+
+    // Accepting hyphen values must not swallow the global flags.
+    #[test]
+    fn flags_before_the_contact_are_still_flags() {
+        let cli = parse(&["send", "--json", "bob", "hello"]);
+        assert!(cli.json);
+        match cli.command {
+            Command::Send { contact, text } => {
+                assert_eq!(contact, "bob");
+                assert_eq!(text, "hello");
+            }
+            _ => panic!("parsed as another command"),
+        }
+        let help = Cli::try_parse_from(["alcove", "send", "--help"]).err();
+        assert_eq!(
+            help.map(|e| e.kind()),
+            Some(clap::error::ErrorKind::DisplayHelp)
+        );
+    }
 }
