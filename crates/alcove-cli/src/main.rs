@@ -43,6 +43,16 @@ struct Cli {
     command: Command,
 }
 
+/// The contact a command is for: its name, or the start of its address.
+/// Addresses are base64url, so one in 64 begins with `-`; it is still read
+/// as the contact, not as a flag.
+#[derive(clap::Args)]
+struct ContactArg {
+    /// Contact name, or the start of its address.
+    #[arg(value_name = "CONTACT", allow_hyphen_values = true)]
+    contact: String,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Create a profile and register it with a relay.
@@ -68,16 +78,14 @@ enum Command {
     Contacts,
     /// Send a text message.
     Send {
-        /// Contact name, or the start of its address (which may begin with `-`).
-        #[arg(allow_hyphen_values = true)]
-        contact: String,
+        #[command(flatten)]
+        contact: ContactArg,
         text: String,
     },
     /// Assign homework, optionally with a worksheet.
     Assign {
-        /// Contact name, or the start of its address (which may begin with `-`).
-        #[arg(allow_hyphen_values = true)]
-        contact: String,
+        #[command(flatten)]
+        contact: ContactArg,
         #[arg(long)]
         title: String,
         /// Due date, YYYY-MM-DD.
@@ -89,9 +97,8 @@ enum Command {
     },
     /// Hand in homework for an assignment (its message id, in hex).
     Submit {
-        /// Contact name, or the start of its address (which may begin with `-`).
-        #[arg(allow_hyphen_values = true)]
-        contact: String,
+        #[command(flatten)]
+        contact: ContactArg,
         #[arg(long)]
         assignment: String,
         text: String,
@@ -99,18 +106,16 @@ enum Command {
     },
     /// Give feedback on a message (its id, in hex).
     Feedback {
-        /// Contact name, or the start of its address (which may begin with `-`).
-        #[arg(allow_hyphen_values = true)]
-        contact: String,
+        #[command(flatten)]
+        contact: ContactArg,
         #[arg(long)]
         refers_to: String,
         text: String,
     },
     /// Send a document.
     Attach {
-        /// Contact name, or the start of its address (which may begin with `-`).
-        #[arg(allow_hyphen_values = true)]
-        contact: String,
+        #[command(flatten)]
+        contact: ContactArg,
         file: PathBuf,
     },
     /// Receive messages (and keep receiving with --follow).
@@ -368,7 +373,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Send { contact, text } => {
-            let c = find_contact(&client, &contact).await?;
+            let c = find_contact(&client, &contact.contact).await?;
             let id = client.send_text(&c.address, &text).await?;
             print_sent(json, "text", &id);
         }
@@ -379,7 +384,7 @@ async fn main() -> anyhow::Result<()> {
             instructions,
             file,
         } => {
-            let c = find_contact(&client, &contact).await?;
+            let c = find_contact(&client, &contact.contact).await?;
             let files = attach(&client, file.as_deref()).await?;
             let id = client
                 .assign_homework(&c.address, &title, &instructions, due.as_deref(), files)
@@ -392,7 +397,7 @@ async fn main() -> anyhow::Result<()> {
             text,
             file,
         } => {
-            let c = find_contact(&client, &contact).await?;
+            let c = find_contact(&client, &contact.contact).await?;
             let files = attach(&client, file.as_deref()).await?;
             let id = client
                 .submit_homework(&c.address, &message_id(&assignment)?, &text, files)
@@ -404,14 +409,14 @@ async fn main() -> anyhow::Result<()> {
             refers_to,
             text,
         } => {
-            let c = find_contact(&client, &contact).await?;
+            let c = find_contact(&client, &contact.contact).await?;
             let id = client
                 .send_feedback(&c.address, &message_id(&refers_to)?, &text)
                 .await?;
             print_sent(json, "feedback", &id);
         }
         Command::Attach { contact, file } => {
-            let c = find_contact(&client, &contact).await?;
+            let c = find_contact(&client, &contact.contact).await?;
             let pointer = client
                 .upload_file(&file, media_type(&file), progress_bar("upload"))
                 .await?;
@@ -467,8 +472,6 @@ mod tests {
             .unwrap_or_else(|e| panic!("{args:?}: {e}"))
     }
 
-    // Addresses are base64url, so one in 64 begins with '-'; a contact
-    // given by its address must still be read as the contact.
     #[test]
     fn a_contact_address_beginning_with_a_hyphen_is_a_value() {
         for args in [
@@ -483,7 +486,7 @@ mod tests {
                 | Command::Attach { contact, .. }
                 | Command::Assign { contact, .. }
                 | Command::Submit { contact, .. }
-                | Command::Feedback { contact, .. } => contact,
+                | Command::Feedback { contact, .. } => contact.contact,
                 _ => panic!("{args:?} parsed as another command"),
             };
             assert_eq!(contact, "-dQw4w9", "{args:?}");
@@ -497,7 +500,7 @@ mod tests {
         assert!(cli.json);
         match cli.command {
             Command::Send { contact, text } => {
-                assert_eq!(contact, "bob");
+                assert_eq!(contact.contact, "bob");
                 assert_eq!(text, "hello");
             }
             _ => panic!("parsed as another command"),
