@@ -1,16 +1,22 @@
 //! Wire format of ratchet messages.
 //!
 //! ```text
-//! normal message  = 0x11 || ratchet_key (32) || previous_chain_length (u32 BE)
-//!                   || index (u32 BE) || ciphertext || tag (16)
-//! initial message = 0x12 || initiator identity (128) || base_key (32)
+//! normal message  = 0x21 || ratchet_key (32) || previous_chain_length (u32 BE)
+//!                   || index (u32 BE) || nonce (24) || ciphertext || tag (16)
+//! initial message = 0x22 || initiator identity (128) || base_key (32)
 //!                   || signed_prekey_id (u32 BE) || has_one_time (1)
 //!                   || one_time_prekey_id (u32 BE) || normal message
 //! ```
 //!
-//! The first byte is the version (high nibble, 1) and the kind (low
-//! nibble). The 41-byte header of a normal message is authenticated as
+//! The first byte is the version (high nibble, 2) and the kind (low
+//! nibble). The 65-byte header of a normal message is authenticated as
 //! associated data, after the session's 32-byte identity binding.
+//!
+//! Version 2 added the nonce: 24 random bytes drawn for every message and
+//! used as the XChaCha20-Poly1305 nonce under the message key. A message
+//! key is deterministic (the chain decides it), so a session state restored
+//! from a backup or copy that encrypts again at an index it already used
+//! gets the same key; the fresh nonce keeps (key, nonce) from repeating.
 
 use crate::error::DecodeError;
 use serde::{Deserialize, Serialize};
@@ -19,12 +25,14 @@ use crate::identity::{PublicIdentity, PUBLIC_IDENTITY_LEN};
 use crate::keys::DhPublicKey;
 use crate::prekeys::PreKeyId;
 
-pub(crate) const VERSION: u8 = 1;
+pub(crate) const VERSION: u8 = 2;
 pub(crate) const KIND_NORMAL: u8 = (VERSION << 4) | 1;
 pub(crate) const KIND_INITIAL: u8 = (VERSION << 4) | 2;
 
-/// Length of the normal-message header (kind byte included).
-pub(crate) const HEADER_LEN: usize = 1 + 32 + 4 + 4;
+/// Length of the per-message random nonce.
+pub(crate) const NONCE_LEN: usize = 24;
+/// Length of the normal-message header (kind byte and nonce included).
+pub(crate) const HEADER_LEN: usize = 1 + 32 + 4 + 4 + NONCE_LEN;
 /// Poly1305 tag length.
 pub(crate) const TAG_LEN: usize = 16;
 /// Length of the X3DH prefix of an initial message (kind byte included).
@@ -35,6 +43,7 @@ pub(crate) struct Header {
     pub ratchet_key: DhPublicKey,
     pub previous_chain_length: u32,
     pub index: u32,
+    pub nonce: [u8; NONCE_LEN],
 }
 
 impl Header {
@@ -43,6 +52,7 @@ impl Header {
         out.extend_from_slice(self.ratchet_key.as_bytes());
         out.extend_from_slice(&self.previous_chain_length.to_be_bytes());
         out.extend_from_slice(&self.index.to_be_bytes());
+        out.extend_from_slice(&self.nonce);
     }
 }
 
@@ -68,10 +78,13 @@ impl<'a> NormalMessage<'a> {
         let mut key = [0u8; 32];
         key.copy_from_slice(&bytes[1..33]);
         let ratchet_key = DhPublicKey::from_array_unchecked(key);
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&bytes[41..HEADER_LEN]);
         let header = Header {
             ratchet_key,
             previous_chain_length: read_u32(&bytes[33..37]),
             index: read_u32(&bytes[37..41]),
+            nonce,
         };
         Ok(Self {
             header,

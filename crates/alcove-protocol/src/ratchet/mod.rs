@@ -20,6 +20,12 @@
 //!
 //! Every decryption is all-or-nothing: the state is changed only after the
 //! message authenticated.
+//!
+//! Every message also carries 24 fresh random bytes, its XChaCha20-Poly1305
+//! nonce. Message keys are deterministic, so a state restored from an old
+//! copy would otherwise seal a new plaintext under a (key, nonce) pair it
+//! already used; with a random nonce that cannot happen, whatever an app
+//! does with its files ([`Session`] is deliberately not `Clone`).
 
 mod chain;
 mod message;
@@ -30,7 +36,7 @@ use std::collections::VecDeque;
 use std::fmt;
 
 use chacha20poly1305::aead::AeadInPlace;
-use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
+use chacha20poly1305::{KeyInit, Tag, XChaCha20Poly1305, XNonce};
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -40,7 +46,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 pub(crate) use chain::ChainKey;
 use chain::MessageKey;
 pub(crate) use message::{is_initial, InitialPrefix, NormalMessage, WirePrefix};
-use message::{Header, HEADER_LEN, TAG_LEN};
+use message::{Header, HEADER_LEN, NONCE_LEN, TAG_LEN};
 pub(crate) use root::RootKey;
 use skipped::SkippedKeys;
 
@@ -99,7 +105,12 @@ struct ReceivingChain {
 /// Built by [`crate::x3dh::initiate`] or [`crate::x3dh::accept`]; persisted
 /// with [`Session::to_bytes`] and restored with [`Session::from_bytes`].
 /// All secrets are zeroized on drop; `Debug` prints no key material.
-#[derive(Clone, Serialize, Deserialize)]
+///
+/// Not `Clone`: two live copies of one session would both send at the same
+/// chain indices. (The random per-message nonce keeps even that from
+/// reusing a (key, nonce) pair, but the peer would refuse the second copy's
+/// messages as duplicates.) Persist and restore with [`Session::to_bytes`].
+#[derive(Serialize, Deserialize)]
 pub struct Session {
     /// SHA-256 over both identities: the prefix of every associated data.
     ad: [u8; 32],
@@ -206,7 +217,8 @@ impl Session {
     /// Encrypts `plaintext` into a ratchet message (with the X3DH prefix
     /// while the peer has not replied yet).
     ///
-    /// `rng` is used only when a DH ratchet step is due.
+    /// `rng` draws the message's nonce, and a new ratchet key when a DH
+    /// ratchet step is due.
     pub fn encrypt<R: RngCore + CryptoRng>(
         &mut self,
         rng: &mut R,
@@ -237,10 +249,13 @@ impl Session {
         let Some(ours) = self.our_ratchet.as_ref() else {
             return Err(corrupt_state("no ratchet key with a sending chain"));
         };
+        let mut nonce = [0u8; NONCE_LEN];
+        rng.fill_bytes(&mut nonce);
         let header = Header {
             ratchet_key: ours.public,
             previous_chain_length: self.previous_sending_length,
             index: sending.index,
+            nonce,
         };
         let message_key = sending.chain.step();
         sending.index += 1;
@@ -260,7 +275,7 @@ impl Session {
         let (head, body) = out.split_at_mut(header_start + HEADER_LEN);
         let ad = associated_data(&self.ad, &head[header_start..]);
         let tag = cipher(&message_key)
-            .encrypt_in_place_detached(&Nonce::default(), &ad, body)
+            .encrypt_in_place_detached(XNonce::from_slice(&nonce), &ad, body)
             .map_err(|_| SessionError::DecryptionFailed)?;
         out.extend_from_slice(&tag);
         Ok(())
@@ -351,13 +366,14 @@ impl Session {
                 return Err(SessionError::DuplicateMessage);
             }
             check_skip(recv.index, h.index)?;
+            let next = h.index.checked_add(1).ok_or(SessionError::ChainExhausted)?;
             let mut chain = recv.chain.clone();
             let skipped = derive_skipped(&mut chain, recv.index, h.index);
             let key = chain.step();
             open(&key, &self.ad, msg)?;
             if let Some(recv) = self.receiving.as_mut() {
                 recv.chain = chain;
-                recv.index = h.index + 1;
+                recv.index = next;
             }
             self.skipped.extend(&h.ratchet_key, skipped);
             return Ok(());
@@ -379,6 +395,7 @@ impl Session {
             _ => VecDeque::new(),
         };
         check_skip(0, h.index)?;
+        let next = h.index.checked_add(1).ok_or(SessionError::ChainExhausted)?;
         // A responder that never sent has no ratchet key the peer could
         // have answered: such a message cannot be genuine.
         let Some(ours) = self.our_ratchet.as_ref() else {
@@ -403,7 +420,7 @@ impl Session {
         self.receiving = Some(ReceivingChain {
             ratchet_key: h.ratchet_key,
             chain,
-            index: h.index + 1,
+            index: next,
         });
         if let Some(sending) = self.sending.take() {
             self.previous_sending_length = sending.index;
@@ -508,11 +525,13 @@ pub(crate) fn identity_binding(initiator: &PublicIdentity, responder: &PublicIde
 }
 
 /// Length of a message's associated data: the identity binding (32) and
-/// the header (41), zero-padded to 128 bytes. Padding the associated data
+/// the header (65), zero-padded to 128 bytes. Padding the associated data
 /// to a multiple of 64 bytes keeps the Poly1305 AVX2 backend, which works on
-/// four blocks at a time, on its fast path for the whole message: with 73
-/// bytes a 64 KiB message costs about 15% more (see `docs/benchmarks.md`).
+/// four blocks at a time, on its fast path for the whole message: with an
+/// unpadded length a 64 KiB message costs about 15% more (see
+/// `docs/benchmarks.md`).
 const AD_LEN: usize = 128;
+const _: () = assert!(32 + HEADER_LEN <= AD_LEN);
 
 fn associated_data(binding: &[u8; 32], header: &[u8]) -> [u8; AD_LEN] {
     let mut ad = [0u8; AD_LEN];
@@ -521,8 +540,8 @@ fn associated_data(binding: &[u8; 32], header: &[u8]) -> [u8; AD_LEN] {
     ad
 }
 
-fn cipher(key: &MessageKey) -> ChaCha20Poly1305 {
-    ChaCha20Poly1305::new((&key.0).into())
+fn cipher(key: &MessageKey) -> XChaCha20Poly1305 {
+    XChaCha20Poly1305::new((&key.0).into())
 }
 
 /// A normal message split for in-place decryption.
@@ -561,7 +580,7 @@ fn open(key: &MessageKey, binding: &[u8; 32], msg: &mut Parts<'_>) -> Result<(),
     let ad = associated_data(binding, &msg.header_bytes);
     cipher(key)
         .decrypt_in_place_detached(
-            &Nonce::default(),
+            XNonce::from_slice(&msg.header_bytes[HEADER_LEN - NONCE_LEN..]),
             &ad,
             msg.ciphertext,
             Tag::from_slice(&msg.tag),
