@@ -1,5 +1,6 @@
 //! The one error type app developers handle.
 
+use alcove_protocol::error::{ContentError, InviteError, SealError, SessionError};
 use thiserror::Error;
 
 /// What went wrong, in terms an app can act on.
@@ -9,9 +10,37 @@ pub enum Error {
     /// later. Nothing was lost; queued work is still queued.
     #[error("relay unreachable or busy; retry later: {0}")]
     Offline(String),
+    /// The relay is rate-limiting this device, or the recipient's mailbox
+    /// is full. A message that got this far is queued and
+    /// [`crate::Client::sync`] retries it (see [`crate::EventKind::DeliveryFailed`]
+    /// for when it gives up).
+    #[error("relay busy or recipient's mailbox full; queued and retried later: {0}")]
+    Busy(String),
     /// The relay refused this device (not registered, or its proof failed).
     #[error("not authorized by the relay: {0}")]
     NotAuthorized(String),
+    /// The relay presented another server id than the one this profile
+    /// pinned when it was created: a different relay (or one impersonating
+    /// it) is answering at this URL. Nothing was signed for it.
+    #[error("the relay at this URL is not the one this profile registered with (expected server id {expected:?}, got {got:?})")]
+    WrongRelay {
+        /// The server id pinned in the profile.
+        expected: String,
+        /// The server id the relay presented.
+        got: String,
+    },
+    /// The relay URL is not a valid `http://host:port` or
+    /// `https://host:port` URL.
+    #[error("invalid relay URL {url:?}: {reason}; expected something like http://127.0.0.1:7443 or https://relay.example.org")]
+    InvalidRelayUrl {
+        /// What was given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No contact with this address in the profile.
+    #[error("unknown contact {0}")]
+    UnknownContact(String),
     /// The contact's identity key is not the one this device verified.
     /// Messages to it are held until the app accepts the new key.
     #[error("the contact's identity key changed; verify it before sending")]
@@ -20,14 +49,24 @@ pub enum Error {
     /// from a session this device no longer has).
     #[error("message could not be decrypted: {0}")]
     Undecryptable(String),
-    /// The profile's storage key is wrong, or the profile is damaged.
-    #[error("profile storage is locked: wrong storage key or damaged profile")]
+    /// The profile's storage key is wrong.
+    #[error("profile storage is locked: wrong storage key")]
     StorageLocked,
-    /// A relay or protocol limit was hit (message too large, rate limit,
-    /// mailbox full).
+    /// A profile record is damaged or of an unknown format.
+    #[error("profile damaged: {0}")]
+    ProfileCorrupt(String),
+    /// A relay or protocol limit was hit (a message larger than the relay
+    /// accepts, too many attachments). Nothing was queued.
     #[error("limit exceeded: {0}")]
     LimitExceeded(String),
-    /// Bad input from the app (an invalid invite, an unknown contact).
+    /// The invite's validity ended.
+    #[error("the invite expired at {} UTC; ask for a new one", crate::clock::format_utc(*expired_at))]
+    InviteExpired {
+        /// When it expired, seconds since the Unix epoch.
+        expired_at: u64,
+    },
+    /// Bad input from the app (an invalid invite, content that breaks a
+    /// rule, a malformed argument).
     #[error("invalid input: {0}")]
     InvalidInput(String),
     /// A verification failed: the relay served keys that do not match
@@ -49,6 +88,10 @@ pub enum Error {
         /// Age of the signed prekey in days.
         age_days: u64,
     },
+    /// The session with this contact cannot send any more (2^32 messages
+    /// in one chain); the next send starts a new one.
+    #[error("session exhausted; a new session is started on the next send")]
+    SessionExhausted,
     /// Local storage failed (disk full, permissions).
     #[error("local storage error: {0}")]
     Storage(String),
@@ -57,7 +100,7 @@ pub enum Error {
 impl Error {
     /// Whether retrying the same call later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Offline(_))
+        matches!(self, Error::Offline(_) | Error::Busy(_))
     }
 }
 
@@ -72,7 +115,7 @@ impl From<tonic::Status> for Error {
             Code::Unauthenticated | Code::PermissionDenied | Code::FailedPrecondition => {
                 Error::NotAuthorized(msg)
             }
-            Code::ResourceExhausted => Error::LimitExceeded(msg),
+            Code::ResourceExhausted => Error::Busy(msg),
             Code::InvalidArgument | Code::NotFound | Code::OutOfRange => Error::InvalidInput(msg),
             _ => Error::Offline(format!("{:?}: {msg}", s.code())),
         }
@@ -88,6 +131,42 @@ impl From<tonic::transport::Error> for Error {
 impl From<sled::Error> for Error {
     fn from(e: sled::Error) -> Self {
         Error::Storage(e.to_string())
+    }
+}
+
+impl From<SessionError> for Error {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::ChainExhausted => Error::SessionExhausted,
+            other => Error::Undecryptable(other.to_string()),
+        }
+    }
+}
+
+impl From<SealError> for Error {
+    fn from(e: SealError) -> Self {
+        match e {
+            SealError::TooLarge { .. } => Error::LimitExceeded(e.to_string()),
+            other => Error::Undecryptable(other.to_string()),
+        }
+    }
+}
+
+impl From<InviteError> for Error {
+    fn from(e: InviteError) -> Self {
+        match e {
+            InviteError::Expired { expires_at } => Error::InviteExpired {
+                expired_at: expires_at,
+            },
+            InviteError::Decode(d) => Error::InvalidInput(format!("invite: {d}")),
+            other => Error::VerificationFailed(other.to_string()),
+        }
+    }
+}
+
+impl From<ContentError> for Error {
+    fn from(e: ContentError) -> Self {
+        Error::InvalidInput(e.to_string())
     }
 }
 

@@ -1,29 +1,48 @@
-//! The connection to the relay: lazy connect, login with the identity key,
-//! one transparent re-login when a token expires.
+//! The connection to the relay, as typed calls: lazy connect, login with
+//! the identity key, one transparent re-login when a token expires, the
+//! relay's server id pinned, its limits learned at login.
+//!
+//! Every RPC the SDK makes is a method here, so the rest of the SDK never
+//! builds a request or touches a token. The transport underneath is a
+//! tonic [`Channel`] over TCP; it is the only place that would change for a
+//! grpc-web transport.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex as StdMutex};
 
 use alcove_api::v1::auth_client::AuthClient;
 use alcove_api::v1::blobs_client::BlobsClient;
 use alcove_api::v1::key_log_client::KeyLogClient;
 use alcove_api::v1::keys_client::KeysClient;
 use alcove_api::v1::mailbox_client::MailboxClient;
-use alcove_api::v1::{ChallengeRequest, LoginRequest, RegisterRequest};
+use alcove_api::v1::{
+    AckRequest, ChallengeRequest, ConsistencyProofResponse, CountPreKeysRequest, Envelope,
+    FetchRequest, GetBundleRequest, GetBundleResponse, GetConsistencyProofRequest,
+    GetKeyProofRequest, GetTreeHeadRequest, GetTreeHeadResponse, KeyProof, LoginRequest,
+    RegisterRequest, RelayLimits, RotateSignedPreKeyRequest, SendRequest, SubscribeRequest,
+    UploadOneTimePreKeysRequest,
+};
 use alcove_protocol::identity::IdentityKeyPair;
 use alcove_protocol::prekeys::{OneTimePreKeyPair, SignedPreKeyPair};
 use tokio::sync::Mutex;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::{Code, Request, Status};
 
 use crate::error::{Error, Result};
 
 /// Largest message the SDK accepts from the relay.
 const MAX_DECODE: usize = 8 << 20;
+/// Envelopes asked for per fetch.
+pub(crate) const FETCH_PAGE: u32 = 100;
 
 pub(crate) struct Relay {
     channel: Channel,
+    identity: Arc<IdentityKeyPair>,
     token: Mutex<Option<String>>,
+    /// The server id this profile pinned (`None` until registration).
+    server_id: StdMutex<Option<String>>,
+    limits: StdMutex<Option<RelayLimits>>,
 }
 
 /// Typed clients over the shared connection.
@@ -33,15 +52,15 @@ pub(crate) struct Clients {
 }
 
 impl Clients {
-    pub(crate) fn mailbox(&self) -> MailboxClient<Channel> {
+    fn mailbox(&self) -> MailboxClient<Channel> {
         MailboxClient::new(self.channel.clone()).max_decoding_message_size(MAX_DECODE)
     }
 
-    pub(crate) fn keys(&self) -> KeysClient<Channel> {
+    fn keys(&self) -> KeysClient<Channel> {
         KeysClient::new(self.channel.clone())
     }
 
-    pub(crate) fn keylog(&self) -> KeyLogClient<Channel> {
+    fn keylog(&self) -> KeyLogClient<Channel> {
         KeyLogClient::new(self.channel.clone())
     }
 
@@ -59,31 +78,47 @@ pub(crate) fn authed<T>(token: &str, message: T) -> Request<T> {
     r
 }
 
-async fn proof(channel: &Channel, identity: &IdentityKeyPair) -> Result<(Vec<u8>, Vec<u8>)> {
-    let address = identity.public().address();
-    let c = AuthClient::new(channel.clone())
-        .challenge(ChallengeRequest {
-            address: address.as_bytes().to_vec(),
-        })
-        .await?
-        .into_inner();
-    let signature = identity.sign(&alcove_api::auth_message(
-        &c.server_id,
-        address.as_bytes(),
-        &c.challenge,
-    ));
-    Ok((c.challenge, signature.to_bytes().to_vec()))
+/// Checks that `url` is an absolute `http://` or `https://` URL with a
+/// host, before anything is written or dialled.
+pub(crate) fn parse_url(url: &str) -> Result<Uri> {
+    let invalid = |reason: &str| Error::InvalidRelayUrl {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    };
+    let uri: Uri = url
+        .parse()
+        .map_err(|_| invalid("does not parse as a URL"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        Some(_) => return Err(invalid("the scheme must be http or https")),
+        None => return Err(invalid("it has no scheme")),
+    }
+    match uri.host() {
+        Some(h) if !h.is_empty() => {}
+        _ => return Err(invalid("it has no host")),
+    }
+    if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+        return Err(invalid("a relay URL has no path"));
+    }
+    Ok(uri)
 }
 
 impl Relay {
-    pub(crate) fn new(url: &str) -> Result<Self> {
-        let endpoint = Endpoint::from_shared(url.to_string())
-            .map_err(|e| Error::InvalidInput(format!("relay URL: {e}")))?
+    pub(crate) fn new(
+        url: &str,
+        identity: Arc<IdentityKeyPair>,
+        server_id: Option<String>,
+    ) -> Result<Self> {
+        let uri = parse_url(url)?;
+        let endpoint = Endpoint::from(uri)
             .tcp_nodelay(true)
             .connect_timeout(std::time::Duration::from_secs(10));
         Ok(Self {
             channel: endpoint.connect_lazy(),
+            identity,
             token: Mutex::new(None),
+            server_id: StdMutex::new(server_id),
+            limits: StdMutex::new(None),
         })
     }
 
@@ -93,16 +128,52 @@ impl Relay {
         }
     }
 
+    /// A signed answer to a fresh challenge, refusing a relay whose server
+    /// id differs from the pinned one (before signing anything). Returns
+    /// the relay's server id with the proof.
+    async fn proof(&self) -> Result<(Vec<u8>, Vec<u8>, String)> {
+        let address = self.identity.public().address();
+        let c = AuthClient::new(self.channel.clone())
+            .challenge(ChallengeRequest {
+                address: address.as_bytes().to_vec(),
+            })
+            .await?
+            .into_inner();
+        let pinned = self.server_id.lock().ok().and_then(|g| g.clone());
+        if let Some(expected) = pinned {
+            if expected != c.server_id {
+                return Err(Error::WrongRelay {
+                    expected,
+                    got: c.server_id,
+                });
+            }
+        }
+        let signature = self.identity.sign(&alcove_api::auth_message(
+            &c.server_id,
+            address.as_bytes(),
+            &c.challenge,
+        ));
+        Ok((c.challenge, signature.to_bytes().to_vec(), c.server_id))
+    }
+
+    fn learn(&self, token: &str, limits: Option<RelayLimits>) -> String {
+        if let (Some(l), Ok(mut slot)) = (limits, self.limits.lock()) {
+            *slot = Some(l);
+        }
+        token.to_string()
+    }
+
+    /// Registers the identity and its prekeys; returns the relay's server
+    /// id, which the caller pins.
     pub(crate) async fn register(
         &self,
-        identity: &IdentityKeyPair,
         signed_prekey: &SignedPreKeyPair,
         one_time_prekeys: &[OneTimePreKeyPair],
-    ) -> Result<()> {
-        let (challenge, signature) = proof(&self.channel, identity).await?;
+    ) -> Result<String> {
+        let (challenge, signature, server_id) = self.proof().await?;
         let r = AuthClient::new(self.channel.clone())
             .register(RegisterRequest {
-                identity: identity.public().to_bytes().to_vec(),
+                identity: self.identity.public().to_bytes().to_vec(),
                 signed_prekey: signed_prekey.public().to_bytes().to_vec(),
                 one_time_prekeys: one_time_prekeys
                     .iter()
@@ -113,27 +184,32 @@ impl Relay {
             })
             .await?
             .into_inner();
-        *self.token.lock().await = Some(r.token);
-        Ok(())
+        let token = self.learn(&r.token, r.limits);
+        *self.token.lock().await = Some(token);
+        if let Ok(mut slot) = self.server_id.lock() {
+            *slot = Some(server_id.clone());
+        }
+        Ok(server_id)
     }
 
-    async fn login(&self, identity: &IdentityKeyPair) -> Result<String> {
-        let (challenge, signature) = proof(&self.channel, identity).await?;
+    async fn login(&self) -> Result<String> {
+        let (challenge, signature, _) = self.proof().await?;
         let r = AuthClient::new(self.channel.clone())
             .login(LoginRequest {
-                address: identity.public().address().as_bytes().to_vec(),
+                address: self.identity.public().address().as_bytes().to_vec(),
                 challenge,
                 signature,
             })
             .await?
             .into_inner();
-        *self.token.lock().await = Some(r.token.clone());
-        Ok(r.token)
+        let token = self.learn(&r.token, r.limits);
+        *self.token.lock().await = Some(token.clone());
+        Ok(token)
     }
 
     /// Runs `f` with a valid token, logging in first if needed and once
     /// more if the relay says the token expired.
-    pub(crate) async fn call<T, F, Fut>(&self, identity: &IdentityKeyPair, f: F) -> Result<T>
+    async fn call<T, F, Fut>(&self, f: F) -> Result<T>
     where
         F: Fn(Clients, String) -> Fut,
         Fut: Future<Output = std::result::Result<T, Status>>,
@@ -142,15 +218,220 @@ impl Relay {
         let current = self.token.lock().await.clone();
         let token = match current {
             Some(t) => t,
-            None => self.login(identity).await?,
+            None => self.login().await?,
         };
         match f(self.clients(), token).await {
             Ok(v) => Ok(v),
             Err(s) if s.code() == Code::Unauthenticated => {
-                let token = self.login(identity).await?;
+                let token = self.login().await?;
                 Ok(f(self.clients(), token).await?)
             }
             Err(s) => Err(s.into()),
+        }
+    }
+
+    /// A valid session token (logging in if needed), for streaming calls.
+    pub(crate) async fn token(&self) -> Result<String> {
+        self.call(|_, token| async move { Ok(token) }).await
+    }
+
+    /// The relay's limits, learned at login (logging in if needed).
+    pub(crate) async fn limits(&self) -> Result<RelayLimits> {
+        if let Some(l) = self.limits.lock().ok().and_then(|g| g.clone()) {
+            return Ok(l);
+        }
+        self.login().await?;
+        self.limits
+            .lock()
+            .ok()
+            .and_then(|g| g.clone())
+            .ok_or_else(|| Error::Offline("the relay did not say its limits".into()))
+    }
+
+    /// The limits if already known, without a round trip.
+    pub(crate) fn known_limits(&self) -> Option<RelayLimits> {
+        self.limits.lock().ok().and_then(|g| g.clone())
+    }
+
+    pub(crate) async fn send(
+        &self,
+        recipient: &[u8; 32],
+        relay_id: &[u8; 16],
+        envelope: &[u8],
+    ) -> Result<()> {
+        self.call(|c, token| {
+            let req = authed(
+                &token,
+                SendRequest {
+                    recipient: recipient.to_vec(),
+                    client_message_id: relay_id.to_vec(),
+                    envelope: envelope.to_vec(),
+                },
+            );
+            async move { c.mailbox().send(req).await.map(|_| ()) }
+        })
+        .await
+    }
+
+    /// The oldest waiting envelopes, and whether more wait.
+    pub(crate) async fn fetch_page(&self) -> Result<(Vec<Envelope>, bool)> {
+        self.call(|c, token| {
+            let req = authed(
+                &token,
+                FetchRequest {
+                    after_sequence: 0,
+                    limit: FETCH_PAGE,
+                    mailbox: vec![],
+                },
+            );
+            async move {
+                c.mailbox().fetch(req).await.map(|r| {
+                    let r = r.into_inner();
+                    (r.envelopes, r.more)
+                })
+            }
+        })
+        .await
+    }
+
+    pub(crate) async fn ack(&self, sequences: &[u64]) -> Result<()> {
+        self.call(|c, token| {
+            let req = authed(
+                &token,
+                AckRequest {
+                    sequences: sequences.to_vec(),
+                    mailbox: vec![],
+                },
+            );
+            async move { c.mailbox().ack(req).await.map(|_| ()) }
+        })
+        .await
+    }
+
+    pub(crate) async fn subscribe(&self) -> Result<tonic::Streaming<Envelope>> {
+        self.call(|c, token| {
+            let req = authed(&token, SubscribeRequest::default());
+            async move { c.mailbox().subscribe(req).await.map(|r| r.into_inner()) }
+        })
+        .await
+    }
+
+    pub(crate) async fn count_prekeys(&self) -> Result<u32> {
+        self.call(|c, token| {
+            let req = authed(&token, CountPreKeysRequest {});
+            async move {
+                c.keys()
+                    .count_pre_keys(req)
+                    .await
+                    .map(|r| r.into_inner().one_time_prekeys)
+            }
+        })
+        .await
+    }
+
+    pub(crate) async fn upload_prekeys(&self, publics: Vec<Vec<u8>>) -> Result<()> {
+        self.call(|c, token| {
+            let req = authed(
+                &token,
+                UploadOneTimePreKeysRequest {
+                    one_time_prekeys: publics.clone(),
+                },
+            );
+            async move { c.keys().upload_one_time_pre_keys(req).await.map(|_| ()) }
+        })
+        .await
+    }
+
+    pub(crate) async fn rotate_signed_prekey(&self, public: Vec<u8>) -> Result<()> {
+        self.call(|c, token| {
+            let req = authed(
+                &token,
+                RotateSignedPreKeyRequest {
+                    signed_prekey: public.clone(),
+                },
+            );
+            async move { c.keys().rotate_signed_pre_key(req).await.map(|_| ()) }
+        })
+        .await
+    }
+
+    pub(crate) async fn get_bundle(
+        &self,
+        address: &[u8; 32],
+        known_tree_size: u64,
+    ) -> Result<GetBundleResponse> {
+        self.call(|c, token| {
+            let req = authed(
+                &token,
+                GetBundleRequest {
+                    address: address.to_vec(),
+                    known_tree_size,
+                },
+            );
+            async move { c.keys().get_bundle(req).await.map(|r| r.into_inner()) }
+        })
+        .await
+    }
+
+    pub(crate) async fn tree_head(&self, known_tree_size: u64) -> Result<GetTreeHeadResponse> {
+        Ok(self
+            .clients()
+            .keylog()
+            .get_tree_head(GetTreeHeadRequest { known_tree_size })
+            .await?
+            .into_inner())
+    }
+
+    pub(crate) async fn consistency_proof(
+        &self,
+        old_size: u64,
+        new_size: u64,
+    ) -> Result<ConsistencyProofResponse> {
+        Ok(self
+            .clients()
+            .keylog()
+            .get_consistency_proof(GetConsistencyProofRequest { old_size, new_size })
+            .await?
+            .into_inner())
+    }
+
+    pub(crate) async fn key_proof(&self, address: &[u8; 32]) -> Result<KeyProof> {
+        Ok(self
+            .clients()
+            .keylog()
+            .get_key_proof(GetKeyProofRequest {
+                address: address.to_vec(),
+            })
+            .await?
+            .into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_url;
+    use crate::Error;
+
+    #[test]
+    fn relay_urls_are_checked_before_use() {
+        for good in [
+            "http://127.0.0.1:7443",
+            "https://relay.example.org",
+            "http://[::1]:7443/",
+        ] {
+            parse_url(good).unwrap();
+        }
+        for bad in [
+            "notaurl",
+            "127.0.0.1:7443",
+            "ftp://relay",
+            "http://",
+            "http://h/x",
+        ] {
+            match parse_url(bad) {
+                Err(Error::InvalidRelayUrl { url, .. }) => assert_eq!(url, bad),
+                other => panic!("{bad}: {other:?}"),
+            }
         }
     }
 }

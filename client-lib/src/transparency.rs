@@ -8,17 +8,12 @@
 //! stored too, so the checks hold across restarts.
 
 use alcove_api::keylog::{head_from_wire, proof_from_wire};
-use alcove_api::v1::{
-    GetBundleRequest, GetConsistencyProofRequest, GetKeyProofRequest, GetTreeHeadRequest,
-};
 use alcove_keylog::{check_advance, check_keys, hashes, Hash, SignedTreeHead, TransparencyError};
 use alcove_protocol::prekeys::PreKeyBundle;
 use ed25519_dalek::VerifyingKey;
 
-use crate::{now_ms, relay, Client, Error, Result};
-
-const PIN: &[u8] = b"keylog/pin";
-const HEAD: &[u8] = b"keylog/head";
+use crate::records::{self, KEYLOG_HEAD as HEAD, KEYLOG_PIN as PIN};
+use crate::{Client, Error, Result};
 
 /// How old a contact's signed prekey may be. Devices replace theirs every
 /// [`crate::SIGNED_PREKEY_LIFETIME`]; an older one means a device that has
@@ -43,11 +38,11 @@ impl From<TransparencyError> for Error {
     }
 }
 
-fn now() -> u64 {
-    u64::try_from(now_ms()).unwrap_or(0)
-}
-
 impl Client {
+    fn now(&self) -> u64 {
+        u64::try_from(self.now_ms()).unwrap_or(0)
+    }
+
     /// The relay's key-log key this profile pinned (32-byte Ed25519 key).
     /// Apps that ship the relay's key can compare it.
     pub fn log_key(&self) -> Result<Option<[u8; 32]>> {
@@ -65,7 +60,7 @@ impl Client {
             None => Ok(None),
             Some(b) => SignedTreeHead::from_bytes(&b)
                 .map(Some)
-                .map_err(|_| Error::StorageLocked),
+                .map_err(|_| Error::ProfileCorrupt("key-log record".into())),
         }
     }
 
@@ -74,7 +69,7 @@ impl Client {
             None => Ok(None),
             Some(k) => VerifyingKey::from_bytes(&k)
                 .map(Some)
-                .map_err(|_| Error::StorageLocked),
+                .map_err(|_| Error::ProfileCorrupt("key-log record".into())),
         }
     }
 
@@ -85,19 +80,13 @@ impl Client {
         if self.pinned_key()?.is_some() {
             return Ok(());
         }
-        let r = self
-            .relay
-            .clients()
-            .keylog()
-            .get_tree_head(GetTreeHeadRequest { known_tree_size: 0 })
-            .await?
-            .into_inner();
+        let r = self.relay.tree_head(0).await?;
         let key = <[u8; 32]>::try_from(r.log_key.as_slice())
             .map_err(|_| TransparencyError::Malformed("log key is not 32 bytes"))?;
         let verifying =
             VerifyingKey::from_bytes(&key).map_err(|_| TransparencyError::Malformed("log key"))?;
         let head = head_from_wire(r.head.as_ref())?;
-        check_advance(&verifying, None, &head, &[], now())?;
+        check_advance(&verifying, None, &head, &[], self.now())?;
         self.vault.commit(
             &[
                 (PIN.to_vec(), key.to_vec()),
@@ -120,21 +109,11 @@ impl Client {
         let proof = match (&latest, proof) {
             (_, Some(p)) => p,
             (Some(l), None) if l.size > 0 && l.size < head.size => {
-                let r = self
-                    .relay
-                    .clients()
-                    .keylog()
-                    .get_consistency_proof(GetConsistencyProofRequest {
-                        old_size: l.size,
-                        new_size: head.size,
-                    })
-                    .await?
-                    .into_inner();
-                hashes(&r.proof)?
+                hashes(&self.relay.consistency_proof(l.size, head.size).await?.proof)?
             }
             _ => Vec::new(),
         };
-        if check_advance(&key, latest.as_ref(), head, &proof, now())? {
+        if check_advance(&key, latest.as_ref(), head, &proof, self.now())? {
             self.vault
                 .commit(&[(HEAD.to_vec(), head.to_bytes().to_vec())], &[])?;
         }
@@ -144,7 +123,7 @@ impl Client {
     fn seen_epoch(&self, address: &[u8; 32]) -> Result<u64> {
         Ok(self
             .vault
-            .get(&self.vault.hashed_name("keylog-epoch", address))?
+            .get(&self.vault.hashed_name(records::KEYLOG_EPOCH, address))?
             .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
             .map(u64::from_be_bytes)
             .unwrap_or(0))
@@ -159,19 +138,7 @@ impl Client {
         self.pin_log_key().await?;
         let _guard = self.transparency.lock().await;
         let known = self.latest_tree_head()?.map_or(0, |h| h.size);
-        let r = self
-            .relay
-            .call(&self.identity, |c, token| {
-                let req = relay::authed(
-                    &token,
-                    GetBundleRequest {
-                        address: address.to_vec(),
-                        known_tree_size: known,
-                    },
-                );
-                async move { c.keys().get_bundle(req).await.map(|r| r.into_inner()) }
-            })
-            .await?;
+        let r = self.relay.get_bundle(address, known).await?;
         let bundle = PreKeyBundle::from_bytes(&r.bundle)
             .map_err(|e| Error::VerificationFailed(format!("bundle: {e}")))?;
         if bundle.identity().address().as_bytes() != address {
@@ -191,7 +158,7 @@ impl Client {
             &proof,
             min_epoch,
         )?;
-        let age = (now() / 1000).saturating_sub(bundle.signed_prekey().created_at());
+        let age = (self.now() / 1000).saturating_sub(bundle.signed_prekey().created_at());
         if age > SIGNED_PREKEY_MAX_AGE.as_secs() {
             return Err(Error::StaleSignedPreKey {
                 age_days: age / 86_400,
@@ -200,7 +167,7 @@ impl Client {
         if proof.epoch > min_epoch {
             self.vault.commit(
                 &[(
-                    self.vault.hashed_name("keylog-epoch", address),
+                    self.vault.hashed_name(records::KEYLOG_EPOCH, address),
                     proof.epoch.to_be_bytes().to_vec(),
                 )],
                 &[],
@@ -225,27 +192,14 @@ impl Client {
         self.pin_log_key().await?;
         let _guard = self.transparency.lock().await;
         let known = self.latest_tree_head()?.map_or(0, |h| h.size);
-        let keylog = self.relay.clients().keylog();
-        let r = keylog
-            .clone()
-            .get_tree_head(GetTreeHeadRequest {
-                known_tree_size: known,
-            })
-            .await?
-            .into_inner();
+        let r = self.relay.tree_head(known).await?;
         let head = head_from_wire(r.head.as_ref())?;
         let consistency = (known > 0 && known < head.size)
             .then(|| hashes(&r.consistency_proof))
             .transpose()?;
         self.advance(&head, consistency).await?;
         let me = self.identity.public().address();
-        let p = keylog
-            .clone()
-            .get_key_proof(GetKeyProofRequest {
-                address: me.as_bytes().to_vec(),
-            })
-            .await?
-            .into_inner();
+        let p = self.relay.key_proof(me.as_bytes()).await?;
         let proof = proof_from_wire(Some(&p))?;
         self.advance(&proof.head, None).await?;
         // The relay holds the current signed prekey, or the previous one if

@@ -116,6 +116,17 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// The part of the limits clients are told at login.
+    pub fn for_clients(&self) -> alcove_api::v1::RelayLimits {
+        alcove_api::v1::RelayLimits {
+            max_envelope_bytes: self.max_envelope_bytes as u64,
+            max_blob_bytes: self.max_blob_bytes,
+            max_mailbox_depth: self.max_mailbox_depth,
+        }
+    }
+}
+
 struct Bucket {
     tokens: f64,
     last: Instant,

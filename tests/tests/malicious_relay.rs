@@ -684,8 +684,8 @@ async fn replayed_backdated_and_foreign_heads_are_refused() {
 fn texts(events: &[alcove_client::Event]) -> Vec<String> {
     events
         .iter()
-        .filter_map(|e| match &e.body {
-            alcove_client::Body::Text(t) => Some(t.body.clone()),
+        .filter_map(|e| match e.body() {
+            Some(alcove_client::Body::Text(t)) => Some(t.body.clone()),
             _ => None,
         })
         .collect()
@@ -700,10 +700,10 @@ async fn tampered_replayed_reordered_and_foreign_envelopes_change_nothing() {
         .create_invite(Duration::from_secs(600))
         .await
         .unwrap();
-    // The invite names the real relay; the SDK talks to whatever relay
-    // its profile was created with (the proxy).
+    // Both profiles were created against the proxy, so the invite names
+    // it and the client's profile accepts it.
     let t = client.accept_invite(&invite).await.unwrap().address;
-    let c = therapist.sync().await.unwrap()[0].from;
+    let c = therapist.sync().await.unwrap()[0].contact;
     therapist.send_text(&c, "welcome").await.unwrap();
     assert_eq!(texts(&client.sync().await.unwrap()), ["welcome"]);
 

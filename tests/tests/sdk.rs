@@ -46,7 +46,7 @@ async fn pair(
         .unwrap();
     let to_therapist = client.accept_invite(&invite).await.unwrap();
     let events = therapist.sync().await.unwrap();
-    assert!(matches!(events[0].body, Body::InviteAccepted(_)));
+    assert!(matches!(events[0].body(), Some(Body::InviteAccepted(_))));
     let to_client = therapist.contacts().await.pop().unwrap();
     assert!(to_client.verified && to_therapist.verified);
     assert_eq!(to_client.safety_number, to_therapist.safety_number);
@@ -56,8 +56,8 @@ async fn pair(
 fn texts(events: &[alcove_client::Event]) -> Vec<String> {
     events
         .iter()
-        .filter_map(|e| match &e.body {
-            Body::Text(t) => Some(t.body.clone()),
+        .filter_map(|e| match e.body() {
+            Some(Body::Text(t)) => Some(t.body.clone()),
             _ => None,
         })
         .collect()
@@ -135,7 +135,7 @@ async fn unconfirmed_events_survive_a_restart(backend: Backend) {
     let client = Client::open(&dir.path().join("c"), &[2; 32]).await.unwrap();
     let pending = client.pending_events().await.unwrap();
     assert_eq!(texts(&pending), ["keep me"]);
-    assert_eq!(pending[0].id, got[0].id);
+    assert_eq!(pending[0].event_id, got[0].event_id);
     client.confirm(&pending[0]).await.unwrap();
     assert!(client.pending_events().await.unwrap().is_empty());
     assert!(
@@ -182,10 +182,10 @@ async fn homework_flow_with_attachment(backend: Backend) {
         .await
         .unwrap();
     let got = client.sync().await.unwrap();
-    let Body::HomeworkAssignment(a) = &got[0].body else {
+    let Some(Body::HomeworkAssignment(a)) = got[0].body() else {
         panic!("expected homework")
     };
-    assert_eq!(got[0].id, assignment);
+    assert_eq!(got[0].message_id(), Some(assignment));
     let out = dir.path().join("downloaded.pdf");
     client
         .download_file(&a.attachments[0], &out, |_, _| {})
@@ -207,7 +207,7 @@ async fn homework_flow_with_attachment(backend: Backend) {
         .await
         .unwrap();
     let got = therapist.sync().await.unwrap();
-    let Body::HomeworkSubmission(s) = &got[0].body else {
+    let Some(Body::HomeworkSubmission(s)) = got[0].body() else {
         panic!("expected submission")
     };
     assert_eq!(s.assignment_id, assignment.0.to_vec());
@@ -216,7 +216,7 @@ async fn homework_flow_with_attachment(backend: Backend) {
         .await
         .unwrap();
     let got = client.sync().await.unwrap();
-    let Body::Feedback(f) = &got[0].body else {
+    let Some(Body::Feedback(f)) = got[0].body() else {
         panic!("expected feedback")
     };
     assert_eq!(f.refers_to, submission.0.to_vec());

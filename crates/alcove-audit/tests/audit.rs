@@ -65,7 +65,7 @@ async fn conversation(relay: &RelayHandle, profiles: &Path) {
         .unwrap();
     let t = client.accept_invite(&invite).await.unwrap().address;
     let events = therapist.sync().await.unwrap();
-    let c = events[0].from;
+    let c = events[0].contact;
     client.send_text(&t, CANARIES[0]).await.unwrap();
     assert_eq!(therapist.sync().await.unwrap().len(), 1);
     let worksheet = profiles.join("worksheet.txt");
@@ -85,7 +85,7 @@ async fn conversation(relay: &RelayHandle, profiles: &Path) {
         .await
         .unwrap();
     let got = client.sync().await.unwrap();
-    assert!(matches!(got[0].body, Body::HomeworkAssignment(_)));
+    assert!(matches!(got[0].body(), Some(Body::HomeworkAssignment(_))));
     client
         .send_text(&t, &format!("{} (again)", CANARIES[0]))
         .await

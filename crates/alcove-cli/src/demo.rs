@@ -13,12 +13,15 @@ struct Line {
 }
 
 fn describe(e: &Event) -> String {
-    let who = if e.from_name.is_empty() {
+    let who = if e.contact_name.is_empty() {
         "unknown"
     } else {
-        e.from_name.as_str()
+        e.contact_name.as_str()
     };
-    match &e.body {
+    let Some(body) = e.body() else {
+        return format!("{who}: {:?}", e.kind);
+    };
+    match body {
         Body::Text(t) => format!("{who}: \"{}\"", t.body),
         Body::HomeworkAssignment(a) => format!(
             "{who} assigned homework \"{}\" (due {}): {} [{} attachment(s)]",
@@ -41,6 +44,7 @@ fn describe(e: &Event) -> String {
             "{} accepted the invite (verified through it)",
             i.display_name
         ),
+        Body::RetryRequest(_) | Body::RetryUnavailable(_) => format!("{who}: session recovery"),
     }
 }
 
@@ -173,8 +177,8 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     let received = sync(&client, "client", &mut transcript).await?;
     let homework = received
         .iter()
-        .find_map(|e| match &e.body {
-            Body::HomeworkAssignment(a) => Some((e.id, a.clone())),
+        .find_map(|e| match (e.message_id(), e.body()) {
+            (Some(id), Some(Body::HomeworkAssignment(a))) => Some((id, a.clone())),
             _ => None,
         })
         .context("the client did not receive the assignment")?;
@@ -202,11 +206,12 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     let got = sync(&therapist, "therapist", &mut transcript).await?;
     let submission = got
         .iter()
-        .find(|e| matches!(e.body, Body::HomeworkSubmission(_)))
+        .find(|e| matches!(e.body(), Some(Body::HomeworkSubmission(_))))
+        .and_then(|e| e.message_id())
         .context("the therapist did not receive the submission")?;
     let feedback = "Well done, Sam. Notice how the balanced thought lowered the anxiety.";
     therapist
-        .send_feedback(&sam.address, &submission.id, feedback)
+        .send_feedback(&sam.address, &submission, feedback)
         .await?;
     said(
         "therapist",
@@ -216,7 +221,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     plaintexts.push(feedback.into());
 
     let got = sync(&client, "client", &mut transcript).await?;
-    let ids: Vec<_> = got.iter().map(|e| e.id).collect();
+    let ids: Vec<_> = got.iter().filter_map(|e| e.message_id()).collect();
     client.send_read_receipt(&contact.address, &ids).await?;
     said("client", "read receipt".into(), &mut transcript);
     sync(&therapist, "therapist", &mut transcript).await?;

@@ -11,7 +11,7 @@ mod demo;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use alcove_client::{Body, Client, Contact, Event, MessageId};
+use alcove_client::{AttachmentPointer, Body, Client, Contact, Event, EventKind, MessageId};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
@@ -64,8 +64,12 @@ enum Command {
     },
     /// Print an invite link (for a QR code) to give a client out of band.
     Invite {
-        #[arg(long, default_value_t = 168)]
+        /// How long the invite is valid, in hours (at least 1).
+        #[arg(long, default_value_t = 168, value_parser = clap::value_parser!(u64).range(1..))]
         valid_hours: u64,
+        /// How many people may accept it.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        uses: u32,
     },
     /// Accept an invite link; the new contact is verified through it.
     Accept {
@@ -196,14 +200,69 @@ fn print_sent(json: bool, what: &str, id: &MessageId) {
     }
 }
 
-fn print_event(json: bool, e: &Event) {
-    let from = if e.from_name.is_empty() {
-        e.from.to_string()
-    } else {
-        e.from_name.clone()
-    };
-    let (kind, text) = match &e.body {
-        Body::Text(t) => ("text", t.body.clone()),
+fn pointer_json(p: &AttachmentPointer) -> serde_json::Value {
+    json!({ "blob_id": hex::encode(&p.blob_id), "file_name": p.file_name, "size": p.size,
+            "media_type": p.media_type })
+}
+
+fn pointers_text(list: &[AttachmentPointer]) -> String {
+    list.iter()
+        .map(|p| format!(" [file {} blob {}]", p.file_name, hex::encode(&p.blob_id)))
+        .collect()
+}
+
+fn ids_json(ids: &[Vec<u8>]) -> Vec<String> {
+    ids.iter().map(hex::encode).collect()
+}
+
+/// An event as a kind, a line of text for people, and structured fields
+/// for scripts (ids, blob ids, file names, sizes, dates as fields of
+/// their own, never only inside the text).
+fn describe(e: &Event) -> (&'static str, String, serde_json::Value) {
+    match &e.kind {
+        EventKind::Message { id, body } => {
+            let (kind, text, mut fields) = describe_body(body);
+            fields["message_id"] = json!(id.to_hex());
+            (kind, text, fields)
+        }
+        EventKind::SessionReset { reason } => (
+            "session_reset",
+            format!("a message did not decrypt ({reason}); asked for it again"),
+            json!({ "reason": reason }),
+        ),
+        EventKind::Resent { id } => (
+            "resent",
+            format!("sent {} again at their request", id.to_hex()),
+            json!({ "message_id": id.to_hex() }),
+        ),
+        EventKind::DeliveryFailed { id, reason } => (
+            "delivery_failed",
+            format!(
+                "message {} not delivered: {reason}",
+                id.map_or("(unknown)".to_string(), |i| i.to_hex())
+            ),
+            json!({ "message_id": id.map(|i| i.to_hex()), "reason": reason }),
+        ),
+        EventKind::Undecryptable { reason } => (
+            "undecryptable",
+            format!("a message could not be decrypted: {reason}"),
+            json!({ "reason": reason }),
+        ),
+        EventKind::InviteRefused { reason } => (
+            "invite_refused",
+            format!("accepted an invite that is not valid: {reason}; contact left unverified"),
+            json!({ "reason": reason }),
+        ),
+    }
+}
+
+fn describe_body(body: &Body) -> (&'static str, String, serde_json::Value) {
+    match body {
+        Body::Text(t) => (
+            "text",
+            t.body.clone(),
+            json!({ "body": t.body, "reply_to": (!t.reply_to.is_empty()).then(|| hex::encode(&t.reply_to)) }),
+        ),
         Body::HomeworkAssignment(a) => (
             "homework_assignment",
             format!(
@@ -215,19 +274,27 @@ fn print_event(json: bool, e: &Event) {
                     &a.due_date
                 },
                 a.instructions,
-                a.attachments
-                    .iter()
-                    .map(|p| format!(" [file {} blob {}]", p.file_name, hex::encode(&p.blob_id)))
-                    .collect::<String>()
+                pointers_text(&a.attachments)
             ),
+            json!({ "title": a.title, "instructions": a.instructions,
+                    "due_date": (!a.due_date.is_empty()).then_some(&a.due_date),
+                    "attachments": a.attachments.iter().map(pointer_json).collect::<Vec<_>>() }),
         ),
         Body::HomeworkSubmission(s) => (
             "homework_submission",
-            format!("for {}: {}", hex::encode(&s.assignment_id), s.body),
+            format!(
+                "for {}: {}{}",
+                hex::encode(&s.assignment_id),
+                s.body,
+                pointers_text(&s.attachments)
+            ),
+            json!({ "assignment_id": hex::encode(&s.assignment_id), "body": s.body,
+                    "attachments": s.attachments.iter().map(pointer_json).collect::<Vec<_>>() }),
         ),
         Body::Feedback(f) => (
             "feedback",
             format!("on {}: {}", hex::encode(&f.refers_to), f.body),
+            json!({ "refers_to": hex::encode(&f.refers_to), "body": f.body }),
         ),
         Body::Attachment(a) => (
             "attachment",
@@ -238,24 +305,47 @@ fn print_event(json: bool, e: &Event) {
                 a.media_type,
                 hex::encode(&a.blob_id)
             ),
+            json!({ "attachment": pointer_json(a) }),
         ),
         Body::DeliveryReceipt(r) => (
             "delivery_receipt",
             format!("{} message(s)", r.message_ids.len()),
+            json!({ "message_ids": ids_json(&r.message_ids) }),
         ),
         Body::ReadReceipt(r) => (
             "read_receipt",
             format!("{} message(s)", r.message_ids.len()),
+            json!({ "message_ids": ids_json(&r.message_ids) }),
         ),
-        Body::InviteAccepted(i) => ("invite_accepted", i.display_name.clone()),
-    };
-    if json {
-        println!(
-            "{}",
-            json!({ "id": e.id.to_hex(), "from": from, "sent_at_ms": e.sent_at_ms, "kind": kind, "text": text })
-        );
+        Body::InviteAccepted(i) => (
+            "invite_accepted",
+            i.display_name.clone(),
+            json!({ "display_name": i.display_name }),
+        ),
+        // Recovery messages are handled inside the SDK and never become
+        // message events.
+        Body::RetryRequest(_) | Body::RetryUnavailable(_) => ("recovery", String::new(), json!({})),
+    }
+}
+
+fn print_event(json: bool, e: &Event) {
+    let from = if e.contact_name.is_empty() {
+        e.contact.to_string()
     } else {
-        println!("{} {from} [{kind}] {text}", e.id.to_hex());
+        e.contact_name.clone()
+    };
+    let (kind, text, fields) = describe(e);
+    let id = MessageId(e.event_id.0).to_hex();
+    if json {
+        let mut out = json!({ "event_id": id, "contact": e.contact.to_string(),
+                              "contact_name": e.contact_name, "from": from, "at_ms": e.at_ms,
+                              "kind": kind, "text": text });
+        if let (Some(out), serde_json::Value::Object(extra)) = (out.as_object_mut(), fields) {
+            out.extend(extra);
+        }
+        println!("{out}");
+    } else {
+        println!("{id} {from} [{kind}] {text}");
     }
 }
 
@@ -327,14 +417,21 @@ async fn main() -> anyhow::Result<()> {
     let json = cli.json;
     match cli.command {
         Command::Init { .. } | Command::Demo { .. } => unreachable!("handled above"),
-        Command::Invite { valid_hours } => {
+        Command::Invite { valid_hours, uses } => {
             let link = client
-                .create_invite(Duration::from_secs(valid_hours * 3600))
+                .create_invite_for(Duration::from_secs(valid_hours * 3600), uses)
                 .await?;
             if json {
-                println!("{}", json!({ "invite": link }));
+                println!(
+                    "{}",
+                    json!({ "invite": link, "uses": uses, "valid_hours": valid_hours })
+                );
             } else {
                 println!("{link}");
+                eprintln!(
+                    "valid for {valid_hours} hour(s); {uses} {} may accept it",
+                    if uses == 1 { "person" } else { "people" }
+                );
             }
         }
         Command::Accept { invite, name } => {

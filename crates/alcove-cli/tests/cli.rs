@@ -80,12 +80,21 @@ async fn two_profiles_talk_through_the_cli() {
         let inbox = alcove(&c2, &ck2, &["inbox"]);
         assert!(inbox.contains("Hello from the CLI"), "{inbox}");
         assert!(inbox.contains("homework_assignment"), "{inbox}");
-        let blob = inbox
+        // Scripts read fields, not prose: the assignment's id, due date and
+        // worksheet (blob id, file name, size, media type) are fields.
+        let assignment: serde_json::Value = inbox
             .lines()
-            .find(|l| l.contains("homework_assignment"))
-            .and_then(|l| l.split("blob ").nth(1))
-            .map(|s| s.trim_end_matches([']', '"', '}']).to_string())
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|v| v["kind"] == "homework_assignment")
             .unwrap();
+        assert_eq!(assignment["message_id"], hw.as_str(), "{assignment}");
+        assert_eq!(assignment["due_date"], "2026-12-01", "{assignment}");
+        assert_eq!(assignment["title"], "Sheet", "{assignment}");
+        let sheet = &assignment["attachments"][0];
+        assert_eq!(sheet["file_name"], "sheet.txt", "{assignment}");
+        assert_eq!(sheet["size"], 14, "{assignment}");
+        assert_eq!(sheet["media_type"], "text/plain", "{assignment}");
+        let blob = sheet["blob_id"].as_str().unwrap().to_string();
         let out = c2.parent().unwrap().join("got.txt");
         alcove(
             &c2,
@@ -177,10 +186,9 @@ async fn a_50_mib_attachment_round_trips_in_bounded_memory() {
         let inbox = alcove(&c2, &ck, &["inbox"]);
         let blob = inbox
             .lines()
-            .filter(|l| l.contains("\"kind\":\"attachment\""))
-            .find(|l| l.contains("session-recording"))
-            .and_then(|l| l.split("blob ").nth(1))
-            .map(|s| s.trim_end_matches(['"', '}']).to_string())
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|v| v["attachment"]["file_name"] == "session-recording.mp4")
+            .and_then(|v| v["attachment"]["blob_id"].as_str().map(String::from))
             .unwrap();
         let down = peak_rss_kib(
             &c2,
@@ -204,5 +212,80 @@ async fn a_50_mib_attachment_round_trips_in_bounded_memory() {
         down < base + 12 * 1024,
         "download peak RSS {down} KiB vs baseline {base} KiB"
     );
+    relay.shutdown().await.unwrap();
+}
+
+/// Runs `alcove` and returns (success, stdout, stderr).
+fn try_alcove(profile: &Path, key: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_alcove"))
+        .arg("--profile")
+        .arg(profile)
+        .args(args)
+        .env("ALCOVE_STORAGE_KEY", key)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run alcove");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A new user's first run: a mistyped URL, a relay that is down, then the
+/// corrected `init`; an invite that could never be valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_run_mistakes_are_explained_and_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("me");
+    let key = "44".repeat(32);
+    // A free port with nothing listening: the relay is down.
+    let down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let (p, k) = (profile.clone(), key.clone());
+    let (ok, _, err) = tokio::task::spawn_blocking(move || {
+        try_alcove(&p, &k, &["init", "--server", "notaurl", "--name", "Sam"])
+    })
+    .await
+    .unwrap();
+    assert!(!ok);
+    assert!(
+        err.contains("invalid relay URL") && err.contains("http://"),
+        "{err}"
+    );
+    assert!(!err.contains("retry later"), "{err}");
+    assert!(!profile.exists(), "a malformed URL left a profile behind");
+
+    let (p, k) = (profile.clone(), key.clone());
+    let url = format!("http://{down}");
+    let (ok, _, err) = tokio::task::spawn_blocking(move || {
+        try_alcove(&p, &k, &["init", "--server", &url, "--name", "Sam"])
+    })
+    .await
+    .unwrap();
+    assert!(!ok);
+    assert!(err.contains("retry later"), "{err}");
+    assert!(
+        !profile.exists(),
+        "a failed registration left a profile behind"
+    );
+
+    // The relay comes up; the same command now works.
+    let relay = alcove_server::start(alcove_server::Config::for_dir(dir.path().join("relay")))
+        .await
+        .unwrap();
+    let url = format!("http://{}", relay.addr);
+    let (p, k) = (profile.clone(), key.clone());
+    let (ok, out, err) = tokio::task::spawn_blocking(move || {
+        let init = try_alcove(&p, &k, &["init", "--server", &url, "--name", "Sam"]);
+        assert!(init.0, "init after the relay came up: {}", init.2);
+        try_alcove(&p, &k, &["invite", "--valid-hours", "0"])
+    })
+    .await
+    .unwrap();
+    assert!(!ok, "an invite valid for 0 hours was created: {out}");
+    assert!(err.contains("--valid-hours"), "{err}");
     relay.shutdown().await.unwrap();
 }

@@ -20,8 +20,35 @@ pub mod pb {
 pub use pb::content::Body;
 pub use pb::{
     AttachmentPointer, Content, DeliveryReceipt, Feedback, HomeworkAssignment, HomeworkSubmission,
-    InviteAccepted, ReadReceipt, Text,
+    InviteAccepted, ReadReceipt, RetryRequest, RetryUnavailable, Text,
 };
+
+/// Length of the envelope digest a [`RetryRequest`] names.
+pub const ENVELOPE_DIGEST_LEN: usize = 16;
+
+/// The digest a [`RetryRequest`] names an envelope by: the first 16 bytes
+/// of SHA-256 over the sealed envelope as sent and delivered.
+pub fn envelope_digest(envelope: &[u8]) -> [u8; ENVELOPE_DIGEST_LEN] {
+    use sha2::Digest;
+    let full = sha2::Sha256::digest(envelope);
+    let mut out = [0u8; ENVELOPE_DIGEST_LEN];
+    out.copy_from_slice(&full[..ENVELOPE_DIGEST_LEN]);
+    out
+}
+
+/// Prints everything but the key, which must never reach a log.
+impl fmt::Debug for AttachmentPointer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AttachmentPointer")
+            .field("blob_id", &self.blob_id)
+            .field("key", &"<redacted>")
+            .field("digest", &self.digest)
+            .field("size", &self.size)
+            .field("media_type", &self.media_type)
+            .field("file_name", &self.file_name)
+            .finish()
+    }
+}
 
 /// Length of a message id.
 pub const MESSAGE_ID_LEN: usize = 16;
@@ -129,6 +156,14 @@ pub fn validate(content: &Content) -> Result<(), ContentError> {
                 Ok(())
             } else {
                 Err(ContentError::Invalid("invite_nonce must be 16 bytes"))
+            }
+        }
+        Some(Body::RetryRequest(RetryRequest { envelope_digest }))
+        | Some(Body::RetryUnavailable(RetryUnavailable { envelope_digest })) => {
+            if envelope_digest.len() == ENVELOPE_DIGEST_LEN {
+                Ok(())
+            } else {
+                Err(ContentError::Invalid("envelope_digest must be 16 bytes"))
             }
         }
         Some(Body::DeliveryReceipt(DeliveryReceipt { message_ids }))

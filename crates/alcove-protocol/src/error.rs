@@ -120,9 +120,13 @@ pub enum InviteError {
     /// The invite string did not parse.
     #[error(transparent)]
     Decode(#[from] DecodeError),
-    /// The invite's expiry time has passed.
-    #[error("invite expired")]
-    Expired,
+    /// The invite's expiry time has passed (an invite is valid strictly
+    /// before `expires_at`).
+    #[error("invite expired at {expires_at} (seconds since the Unix epoch)")]
+    Expired {
+        /// When it expired, seconds since the Unix epoch.
+        expires_at: u64,
+    },
     /// The keys fetched from the relay belong to another address.
     #[error("fetched identity does not match the invite's address")]
     AddressMismatch,

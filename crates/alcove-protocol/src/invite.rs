@@ -158,11 +158,13 @@ impl Invite {
     }
 
     /// Checks the keys fetched from the relay against the invite: not
-    /// expired at `now` (seconds since the Unix epoch), same address, same
+    /// expired at `now` (valid strictly before `expires_at`) (seconds since the Unix epoch), same address, same
     /// fingerprint.
     pub fn verify(&self, fetched: &PublicIdentity, now: u64) -> Result<(), InviteError> {
-        if now > self.expires_at {
-            return Err(InviteError::Expired);
+        if now >= self.expires_at {
+            return Err(InviteError::Expired {
+                expires_at: self.expires_at,
+            });
         }
         if fetched.address() != self.address {
             return Err(InviteError::AddressMismatch);

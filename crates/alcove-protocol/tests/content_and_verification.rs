@@ -194,7 +194,13 @@ fn invite_round_trip_and_checks() {
     decoded.verify(therapist.public(), 1_999).unwrap();
     assert_eq!(
         decoded.verify(therapist.public(), 2_001),
-        Err(InviteError::Expired)
+        Err(InviteError::Expired { expires_at: 2_000 })
+    );
+    // Valid strictly before its expiry: an invite made to last zero seconds
+    // is never valid.
+    assert_eq!(
+        decoded.verify(therapist.public(), 2_000),
+        Err(InviteError::Expired { expires_at: 2_000 })
     );
     assert_eq!(
         decoded.verify(impostor.public(), 1_000),
@@ -303,4 +309,20 @@ fn attachments_detect_tampering_truncation_and_reordering() {
     let other = AttachmentKey::from_bytes(&[7; 32]).unwrap();
     assert!(decrypt_all(&blob, &other, digest, c).is_err());
     assert_eq!(format!("{key:?}"), "AttachmentKey(<redacted>)");
+}
+
+#[test]
+fn attachment_keys_never_reach_debug_output() {
+    let pointer = alcove_protocol::content::AttachmentPointer {
+        blob_id: vec![1; 16],
+        key: vec![0xAB; 32],
+        digest: vec![2; 32],
+        size: 10,
+        media_type: "application/pdf".into(),
+        file_name: "worksheet.pdf".into(),
+    };
+    let shown = format!("{pointer:?}");
+    assert!(shown.contains("worksheet.pdf"), "{shown}");
+    assert!(!shown.contains("171"), "key bytes printed: {shown}");
+    assert!(!shown.to_lowercase().contains("ab, ab"), "{shown}");
 }

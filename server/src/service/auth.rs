@@ -93,6 +93,7 @@ impl Auth for Services {
             Ok(Response::new(LoginResponse {
                 token,
                 expires_at_ms,
+                limits: Some(relay.limits.for_clients()),
             }))
         }
         .await;
@@ -128,6 +129,7 @@ impl Auth for Services {
             Ok(Response::new(LoginResponse {
                 token,
                 expires_at_ms,
+                limits: Some(relay.limits.for_clients()),
             }))
         }
         .await;

@@ -1,11 +1,12 @@
-//! The profile's local store, encrypted at rest.
+//! The profile's records, encrypted at rest over a [`ProfileStore`].
 //!
-//! Each record is sealed with ChaCha20-Poly1305 under a key derived from
+//! Each record is sealed with XChaCha20-Poly1305 under a key derived from
 //! the app's 32-byte storage key, with a random nonce and the record's name
-//! as associated data (so records cannot be swapped). Record names never
-//! contain contact addresses: per-contact records are named by an HMAC of
-//! the address under another derived key. A check record tells a wrong
-//! storage key apart from a damaged profile.
+//! as associated data (so records cannot be swapped). Record names are
+//! listed in [`crate::records`]; none contains a contact's address or an
+//! invite nonce: those records are named by an HMAC under another derived
+//! key. A check record tells a wrong storage key apart from a damaged
+//! profile.
 
 use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
@@ -16,25 +17,23 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use crate::records;
+use crate::store::ProfileStore;
 
-const CHECK: &[u8] = b"check";
-const CHECK_VALUE: &[u8] = b"alcove profile v1";
+/// The check record's value; names the profile format.
+const CHECK_VALUE: &[u8] = b"alcove profile v2";
 
 /// A record's name and its opened value.
 pub(crate) type Record = (Vec<u8>, Zeroizing<Vec<u8>>);
 
 pub(crate) struct Vault {
-    db: sled::Db,
-    records: sled::Tree,
+    store: Box<dyn ProfileStore>,
     cipher: XChaCha20Poly1305,
     name_key: Zeroizing<[u8; 32]>,
 }
 
 impl Vault {
-    pub(crate) fn open(dir: &std::path::Path, storage_key: &[u8; 32]) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Storage(e.to_string()))?;
-        let db = sled::open(dir.join("store"))?;
-        let records = db.open_tree("records")?;
+    pub(crate) fn open(store: Box<dyn ProfileStore>, storage_key: &[u8; 32]) -> Result<Self> {
         let hk = Hkdf::<Sha256>::new(Some(b"Alcove/v1/profile"), storage_key);
         let mut enc = Zeroizing::new([0u8; 32]);
         let mut names = Zeroizing::new([0u8; 32]);
@@ -43,20 +42,31 @@ impl Vault {
         hk.expand(b"names", names.as_mut())
             .map_err(|_| Error::StorageLocked)?;
         let vault = Self {
-            db,
-            records,
+            store,
             cipher: XChaCha20Poly1305::new(enc.as_ref().into()),
             name_key: names,
         };
-        match vault.get(CHECK) {
-            Ok(Some(v)) if v.as_slice() == CHECK_VALUE => {}
-            Ok(None) if vault.records.is_empty() => vault.put(CHECK, CHECK_VALUE)?,
-            _ => return Err(Error::StorageLocked),
+        match vault.store.get(records::CHECK)? {
+            Some(sealed) => match vault.open_record(records::CHECK, &sealed) {
+                Ok(v) if v.as_slice() == CHECK_VALUE => {}
+                Ok(v) => {
+                    return Err(Error::ProfileCorrupt(format!(
+                        "unsupported profile format {:?}",
+                        String::from_utf8_lossy(&v)
+                    )))
+                }
+                Err(_) => return Err(Error::StorageLocked),
+            },
+            None if vault.store.is_empty()? => {
+                vault.commit(&[(records::CHECK.to_vec(), CHECK_VALUE.to_vec())], &[])?
+            }
+            None => return Err(Error::ProfileCorrupt("the check record is missing".into())),
         }
         Ok(vault)
     }
 
-    /// The record name for something keyed by a contact's address.
+    /// The record name for something that must not appear in a name (a
+    /// contact's address, an invite nonce): `prefix/` and an HMAC of `id`.
     pub(crate) fn hashed_name(&self, prefix: &str, id: &[u8]) -> Vec<u8> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.name_key.as_ref())
             .expect("HMAC accepts keys of any length");
@@ -89,7 +99,7 @@ impl Vault {
 
     fn open_record(&self, name: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         if sealed.len() < 25 || sealed[0] != 1 {
-            return Err(Error::StorageLocked);
+            return Err(corrupt(name));
         }
         self.cipher
             .decrypt(
@@ -100,42 +110,45 @@ impl Vault {
                 },
             )
             .map(Zeroizing::new)
-            .map_err(|_| Error::StorageLocked)
+            .map_err(|_| corrupt(name))
     }
 
     pub(crate) fn get(&self, name: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>> {
-        match self.records.get(name)? {
+        match self.store.get(name)? {
             Some(v) => Ok(Some(self.open_record(name, &v)?)),
             None => Ok(None),
         }
     }
 
-    pub(crate) fn put(&self, name: &[u8], value: &[u8]) -> Result<()> {
-        self.records.insert(name, self.seal(name, value)?)?;
-        Ok(())
-    }
-
-    /// Writes several records (and removals) atomically, then flushes.
+    /// Writes several records (and removals) atomically and durably.
     pub(crate) fn commit(&self, puts: &[(Vec<u8>, Vec<u8>)], removes: &[Vec<u8>]) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        for (name, value) in puts {
-            batch.insert(name.as_slice(), self.seal(name, value)?);
-        }
-        for name in removes {
-            batch.remove(name.as_slice());
-        }
-        self.records.apply_batch(batch)?;
-        self.db.flush()?;
-        Ok(())
+        let sealed = puts
+            .iter()
+            .map(|(name, value)| Ok((name.clone(), self.seal(name, value)?)))
+            .collect::<Result<Vec<_>>>()?;
+        self.store.commit(&sealed, removes)
     }
 
     /// Records whose names start with `prefix`, in name order.
     pub(crate) fn scan(&self, prefix: &[u8]) -> Result<Vec<Record>> {
-        let mut out = Vec::new();
-        for item in self.records.scan_prefix(prefix) {
-            let (k, v) = item?;
-            out.push((k.to_vec(), self.open_record(&k, &v)?));
-        }
-        Ok(out)
+        self.store
+            .scan_prefix(prefix)?
+            .into_iter()
+            .map(|(k, v)| {
+                let opened = self.open_record(&k, &v)?;
+                Ok((k, opened))
+            })
+            .collect()
     }
+}
+
+/// A record that does not open under a key that opened the check record
+/// was damaged (or planted).
+fn corrupt(name: &[u8]) -> Error {
+    let shown: String = name
+        .iter()
+        .take_while(|b| **b != b'/')
+        .map(|b| *b as char)
+        .collect();
+    Error::ProfileCorrupt(format!("record {shown:?} does not open"))
 }

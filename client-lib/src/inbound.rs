@@ -1,0 +1,585 @@
+//! Receiving: each envelope is opened, decrypted with the contact's
+//! sessions, and stored (event, session change, prekey deletion) in one
+//! write before the relay is told to delete it. An envelope that does not
+//! decrypt starts recovery (a retry request to its sender) instead of
+//! vanishing.
+
+use std::collections::VecDeque;
+
+use alcove_protocol::content::{self, envelope_digest, Body, Content, MessageId};
+use alcove_protocol::prekeys::{OneTimePreKeyPair, SignedPreKeyPair};
+use alcove_protocol::sealed_sender::{self, Opened};
+use alcove_protocol::x3dh::{self, InitialMessage};
+use alcove_protocol::{DeviceAddress, PublicIdentity, Session, SessionError};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::records;
+use crate::sessions::{SessionSet, Slot};
+use crate::{AttachmentPointer, Client, Core, Event, EventId, EventKind};
+
+/// X3DH base keys remembered per signed prekey (a replayed initial
+/// message is refused by them even after its session is gone).
+const MAX_BASE_KEYS_PER_PREKEY: usize = 4_096;
+
+/// An inbox record.
+#[derive(Serialize, Deserialize)]
+struct StoredEvent {
+    contact: [u8; 32],
+    at_ms: i64,
+    kind: StoredKind,
+}
+
+#[derive(Serialize, Deserialize)]
+enum StoredKind {
+    /// Encoded [`Content`].
+    Message(Vec<u8>),
+    SessionReset(String),
+    Resent([u8; 16]),
+    DeliveryFailed(Option<[u8; 16]>, String),
+    Undecryptable(String),
+    InviteRefused(String),
+}
+
+/// What decrypting one envelope came to.
+enum Decrypted {
+    /// Opened by a session this device had.
+    Known { slot: Slot, session: Session },
+    /// Opened by a session the sender just started (X3DH).
+    New {
+        session: Session,
+        signed_prekey_id: u32,
+        one_time_prekey: Option<u32>,
+    },
+}
+
+enum Outcome {
+    Opened(Decrypted, Zeroizing<Vec<u8>>),
+    /// An initial message whose base key was accepted before: a replay.
+    Replay,
+    /// Nothing opens it.
+    Failed(String),
+}
+
+impl Client {
+    /// Fetches everything waiting on the relay, decrypts it, stores it in
+    /// the profile, then lets the relay delete it. Returns the new events,
+    /// oldest first: messages, and notices of what went wrong (messages
+    /// that could not be delivered or decrypted, sessions reset, messages
+    /// re-sent). Also retries the outbox, tops up and rotates prekeys.
+    pub async fn sync(&self) -> Result<Vec<Event>> {
+        let (_, mut events) = self.flush().await?;
+        loop {
+            let (page, more) = self.relay.fetch_page().await?;
+            if page.is_empty() {
+                break;
+            }
+            let mut acks = Vec::new();
+            let mut failure = None;
+            for env in &page {
+                match self.receive(&env.envelope).await {
+                    Ok(new) => {
+                        events.extend(new);
+                        acks.push(env.sequence);
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            // Whatever was stored is acknowledged, even when a later
+            // envelope failed; the failed one stays on the relay.
+            if !acks.is_empty() {
+                self.relay.ack(&acks).await?;
+            }
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            if !more {
+                break;
+            }
+        }
+        self.maintain_prekeys().await?;
+        self.prune_resend_store()?;
+        Ok(events)
+    }
+
+    /// Live events: first what the outbox reports, then whatever waits on
+    /// the relay, then messages as they arrive. Each is stored before its
+    /// envelope is acknowledged, exactly as in [`Client::sync`]: an
+    /// envelope that could not be stored is not acknowledged, the stream
+    /// yields the error and ends, and the envelope is delivered again when
+    /// the app calls `events()` (or [`Client::sync`]) again. The stream
+    /// also ends when the relay closes it (for example on shutdown).
+    ///
+    /// ```no_run
+    /// # async fn f(client: alcove_client::Client) -> Result<(), alcove_client::Error> {
+    /// use futures::StreamExt;
+    /// let mut events = std::pin::pin!(client.events());
+    /// while let Some(event) = events.next().await {
+    ///     let event = event?;
+    ///     println!("{:?}", event.kind);
+    ///     client.confirm(&event).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn events(&self) -> impl futures::Stream<Item = Result<Event>> + '_ {
+        enum State {
+            Start,
+            Live(tonic::Streaming<alcove_api::v1::Envelope>, VecDeque<Event>),
+            Done,
+        }
+        futures::stream::unfold(State::Start, move |state| async move {
+            let (mut sub, mut ready) = match state {
+                State::Done => return None,
+                State::Live(sub, ready) => (sub, ready),
+                State::Start => {
+                    let ready: VecDeque<Event> = match self.flush().await {
+                        Ok((_, failed)) => failed.into(),
+                        Err(e) => return Some((Err(e), State::Done)),
+                    };
+                    match self.relay.subscribe().await {
+                        Ok(sub) => (sub, ready),
+                        Err(e) => return Some((Err(e), State::Done)),
+                    }
+                }
+            };
+            loop {
+                if let Some(event) = ready.pop_front() {
+                    return Some((Ok(event), State::Live(sub, ready)));
+                }
+                let envelope = match sub.message().await {
+                    Ok(Some(env)) => env,
+                    Ok(None) => return None,
+                    Err(status) => return Some((Err(status.into()), State::Done)),
+                };
+                match self.receive(&envelope.envelope).await {
+                    Ok(new) => ready.extend(new),
+                    Err(e) => return Some((Err(e), State::Done)),
+                }
+                if let Err(e) = self.relay.ack(&[envelope.sequence]).await {
+                    // Stored but not acknowledged: the relay delivers it
+                    // again and it is recognised as seen.
+                    return Some((Err(e), State::Done));
+                }
+            }
+        })
+    }
+
+    /// Handles one envelope. `Ok` means it was dealt with for good (stored,
+    /// recognised as a duplicate or replay, or reported): the caller
+    /// acknowledges it. `Err` means nothing was decided (storage failed,
+    /// the relay is unreachable for recovery): it must stay on the relay.
+    async fn receive(&self, envelope: &[u8]) -> Result<Vec<Event>> {
+        let opened = match sealed_sender::open(&self.identity, envelope) {
+            Ok(o) => o,
+            Err(e) => {
+                // Not sealed for this device by anyone it could answer: no
+                // sender to report or to ask again.
+                tracing::warn!(error = %e, "dropping an envelope that does not open");
+                return Ok(Vec::new());
+            }
+        };
+        let digest = envelope_digest(envelope);
+        let from = *opened.sender.address().as_bytes();
+        let mut core = self.core.lock().await;
+        let mut set = self.load_sessions(&from)?;
+        if set.seen_envelope(&digest) {
+            tracing::debug!("envelope delivered again; already stored");
+            return Ok(Vec::new());
+        }
+        let (decrypted, plaintext) = match self.decrypt(&opened, &set)? {
+            Outcome::Opened(d, p) => (d, p),
+            Outcome::Replay => {
+                tracing::warn!("refusing a replayed initial message");
+                return Ok(Vec::new());
+            }
+            Outcome::Failed(reason) => {
+                return self
+                    .recover(&mut core, &opened.sender, &digest, reason)
+                    .await
+            }
+        };
+
+        // The session change and the prekey deletion are saved whatever
+        // the content turns out to be.
+        let mut puts = Vec::new();
+        let mut removes = Vec::new();
+        let slot = match decrypted {
+            Decrypted::Known { slot, session } => {
+                set.update(slot, &session);
+                (slot, session)
+            }
+            Decrypted::New {
+                session,
+                signed_prekey_id,
+                one_time_prekey,
+            } => {
+                if let Some(id) = one_time_prekey {
+                    removes.push(records::otk(id));
+                }
+                puts.push(self.accepted_base_key(signed_prekey_id, &session)?);
+                let slot = set.add_from_peer(&session)?;
+                (slot, session)
+            }
+        };
+        let message = content::decode(&plaintext);
+        let message_id = message
+            .as_ref()
+            .ok()
+            .and_then(|m| MessageId::from_slice(&m.message_id));
+        let duplicate = message_id.is_some_and(|id| set.seen_message(&id.0));
+        set.remember(digest, message_id.map(|id| id.0));
+        core.observe_sender(&opened.sender);
+
+        let mut events = Vec::new();
+        let mut retry = None;
+        match (message, duplicate) {
+            (_, true) => tracing::debug!("message sent again; already delivered"),
+            (Err(e), _) => events.push(self.notice_locked(
+                &core,
+                &from,
+                EventKind::Undecryptable {
+                    reason: format!("the message decrypted but its content is malformed: {e}"),
+                },
+            )),
+            (Ok(message), false) => {
+                let body = message
+                    .body
+                    .clone()
+                    .unwrap_or(Body::Text(Default::default()));
+                match body {
+                    Body::RetryRequest(r) => {
+                        // The sender reset the session to ask; answer on it.
+                        set.promote(slot.0, &slot.1);
+                        retry = <[u8; 16]>::try_from(r.envelope_digest.as_slice()).ok();
+                    }
+                    Body::RetryUnavailable(_) => events.push(
+                        self.notice_locked(
+                            &core,
+                            &from,
+                            EventKind::Undecryptable {
+                                reason: "a message from this contact could not be decrypted, \
+                                     and their device no longer has it to send again"
+                                    .into(),
+                            },
+                        ),
+                    ),
+                    body => {
+                        let id = message_id.unwrap_or(MessageId([0; 16]));
+                        events.push(self.message_event(
+                            &mut core,
+                            &from,
+                            id,
+                            message.sent_at_ms,
+                            body,
+                            &mut puts,
+                            &mut removes,
+                        )?);
+                    }
+                }
+            }
+        }
+        for event in &events {
+            puts.push(self.inbox_record(event)?);
+            for pointer in event.body().map(attachments_of).unwrap_or_default() {
+                puts.push((
+                    records::attachment(&pointer.blob_id),
+                    prost::Message::encode_to_vec(pointer),
+                ));
+            }
+        }
+        puts.push(self.sessions_record(&from, &set)?);
+        puts.push(core.contacts_record()?);
+        self.vault.commit(&puts, &removes)?;
+        if let Some(digest) = retry {
+            events.push(self.answer_retry(&mut core, &from, &digest).await?);
+        }
+        Ok(events)
+    }
+
+    /// Tries every session this device has with the sender, then X3DH for
+    /// a new one. Nothing is changed here.
+    fn decrypt(&self, opened: &Opened, set: &SessionSet) -> Result<Outcome> {
+        let mut last_error = "no session with this contact".to_string();
+        if InitialMessage::is_initial(&opened.message) {
+            let initial = match InitialMessage::decode(&opened.message) {
+                Ok(i) => i,
+                Err(e) => return Ok(Outcome::Failed(e.to_string())),
+            };
+            for (slot, mut session) in set.all()? {
+                if session.base_key() == initial.base_key() {
+                    return Ok(match session.decrypt(&opened.message) {
+                        Ok(p) => {
+                            Outcome::Opened(Decrypted::Known { slot, session }, Zeroizing::new(p))
+                        }
+                        Err(e) => Outcome::Failed(e.to_string()),
+                    });
+                }
+            }
+            let spk_id = initial.signed_prekey_id();
+            if self.base_key_seen(spk_id, initial.base_key().as_bytes())? {
+                return Ok(Outcome::Replay);
+            }
+            let Some(spk_bytes) = self.vault.get(&records::spk(spk_id))? else {
+                return Ok(Outcome::Failed(format!(
+                    "the first message uses signed prekey {spk_id}, which this device no longer has"
+                )));
+            };
+            let spk = SignedPreKeyPair::from_secret_bytes(&spk_bytes, self.identity.public())
+                .map_err(|_| Error::ProfileCorrupt("a signed prekey".into()))?;
+            let otk = match initial.one_time_prekey_id() {
+                Some(id) => self
+                    .vault
+                    .get(&records::otk(id))?
+                    .and_then(|b| OneTimePreKeyPair::from_secret_bytes(&b).ok()),
+                None => None,
+            };
+            return Ok(
+                match x3dh::accept(&self.identity, &spk, otk.as_ref(), &opened.sender, &initial) {
+                    Ok((session, p)) => Outcome::Opened(
+                        Decrypted::New {
+                            session,
+                            signed_prekey_id: spk_id,
+                            one_time_prekey: initial.one_time_prekey_id(),
+                        },
+                        Zeroizing::new(p),
+                    ),
+                    Err(e) => Outcome::Failed(e.to_string()),
+                },
+            );
+        }
+        for (slot, mut session) in set.all()? {
+            match session.decrypt(&opened.message) {
+                Ok(p) => {
+                    return Ok(Outcome::Opened(
+                        Decrypted::Known { slot, session },
+                        Zeroizing::new(p),
+                    ))
+                }
+                Err(SessionError::DuplicateMessage) if slot == Slot::Current => {
+                    // An index this session already used, in an envelope
+                    // not seen before: the sender's state was restored from
+                    // an old copy.
+                    last_error = "the sender reused a message key (their state was restored \
+                                  from an older copy)"
+                        .into();
+                }
+                Err(e) if slot == Slot::Current => last_error = e.to_string(),
+                Err(_) => {}
+            }
+        }
+        Ok(Outcome::Failed(last_error))
+    }
+
+    fn base_key_seen(&self, spk_id: u32, base: &[u8; 32]) -> Result<bool> {
+        Ok(match self.vault.get(&records::base_keys(spk_id))? {
+            Some(bytes) => records::decode::<Vec<[u8; 32]>>("base keys", &bytes)?.contains(base),
+            None => false,
+        })
+    }
+
+    /// The base-key record with `session`'s base key added.
+    fn accepted_base_key(&self, spk_id: u32, session: &Session) -> Result<(Vec<u8>, Vec<u8>)> {
+        let name = records::base_keys(spk_id);
+        let mut keys: Vec<[u8; 32]> = match self.vault.get(&name)? {
+            Some(bytes) => records::decode("base keys", &bytes)?,
+            None => Vec::new(),
+        };
+        keys.push(*session.base_key().as_bytes());
+        if keys.len() > MAX_BASE_KEYS_PER_PREKEY {
+            keys.drain(..keys.len() - MAX_BASE_KEYS_PER_PREKEY);
+        }
+        Ok((name, records::encode(&keys)?))
+    }
+
+    /// An envelope from `sender` did not decrypt: start a new session with
+    /// them and ask for it again (reported as [`EventKind::SessionReset`]);
+    /// when that is impossible, report [`EventKind::Undecryptable`].
+    async fn recover(
+        &self,
+        core: &mut Core,
+        sender: &PublicIdentity,
+        digest: &[u8; 16],
+        reason: String,
+    ) -> Result<Vec<Event>> {
+        tracing::warn!(%reason, "a message did not decrypt; asking its sender again");
+        let from = *sender.address().as_bytes();
+        let known_key = core.observe_sender(sender).pending_identity.is_none();
+        let fresh = if known_key {
+            match self.start_session(core, &from).await {
+                Ok(s) => Ok(s),
+                Err(e @ Error::Offline(_)) => return Err(e),
+                Err(e) => Err(e.to_string()),
+            }
+        } else {
+            Err("their identity key changed; verify it, then ask them to send again".to_string())
+        };
+        let session = match fresh {
+            Ok(s) => s,
+            Err(why) => {
+                let event = self.notice_locked(
+                    core,
+                    &from,
+                    EventKind::Undecryptable {
+                        reason: format!("{reason}; it cannot be asked for again: {why}"),
+                    },
+                );
+                self.vault
+                    .commit(&[self.inbox_record(&event)?, core.contacts_record()?], &[])?;
+                return Ok(vec![event]);
+            }
+        };
+        let event = self.notice_locked(core, &from, EventKind::SessionReset { reason });
+        let request = Content {
+            message_id: MessageId::random(&mut rand::rngs::OsRng).0.to_vec(),
+            sent_at_ms: self.now_ms(),
+            body: Some(Body::RetryRequest(content::RetryRequest {
+                envelope_digest: digest.to_vec(),
+            })),
+        };
+        let id = MessageId::from_slice(&request.message_id).unwrap_or(MessageId([0; 16]));
+        let plaintext = Zeroizing::new(content::encode(&request));
+        let extra = vec![self.inbox_record(&event)?];
+        match self
+            .seal_and_send(core, &from, Some(session), &plaintext, id, false, 0, extra)
+            .await
+        {
+            Ok(()) | Err(Error::Offline(_)) | Err(Error::Busy(_)) => Ok(vec![event]),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A message event, with what it changes: a contact's name and
+    /// verification for an accepted invite.
+    #[allow(clippy::too_many_arguments)]
+    fn message_event(
+        &self,
+        core: &mut Core,
+        from: &[u8; 32],
+        id: MessageId,
+        sent_at_ms: i64,
+        body: Body,
+        puts: &mut Vec<(Vec<u8>, Vec<u8>)>,
+        removes: &mut Vec<Vec<u8>>,
+    ) -> Result<Event> {
+        let mut kind = EventKind::Message {
+            id,
+            body: body.clone(),
+        };
+        if let Body::InviteAccepted(accepted) = &body {
+            let spent = self.spend_invite(&accepted.invite_nonce, puts, removes)?;
+            let contact = core.contact_mut(from)?;
+            if contact.name.is_empty() {
+                contact.name = accepted.display_name.chars().take(100).collect();
+            }
+            match spent {
+                Ok(()) => contact.verified = true,
+                Err(reason) => kind = EventKind::InviteRefused { reason },
+            }
+        }
+        Ok(Event {
+            event_id: EventId(id.0),
+            contact: DeviceAddress::from_bytes(from)
+                .map_err(|e| Error::InvalidInput(e.to_string()))?,
+            contact_name: core.name_of(from),
+            at_ms: sent_at_ms,
+            kind,
+        })
+    }
+
+    /// The inbox record holding `event`.
+    pub(crate) fn inbox_record(&self, event: &Event) -> Result<(Vec<u8>, Vec<u8>)> {
+        let kind = match &event.kind {
+            EventKind::Message { id, body } => StoredKind::Message(content::encode(&Content {
+                message_id: id.0.to_vec(),
+                sent_at_ms: event.at_ms,
+                body: Some(body.clone()),
+            })),
+            EventKind::SessionReset { reason } => StoredKind::SessionReset(reason.clone()),
+            EventKind::Resent { id } => StoredKind::Resent(id.0),
+            EventKind::DeliveryFailed { id, reason } => {
+                StoredKind::DeliveryFailed(id.map(|i| i.0), reason.clone())
+            }
+            EventKind::Undecryptable { reason } => StoredKind::Undecryptable(reason.clone()),
+            EventKind::InviteRefused { reason } => StoredKind::InviteRefused(reason.clone()),
+        };
+        let stored = StoredEvent {
+            contact: *event.contact.as_bytes(),
+            at_ms: event.at_ms,
+            kind,
+        };
+        Ok((records::inbox(&event.event_id.0), records::encode(&stored)?))
+    }
+
+    /// Events received but not yet confirmed by the app (oldest first).
+    /// After a crash, this is where they are.
+    pub async fn pending_events(&self) -> Result<Vec<Event>> {
+        let core = self.core.lock().await;
+        let mut out = Vec::new();
+        for (name, value) in self.vault.scan(records::INBOX)? {
+            let stored: StoredEvent = records::decode("inbox", &value)?;
+            let event_id = name
+                .get(records::INBOX.len()..)
+                .and_then(|t| <[u8; 16]>::try_from(t).ok())
+                .ok_or_else(|| Error::ProfileCorrupt("an inbox record's name".into()))?;
+            let kind = match stored.kind {
+                StoredKind::Message(bytes) => {
+                    let m = content::decode(&bytes)
+                        .map_err(|_| Error::ProfileCorrupt("an inbox message".into()))?;
+                    let (Some(body), Some(id)) = (m.body, MessageId::from_slice(&m.message_id))
+                    else {
+                        continue;
+                    };
+                    EventKind::Message { id, body }
+                }
+                StoredKind::SessionReset(reason) => EventKind::SessionReset { reason },
+                StoredKind::Resent(id) => EventKind::Resent { id: MessageId(id) },
+                StoredKind::DeliveryFailed(id, reason) => EventKind::DeliveryFailed {
+                    id: id.map(MessageId),
+                    reason,
+                },
+                StoredKind::Undecryptable(reason) => EventKind::Undecryptable { reason },
+                StoredKind::InviteRefused(reason) => EventKind::InviteRefused { reason },
+            };
+            out.push(Event {
+                event_id: EventId(event_id),
+                contact: DeviceAddress::from_bytes(&stored.contact)
+                    .map_err(|_| Error::ProfileCorrupt("an inbox record's contact".into()))?,
+                contact_name: core.name_of(&stored.contact),
+                at_ms: stored.at_ms,
+                kind,
+            });
+        }
+        out.sort_by_key(|e| e.at_ms);
+        Ok(out)
+    }
+
+    /// A received attachment's pointer, by its blob id (as shown with the
+    /// message that carried it), for [`Client::download_file`].
+    pub async fn attachment(&self, blob_id: &[u8]) -> Result<Option<AttachmentPointer>> {
+        match self.vault.get(&records::attachment(blob_id))? {
+            Some(bytes) => Ok(Some(
+                prost::Message::decode(bytes.as_slice())
+                    .map_err(|_| Error::ProfileCorrupt("an attachment record".into()))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// The app has stored or shown `event`: remove it from the inbox.
+    pub async fn confirm(&self, event: &Event) -> Result<()> {
+        self.vault.commit(&[], &[records::inbox(&event.event_id.0)])
+    }
+}
+
+fn attachments_of(body: &Body) -> Vec<&AttachmentPointer> {
+    match body {
+        Body::Attachment(a) => vec![a],
+        Body::HomeworkAssignment(h) => h.attachments.iter().collect(),
+        Body::HomeworkSubmission(h) => h.attachments.iter().collect(),
+        _ => vec![],
+    }
+}

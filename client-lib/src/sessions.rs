@@ -1,0 +1,159 @@
+//! A contact's sessions: the current one, a few archived ones, and the
+//! ids recently seen from them, kept together in one record so that every
+//! change to them is one atomic write.
+//!
+//! - **Archived sessions.** When a session is replaced (the peer started a
+//!   new one, or this device did to recover), the old one is archived, not
+//!   deleted: a message sealed under it that is still on its way opens.
+//!   At most [`MAX_ARCHIVED_SESSIONS`] are kept, newest first; the oldest
+//!   is dropped when another is archived.
+//! - **Simultaneous starts.** When both sides start a session before
+//!   hearing from the other, each receives the other's initial message
+//!   while its own session still awaits a reply. Both keep, as current, the
+//!   session whose X3DH base key is smaller, and archive the other: the
+//!   same choice on both sides, so they converge at once, and the archive
+//!   still opens whatever was sent under the other one.
+//! - **Recently seen.** Digests of the last [`SEEN_ENVELOPES`] envelopes
+//!   and ids of the last [`SEEN_MESSAGES`] messages from this contact: a
+//!   redelivered envelope (a crash between storing and acknowledging) is
+//!   recognised as such, and a message the sender re-sent after a retry
+//!   request is not shown twice.
+
+use std::collections::VecDeque;
+
+use alcove_protocol::Session;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroize;
+
+use crate::error::{Error, Result};
+
+/// Previous sessions kept per contact.
+pub const MAX_ARCHIVED_SESSIONS: usize = 5;
+/// Envelope digests remembered per contact.
+pub(crate) const SEEN_ENVELOPES: usize = 64;
+/// Message ids remembered per contact.
+pub(crate) const SEEN_MESSAGES: usize = 256;
+
+/// Where a session that opened a message sits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Current,
+    Archived(usize),
+}
+
+#[derive(Serialize, Deserialize, Default)]
+pub(crate) struct SessionSet {
+    current: Option<Vec<u8>>,
+    archived: VecDeque<Vec<u8>>,
+    seen_envelopes: VecDeque<[u8; 16]>,
+    seen_messages: VecDeque<[u8; 16]>,
+}
+
+impl Drop for SessionSet {
+    fn drop(&mut self) {
+        self.current.zeroize();
+        for s in self.archived.iter_mut() {
+            s.zeroize();
+        }
+    }
+}
+
+fn restore(bytes: &[u8]) -> Result<Session> {
+    Session::from_bytes(bytes).map_err(|e| Error::ProfileCorrupt(format!("session: {e}")))
+}
+
+impl SessionSet {
+    pub(crate) fn current(&self) -> Result<Option<Session>> {
+        self.current.as_deref().map(restore).transpose()
+    }
+
+    /// Every session, current first, with its slot.
+    pub(crate) fn all(&self) -> Result<Vec<(Slot, Session)>> {
+        let mut out = Vec::new();
+        if let Some(c) = &self.current {
+            out.push((Slot::Current, restore(c)?));
+        }
+        for (i, a) in self.archived.iter().enumerate() {
+            out.push((Slot::Archived(i), restore(a)?));
+        }
+        Ok(out)
+    }
+
+    /// Stores `session` back where it was found.
+    pub(crate) fn update(&mut self, slot: Slot, session: &Session) {
+        let bytes = session.to_bytes().to_vec();
+        match slot {
+            Slot::Current => self.current = Some(bytes),
+            Slot::Archived(i) => {
+                if let Some(s) = self.archived.get_mut(i) {
+                    *s = bytes;
+                }
+            }
+        }
+    }
+
+    /// Makes the archived session at `slot` current, archiving the current.
+    pub(crate) fn promote(&mut self, slot: Slot, session: &Session) {
+        if let Slot::Archived(i) = slot {
+            self.archived.remove(i);
+            self.install(session);
+        } else {
+            self.update(slot, session);
+        }
+    }
+
+    /// Makes `session` current; the previous current one is archived.
+    pub(crate) fn install(&mut self, session: &Session) {
+        if let Some(old) = self.current.take() {
+            self.archive_bytes(old);
+        }
+        self.current = Some(session.to_bytes().to_vec());
+    }
+
+    /// Adds a session started by the peer. It becomes current unless this
+    /// is a simultaneous start that the current session wins (see the
+    /// module documentation).
+    pub(crate) fn add_from_peer(&mut self, session: &Session) -> Result<Slot> {
+        if let Some(current) = self.current()? {
+            if current.awaiting_reply()
+                && current.base_key().as_bytes() < session.base_key().as_bytes()
+            {
+                self.archive_bytes(session.to_bytes().to_vec());
+                return Ok(Slot::Archived(0));
+            }
+        }
+        self.install(session);
+        Ok(Slot::Current)
+    }
+
+    fn archive_bytes(&mut self, bytes: Vec<u8>) {
+        self.archived.push_front(bytes);
+        while self.archived.len() > MAX_ARCHIVED_SESSIONS {
+            if let Some(mut dropped) = self.archived.pop_back() {
+                dropped.zeroize();
+            }
+        }
+    }
+
+    pub(crate) fn seen_envelope(&self, digest: &[u8; 16]) -> bool {
+        self.seen_envelopes.contains(digest)
+    }
+
+    pub(crate) fn seen_message(&self, id: &[u8; 16]) -> bool {
+        self.seen_messages.contains(id)
+    }
+
+    pub(crate) fn remember(&mut self, digest: [u8; 16], message: Option<[u8; 16]>) {
+        push_bounded(&mut self.seen_envelopes, digest, SEEN_ENVELOPES);
+        if let Some(id) = message {
+            push_bounded(&mut self.seen_messages, id, SEEN_MESSAGES);
+        }
+    }
+}
+
+fn push_bounded(list: &mut VecDeque<[u8; 16]>, item: [u8; 16], bound: usize) {
+    list.push_back(item);
+    while list.len() > bound {
+        list.pop_front();
+    }
+}
