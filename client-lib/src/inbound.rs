@@ -315,6 +315,8 @@ impl Client {
                         Ok(p) => {
                             Outcome::Opened(Decrypted::Known { slot, session }, Zeroizing::new(p))
                         }
+                        // An initial message this session already opened.
+                        Err(SessionError::DuplicateMessage) => Outcome::Replay,
                         Err(e) => Outcome::Failed(e.to_string()),
                     });
                 }

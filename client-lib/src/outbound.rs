@@ -386,10 +386,17 @@ impl Client {
                 Outcome::Stop(e)
             }
             Err(Error::Busy(reason)) => {
-                let too_large = self
-                    .relay
-                    .known_limits()
-                    .is_some_and(|l| entry.envelope.len() as u64 > l.max_envelope_bytes);
+                // The relay's limits may have changed since login: ask
+                // again before deciding between "later" and "never".
+                let limits = match self.relay.refresh_limits().await {
+                    Ok(l) => Some(l),
+                    Err(e @ (Error::Offline(_) | Error::WrongRelay { .. })) => {
+                        return Outcome::Stop(e)
+                    }
+                    Err(_) => self.relay.known_limits(),
+                };
+                let too_large =
+                    limits.is_some_and(|l| entry.envelope.len() as u64 > l.max_envelope_bytes);
                 if too_large {
                     Outcome::Failed(Error::LimitExceeded(reason))
                 } else {

@@ -248,6 +248,13 @@ impl Relay {
             .ok_or_else(|| Error::Offline("the relay did not say its limits".into()))
     }
 
+    /// The relay's limits as it says them now (logs in again).
+    pub(crate) async fn refresh_limits(&self) -> Result<RelayLimits> {
+        self.login().await?;
+        self.known_limits()
+            .ok_or_else(|| Error::Offline("the relay did not say its limits".into()))
+    }
+
     /// The limits if already known, without a round trip.
     pub(crate) fn known_limits(&self) -> Option<RelayLimits> {
         self.limits.lock().ok().and_then(|g| g.clone())
