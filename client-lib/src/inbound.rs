@@ -55,7 +55,7 @@ enum Decrypted {
 }
 
 enum Outcome {
-    Opened(Decrypted, Zeroizing<Vec<u8>>),
+    Opened(Box<Decrypted>, Zeroizing<Vec<u8>>),
     /// An initial message whose base key was accepted before: a replay.
     Replay,
     /// Nothing opens it.
@@ -128,7 +128,10 @@ impl Client {
     pub fn events(&self) -> impl futures::Stream<Item = Result<Event>> + '_ {
         enum State {
             Start,
-            Live(tonic::Streaming<alcove_api::v1::Envelope>, VecDeque<Event>),
+            Live(
+                Box<tonic::Streaming<alcove_api::v1::Envelope>>,
+                VecDeque<Event>,
+            ),
             Done,
         }
         futures::stream::unfold(State::Start, move |state| async move {
@@ -141,7 +144,7 @@ impl Client {
                         Err(e) => return Some((Err(e), State::Done)),
                     };
                     match self.relay.subscribe().await {
-                        Ok(sub) => (sub, ready),
+                        Ok(sub) => (Box::new(sub), ready),
                         Err(e) => return Some((Err(e), State::Done)),
                     }
                 }
@@ -191,7 +194,7 @@ impl Client {
             return Ok(Vec::new());
         }
         let (decrypted, plaintext) = match self.decrypt(&opened, &set)? {
-            Outcome::Opened(d, p) => (d, p),
+            Outcome::Opened(d, p) => (*d, p),
             Outcome::Replay => {
                 tracing::warn!("refusing a replayed initial message");
                 return Ok(Vec::new());
@@ -312,9 +315,10 @@ impl Client {
             for (slot, mut session) in set.all()? {
                 if session.base_key() == initial.base_key() {
                     return Ok(match session.decrypt(&opened.message) {
-                        Ok(p) => {
-                            Outcome::Opened(Decrypted::Known { slot, session }, Zeroizing::new(p))
-                        }
+                        Ok(p) => Outcome::Opened(
+                            Box::new(Decrypted::Known { slot, session }),
+                            Zeroizing::new(p),
+                        ),
                         // An initial message this session already opened.
                         Err(SessionError::DuplicateMessage) => Outcome::Replay,
                         Err(e) => Outcome::Failed(e.to_string()),
@@ -342,11 +346,11 @@ impl Client {
             return Ok(
                 match x3dh::accept(&self.identity, &spk, otk.as_ref(), &opened.sender, &initial) {
                     Ok((session, p)) => Outcome::Opened(
-                        Decrypted::New {
+                        Box::new(Decrypted::New {
                             session,
                             signed_prekey_id: spk_id,
                             one_time_prekey: initial.one_time_prekey_id(),
-                        },
+                        }),
                         Zeroizing::new(p),
                     ),
                     Err(e) => Outcome::Failed(e.to_string()),
@@ -357,7 +361,7 @@ impl Client {
             match session.decrypt(&opened.message) {
                 Ok(p) => {
                     return Ok(Outcome::Opened(
-                        Decrypted::Known { slot, session },
+                        Box::new(Decrypted::Known { slot, session }),
                         Zeroizing::new(p),
                     ))
                 }

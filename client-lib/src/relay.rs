@@ -237,14 +237,14 @@ impl Relay {
 
     /// The relay's limits, learned at login (logging in if needed).
     pub(crate) async fn limits(&self) -> Result<RelayLimits> {
-        if let Some(l) = self.limits.lock().ok().and_then(|g| g.clone()) {
+        if let Some(l) = self.limits.lock().ok().and_then(|g| *g) {
             return Ok(l);
         }
         self.login().await?;
         self.limits
             .lock()
             .ok()
-            .and_then(|g| g.clone())
+            .and_then(|g| *g)
             .ok_or_else(|| Error::Offline("the relay did not say its limits".into()))
     }
 
@@ -257,7 +257,7 @@ impl Relay {
 
     /// The limits if already known, without a round trip.
     pub(crate) fn known_limits(&self) -> Option<RelayLimits> {
-        self.limits.lock().ok().and_then(|g| g.clone())
+        self.limits.lock().ok().and_then(|g| *g)
     }
 
     pub(crate) async fn send(

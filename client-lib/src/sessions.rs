@@ -157,3 +157,48 @@ fn push_bounded(list: &mut VecDeque<[u8; 16]>, item: [u8; 16], bound: usize) {
         list.pop_front();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use alcove_protocol::identity::IdentityKeyPair;
+    use alcove_protocol::prekeys::{PreKeyBundle, SignedPreKeyPair};
+    use alcove_protocol::x3dh::{self, InitialMessage};
+
+    use super::SessionSet;
+
+    /// Both sides start a session before hearing from the other; each then
+    /// receives the other's first message. They must settle on the same
+    /// current session (the smaller base key) at once.
+    #[test]
+    fn simultaneous_starts_settle_on_one_session() {
+        let mut rng = rand::rngs::OsRng;
+        for _ in 0..8 {
+            let a = IdentityKeyPair::generate(&mut rng);
+            let b = IdentityKeyPair::generate(&mut rng);
+            let a_spk = SignedPreKeyPair::generate(&mut rng, &a, 1, 0);
+            let b_spk = SignedPreKeyPair::generate(&mut rng, &b, 1, 0);
+            let a_bundle =
+                PreKeyBundle::new(a.public().clone(), a_spk.public().clone(), None).unwrap();
+            let b_bundle =
+                PreKeyBundle::new(b.public().clone(), b_spk.public().clone(), None).unwrap();
+            let mut a_out = x3dh::initiate(&mut rng, &a, &b_bundle).unwrap();
+            let mut b_out = x3dh::initiate(&mut rng, &b, &a_bundle).unwrap();
+            let a_first = a_out.encrypt(&mut rng, b"from a").unwrap();
+            let b_first = b_out.encrypt(&mut rng, b"from b").unwrap();
+            let (mut at_a, mut at_b) = (SessionSet::default(), SessionSet::default());
+            at_a.install(&a_out);
+            at_b.install(&b_out);
+            let initial = InitialMessage::decode(&b_first).unwrap();
+            let (from_b, _) = x3dh::accept(&a, &a_spk, None, b.public(), &initial).unwrap();
+            at_a.add_from_peer(&from_b).unwrap();
+            let initial = InitialMessage::decode(&a_first).unwrap();
+            let (from_a, _) = x3dh::accept(&b, &b_spk, None, a.public(), &initial).unwrap();
+            at_b.add_from_peer(&from_a).unwrap();
+            let a_now = at_a.current().unwrap().unwrap();
+            let b_now = at_b.current().unwrap().unwrap();
+            assert_eq!(a_now.base_key(), b_now.base_key());
+            assert_eq!(at_a.all().unwrap().len(), 2);
+            assert_eq!(at_b.all().unwrap().len(), 2);
+        }
+    }
+}

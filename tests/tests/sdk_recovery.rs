@@ -63,9 +63,9 @@ async fn pair(relay: &TestRelay, dir: &std::path::Path) -> (Client, Client) {
     (therapist, client)
 }
 
-/// A raw device's first message to `to`, sealed as the SDK would, on a new
-/// session without a one-time prekey (the case a replay used to break).
-async fn first_message(d: &Device, to: &[u8; 32], text: &str) -> Vec<u8> {
+/// A raw device's new session with `to`, without a one-time prekey (the
+/// case a replay used to break), and the identity to seal to.
+async fn new_session(d: &Device, to: &[u8; 32]) -> (alcove_protocol::Session, PreKeyBundle) {
     let fetched = d.bundle_of(to).await;
     let bundle = PreKeyBundle::new(
         fetched.identity().clone(),
@@ -73,7 +73,17 @@ async fn first_message(d: &Device, to: &[u8; 32], text: &str) -> Vec<u8> {
         None,
     )
     .unwrap();
-    let mut session = x3dh::initiate(&mut rand::rngs::OsRng, &d.identity, &bundle).unwrap();
+    let session = x3dh::initiate(&mut rand::rngs::OsRng, &d.identity, &bundle).unwrap();
+    (session, bundle)
+}
+
+/// A text sealed on `session` as the SDK would.
+fn sealed_text(
+    d: &Device,
+    session: &mut alcove_protocol::Session,
+    to: &PreKeyBundle,
+    text: &str,
+) -> Vec<u8> {
     let message = Content {
         message_id: MessageId::random(&mut rand::rngs::OsRng).0.to_vec(),
         sent_at_ms: 1,
@@ -85,13 +95,13 @@ async fn first_message(d: &Device, to: &[u8; 32], text: &str) -> Vec<u8> {
     let wire = session
         .encrypt(&mut rand::rngs::OsRng, &content::encode(&message))
         .unwrap();
-    sealed_sender::seal(
-        &mut rand::rngs::OsRng,
-        &d.identity,
-        fetched.identity(),
-        &wire,
-    )
-    .unwrap()
+    sealed_sender::seal(&mut rand::rngs::OsRng, &d.identity, to.identity(), &wire).unwrap()
+}
+
+/// A raw device's first message to `to` on a new session.
+async fn first_message(d: &Device, to: &[u8; 32], text: &str) -> Vec<u8> {
+    let (mut session, bundle) = new_session(d, to).await;
+    sealed_text(d, &mut session, &bundle, text)
 }
 
 async fn a_replayed_first_message_is_refused_after_the_session_moved_on(backend: Backend) {
@@ -135,6 +145,23 @@ async fn a_replayed_first_message_is_refused_after_the_session_moved_on(backend:
         let replayed = therapist.sync().await.unwrap();
         assert!(replayed.is_empty(), "replay delivered: {replayed:?}");
     }
+    // Long after: 300 more messages on a live session, so the replayed
+    // message's id is no longer among the recently seen ones. The base key
+    // alone still refuses it.
+    let (mut live, bundle) = new_session(&sender, &to).await;
+    for i in 0..300u32 {
+        let env = sealed_text(&sender, &mut live, &bundle, &format!("later {i}"));
+        let mut id = common::id16(0);
+        id[..4].copy_from_slice(&(1000 + i).to_be_bytes());
+        sender.send_envelope(&to, id, env).await;
+    }
+    assert_eq!(therapist.sync().await.unwrap().len(), 300);
+    sender.send_envelope(&to, common::id16(99), first).await;
+    let replayed = therapist.sync().await.unwrap();
+    assert!(replayed.is_empty(), "replay delivered: {replayed:?}");
+    let env = sealed_text(&sender, &mut live, &bundle, "still live");
+    sender.send_envelope(&to, common::id16(98), env).await;
+    assert_eq!(texts(&therapist.sync().await.unwrap()), ["still live"]);
 }
 
 async fn simultaneous_first_messages_converge_and_lose_nothing(backend: Backend) {

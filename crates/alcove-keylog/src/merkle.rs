@@ -209,7 +209,7 @@ impl MerkleLog {
         if n == 0 {
             return EMPTY_ROOT;
         }
-        if n.is_power_of_two() && lo % n == 0 {
+        if n.is_power_of_two() && lo.is_multiple_of(n) {
             let h = n.trailing_zeros() as usize;
             return self.levels[h][lo / n];
         }

@@ -70,7 +70,7 @@ proptest! {
                     let got = if m.to_bob {
                         match bob.as_mut() {
                             // Half the deliveries go through the in-place API.
-                            Some(b) if counter % 2 == 0 => {
+                            Some(b) if counter.is_multiple_of(2) => {
                                 let mut buf = m.wire.clone();
                                 let range = b.decrypt_in_place(&mut buf).unwrap();
                                 buf[range].to_vec()

@@ -12,8 +12,7 @@
 
 pub mod postgres;
 pub mod records;
-mod recovery;
-mod sled_store;
+mod sled;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -22,8 +21,8 @@ use thiserror::Error;
 
 pub use postgres::PostgresStore;
 pub use records::{BlobInfo, DeviceRecord, LogEntry, StoredMessage};
-pub use recovery::Repairs;
-pub use sled_store::{device_tag, mailbox_tag, FlushStats, SledStore, DEFAULT_CACHE_BYTES, TREES};
+pub use sled::recovery::Repairs;
+pub use sled::{device_tag, mailbox_tag, FlushStats, SledStore, DEFAULT_CACHE_BYTES, TREES};
 
 /// A device address: SHA-256 of the device's identity key.
 pub type Address = [u8; 32];

@@ -1,5 +1,5 @@
 //! The start-up repair pass, on the partial states a crash can leave when
-//! sled recovers only part of a transaction (see `src/recovery.rs`). Each
+//! sled recovers only part of a transaction (see `src/sled/recovery.rs`). Each
 //! state is made by hand with raw sled, then the store is reopened.
 
 use alcove_store::{mailbox_tag, SledStore, Store};

@@ -7,6 +7,9 @@
 //! queued before it started, then wakes them all; writers that arrive
 //! during a flush go into the next one.
 
+mod layout;
+pub(crate) mod recovery;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -56,7 +59,7 @@ pub struct SledStore {
     commits: mpsc::UnboundedSender<Request>,
     prekey_lock: Mutex<()>,
     stats: Arc<FlushStats>,
-    last_repairs: crate::recovery::Repairs,
+    last_repairs: recovery::Repairs,
 }
 
 /// The names of the trees, for tools that read a store offline.
@@ -82,64 +85,8 @@ const SCHEMA_VERSION: &[u8] = b"2";
 /// Default page-cache bound of the sled store: 64 MiB.
 pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 
-/// Key tags inside the `mailboxes` tree (after the 32-byte address).
-pub mod mailbox_tag {
-    /// `address · 0x00 · sequence (u64)` → a waiting envelope.
-    pub const MESSAGE: u8 = 0;
-    /// `address · 0x01` → last sequence, depth.
-    pub const HEAD: u8 = 1;
-    /// `address · 0x02 · client message id (16)` → sequence, time.
-    pub const DEDUPE: u8 = 2;
-}
-
-/// Key tags inside the `devices` tree.
-pub mod device_tag {
-    /// `0x00 · address` → the device record.
-    pub const DEVICE: u8 = 0;
-    /// `0x01 · index (u64)` → a key-log entry.
-    pub const LOG_ENTRY: u8 = 1;
-    /// `0x02` → number of key-log entries (u64).
-    pub const LOG_SIZE: u8 = 2;
-}
-
-fn message_key(address: &[u8], sequence: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(41);
-    k.extend_from_slice(address);
-    k.push(mailbox_tag::MESSAGE);
-    k.extend_from_slice(&sequence.to_be_bytes());
-    k
-}
-
-fn head_key(address: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(33);
-    k.extend_from_slice(address);
-    k.push(mailbox_tag::HEAD);
-    k
-}
-
-fn dedupe_key(address: &[u8], id: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(49);
-    k.extend_from_slice(address);
-    k.push(mailbox_tag::DEDUPE);
-    k.extend_from_slice(id);
-    k
-}
-
-pub(crate) fn device_key(address: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(33);
-    k.push(device_tag::DEVICE);
-    k.extend_from_slice(address);
-    k
-}
-
-pub(crate) fn log_entry_key(index: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(9);
-    k.push(device_tag::LOG_ENTRY);
-    k.extend_from_slice(&index.to_be_bytes());
-    k
-}
-
-pub(crate) const LOG_SIZE_KEY: [u8; 1] = [device_tag::LOG_SIZE];
+use layout::{dedupe_key, device_key, head_key, log_entry_key, message_key, LOG_SIZE_KEY};
+pub use layout::{device_tag, mailbox_tag};
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -199,13 +146,13 @@ impl SledStore {
             Some(v) if v.as_ref() == SCHEMA_VERSION => {}
             Some(_) => return Err(StoreError::Corrupt("meta: unsupported schema version")),
         }
-        let mut repairs = crate::recovery::Repairs::default();
-        crate::recovery::repair_mailboxes(&store.mailboxes, &mut repairs)?;
+        let mut repairs = recovery::Repairs::default();
+        recovery::repair_mailboxes(&store.mailboxes, &mut repairs)?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        crate::recovery::repair_key_log(&store.devices, now, &mut repairs)?;
+        recovery::repair_key_log(&store.devices, now, &mut repairs)?;
         if repairs.any() {
             tracing::warn!(?repairs, "repaired records left inconsistent by a crash");
             store.db.flush().map_err(backend)?;
@@ -215,7 +162,7 @@ impl SledStore {
     }
 
     /// What the start-up repair pass changed (see the `recovery` module).
-    pub fn repairs(&self) -> crate::recovery::Repairs {
+    pub fn repairs(&self) -> recovery::Repairs {
         self.last_repairs
     }
 

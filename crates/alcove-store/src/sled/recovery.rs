@@ -25,8 +25,8 @@ use std::collections::HashMap;
 
 use rand::RngCore;
 
+use super::layout::{device_key, log_entry_key, mailbox_tag, LOG_SIZE_KEY};
 use crate::records::{body, i64_at, u64_at, versioned};
-use crate::sled_store::{device_key, log_entry_key, mailbox_tag, LOG_SIZE_KEY};
 use crate::{DeviceRecord, LogEntry, Result, StoreError};
 
 /// What the repair pass changed.
