@@ -140,7 +140,7 @@ impl Client {
             uses_left: uses,
         };
         self.vault.commit(
-            &[(
+            vec![(
                 self.vault.hashed_name(records::INVITE, &invite.nonce),
                 records::encode(&record)?,
             )],
@@ -267,7 +267,7 @@ impl Client {
     pub async fn mark_verified(&self, address: &DeviceAddress) -> Result<()> {
         let mut core = self.core.lock().await;
         core.contact_mut(address.as_bytes())?.verified = true;
-        self.vault.commit(&[core.contacts_record()?], &[])
+        self.vault.commit(vec![core.contacts_record()?], &[])
     }
 
     /// Accepts a contact's new identity key (after the users re-verified
@@ -281,14 +281,14 @@ impl Client {
             c.verified = false;
         }
         let name = self.vault.hashed_name(records::SESSION, address.as_bytes());
-        self.vault.commit(&[core.contacts_record()?], &[name])
+        self.vault.commit(vec![core.contacts_record()?], &[name])
     }
 
     /// Renames a contact.
     pub async fn rename_contact(&self, address: &DeviceAddress, name: &str) -> Result<()> {
         let mut core = self.core.lock().await;
         core.contact_mut(address.as_bytes())?.name = name.to_string();
-        self.vault.commit(&[core.contacts_record()?], &[])
+        self.vault.commit(vec![core.contacts_record()?], &[])
     }
 }
 

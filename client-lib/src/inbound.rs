@@ -296,7 +296,7 @@ impl Client {
         }
         puts.push(self.sessions_record(&from, &set)?);
         puts.push(core.contacts_record()?);
-        self.vault.commit(&puts, &removes)?;
+        self.vault.commit(puts, &removes)?;
         if let Some(digest) = retry {
             events.push(self.answer_retry(&mut core, &from, &digest).await?);
         }
@@ -433,8 +433,10 @@ impl Client {
                         reason: format!("{reason}; it cannot be asked for again: {why}"),
                     },
                 );
-                self.vault
-                    .commit(&[self.inbox_record(&event)?, core.contacts_record()?], &[])?;
+                self.vault.commit(
+                    vec![self.inbox_record(&event)?, core.contacts_record()?],
+                    &[],
+                )?;
                 return Ok(vec![event]);
             }
         };
@@ -577,7 +579,8 @@ impl Client {
 
     /// The app has stored or shown `event`: remove it from the inbox.
     pub async fn confirm(&self, event: &Event) -> Result<()> {
-        self.vault.commit(&[], &[records::inbox(&event.event_id.0)])
+        self.vault
+            .commit(vec![], &[records::inbox(&event.event_id.0)])
     }
 }
 

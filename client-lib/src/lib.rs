@@ -42,7 +42,8 @@
 //!
 //! The SDK's I/O sits behind three seams: the profile store
 //! ([`ProfileStore`], sled by default), the clock ([`Clock`]), and the
-//! relay connection (`relay.rs`, tonic over TCP).
+//! relay connection ([`Transport`], a tonic channel over TCP by default),
+//! all chosen through [`Profile`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -80,6 +81,7 @@ pub use contacts::Contact;
 pub use error::{Error, Result};
 pub use outbound::{MAX_DELIVERY_ATTEMPTS, RESEND_WINDOW};
 pub use prekeys::{MAX_PREKEYS_PER_DAY, SIGNED_PREKEY_LIFETIME, SIGNED_PREKEY_RETENTION};
+pub use relay::{BoxError, Transport};
 pub use sessions::MAX_ARCHIVED_SESSIONS;
 pub use store::{ProfileStore, SledProfileStore, StoredRecord};
 pub use transparency::{KeyLogStatus, SIGNED_PREKEY_MAX_AGE};
@@ -184,13 +186,15 @@ impl Event {
     }
 }
 
-/// Where a profile lives and how the SDK tells time: the SDK's local I/O
-/// seams. [`Client::create`] and [`Client::open`] use sled in a directory
-/// and the system clock; [`Client::create_with`] and [`Client::open_with`]
-/// take any [`ProfileStore`] and [`Clock`].
+/// Where a profile lives, how the SDK tells time and how it reaches the
+/// relay: the SDK's I/O seams. [`Client::create`] and [`Client::open`] use
+/// sled in a directory, the system clock and TCP; [`Client::create_with`]
+/// and [`Client::open_with`] take any [`ProfileStore`], [`Clock`] and
+/// [`Transport`].
 pub struct Profile {
     store: Box<dyn ProfileStore>,
     clock: Arc<dyn Clock>,
+    transport: Option<Transport>,
 }
 
 impl Profile {
@@ -199,6 +203,7 @@ impl Profile {
         Self {
             store: Box::new(store),
             clock: Arc::new(SystemClock),
+            transport: None,
         }
     }
 
@@ -210,6 +215,13 @@ impl Profile {
     /// Uses `clock` instead of the system clock.
     pub fn with_clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Reaches the relay through `transport` instead of a TCP channel to
+    /// the profile's relay URL (which is still what invites name).
+    pub fn with_transport(mut self, transport: Transport) -> Self {
+        self.transport = Some(transport);
         self
     }
 }
@@ -287,7 +299,11 @@ impl Client {
         let otks: Vec<OneTimePreKeyPair> = (1..=PREKEY_STOCK)
             .map(|i| OneTimePreKeyPair::generate(&mut rng, i))
             .collect();
-        let relay = Relay::new(relay_url, identity.clone(), None)?;
+        let transport = match profile.transport {
+            Some(t) => t,
+            None => Transport::tcp(relay_url)?,
+        };
+        let relay = Relay::new(transport, identity.clone(), None);
         // Register first: nothing is stored unless the relay accepted it.
         let server_id = relay.register(&spk, &otks).await?;
         let state = ProfileState {
@@ -316,7 +332,7 @@ impl Client {
         for k in &otks {
             puts.push((records::otk(k.id()), k.to_secret_bytes().to_vec()));
         }
-        vault.commit(&puts, &[])?;
+        vault.commit(puts, &[])?;
         let client = Self::assemble(vault, clock, identity, relay, state, Vec::new(), 0);
         client.pin_log_key().await?;
         Ok(client)
@@ -360,11 +376,11 @@ impl Client {
             .scan(records::OUTBOX)?
             .last()
             .map_or(0, |(name, _)| records::outbox_sequence(name) + 1);
-        let relay = Relay::new(
-            &state.relay_url,
-            identity.clone(),
-            Some(state.server_id.clone()),
-        )?;
+        let transport = match profile.transport {
+            Some(t) => t,
+            None => Transport::tcp(&state.relay_url)?,
+        };
+        let relay = Relay::new(transport, identity.clone(), Some(state.server_id.clone()));
         Ok(Self::assemble(
             vault,
             profile.clock,

@@ -219,7 +219,7 @@ impl Client {
         let contact = core.contact_mut(to)?;
         if bundle.identity().to_bytes().as_slice() != contact.identity.as_slice() {
             contact.pending_identity = Some(bundle.identity().to_bytes().to_vec());
-            self.vault.commit(&[core.contacts_record()?], &[])?;
+            self.vault.commit(vec![core.contacts_record()?], &[])?;
             return Err(Error::ContactKeyChanged);
         }
         x3dh::initiate(&mut rand::rngs::OsRng, &self.identity, &bundle)
@@ -324,9 +324,9 @@ impl Client {
         // The session and the envelope are saved before anything leaves
         // the device: a crash can then only lead to a retry of the same
         // bytes.
-        self.vault.commit(&puts, &[])?;
+        self.vault.commit(puts, &[])?;
         match self.attempt(&entry).await {
-            Outcome::Sent => self.vault.commit(&[], &[records::outbox(sequence)]),
+            Outcome::Sent => self.vault.commit(vec![], &[records::outbox(sequence)]),
             Outcome::Stop(e) => Err(e),
             Outcome::Hold(e) => {
                 let entry = OutboxEntry {
@@ -334,14 +334,14 @@ impl Client {
                     ..entry
                 };
                 self.vault.commit(
-                    &[(records::outbox(sequence), records::encode(&entry)?)],
+                    vec![(records::outbox(sequence), records::encode(&entry)?)],
                     &[],
                 )?;
                 Err(e)
             }
             Outcome::Failed(e) => {
                 self.vault.commit(
-                    &[],
+                    vec![],
                     &[
                         records::outbox(sequence),
                         records::resend(&envelope_digest(&entry.envelope)),
@@ -448,14 +448,14 @@ impl Client {
             };
             match outcome {
                 Outcome::Sent => {
-                    self.vault.commit(&[], &[name])?;
+                    self.vault.commit(vec![], &[name])?;
                     sent += 1;
                 }
                 Outcome::Stop(e) => return Err(e),
                 Outcome::Hold(_) => {
                     held.insert(entry.recipient);
                     self.vault
-                        .commit(&[(name, records::encode(&entry)?)], &[])?;
+                        .commit(vec![(name, records::encode(&entry)?)], &[])?;
                 }
                 Outcome::Failed(e) => {
                     let event = self
@@ -469,7 +469,7 @@ impl Client {
                         .await;
                     let (event_name, event_value) = self.inbox_record(&event)?;
                     self.vault.commit(
-                        &[(event_name, event_value)],
+                        vec![(event_name, event_value)],
                         &[name, records::resend(&envelope_digest(&entry.envelope))],
                     )?;
                     failed.push(event);
@@ -576,7 +576,7 @@ impl Client {
         if removes.is_empty() {
             return Ok(());
         }
-        self.vault.commit(&[], &removes)
+        self.vault.commit(vec![], &removes)
     }
 
     /// A notice event about `contact`, stamped now.

@@ -56,7 +56,7 @@ impl Client {
             core.state.signed_prekey_unpublished = true;
             let removes = self.expired_signed_prekeys(new_id)?;
             self.vault.commit(
-                &[
+                vec![
                     (records::spk(new_id), spk.to_secret_bytes().to_vec()),
                     (records::STATE.to_vec(), records::encode(&core.state)?),
                 ],
@@ -119,7 +119,7 @@ impl Client {
         if core.state.signed_prekey_id == id {
             core.state.signed_prekey_unpublished = false;
             self.vault.commit(
-                &[(records::STATE.to_vec(), records::encode(&core.state)?)],
+                vec![(records::STATE.to_vec(), records::encode(&core.state)?)],
                 &[],
             )?;
         }
@@ -197,7 +197,7 @@ impl Client {
             let start = core.state.unpublished_prekeys.map_or(first, |(s, _)| s);
             core.state.unpublished_prekeys = Some((start, end));
             puts.push((records::STATE.to_vec(), records::encode(&core.state)?));
-            self.vault.commit(&puts, &[])?;
+            self.vault.commit(puts, &[])?;
         }
         self.publish_one_time_prekeys().await
     }
@@ -222,7 +222,7 @@ impl Client {
         if core.state.unpublished_prekeys == Some((first, end)) {
             core.state.unpublished_prekeys = None;
             self.vault.commit(
-                &[(records::STATE.to_vec(), records::encode(&core.state)?)],
+                vec![(records::STATE.to_vec(), records::encode(&core.state)?)],
                 &[],
             )?;
         }

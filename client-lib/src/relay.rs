@@ -3,9 +3,10 @@
 //! relay's server id pinned, its limits learned at login.
 //!
 //! Every RPC the SDK makes is a method here, so the rest of the SDK never
-//! builds a request or touches a token. The transport underneath is a
-//! tonic [`Channel`] over TCP; it is the only place that would change for a
-//! grpc-web transport.
+//! builds a request or touches a token. Underneath is a [`Transport`]: any
+//! service that carries gRPC requests. The default is a tonic channel over
+//! TCP (HTTP/2); a browser build plugs a grpc-web client in its place
+//! ([`crate::Profile::with_transport`]) and nothing above this file changes.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex as StdMutex};
@@ -26,8 +27,10 @@ use alcove_protocol::identity::IdentityKeyPair;
 use alcove_protocol::prekeys::{OneTimePreKeyPair, SignedPreKeyPair};
 use tokio::sync::Mutex;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::{Endpoint, Uri};
 use tonic::{Code, Request, Status};
+use tower::util::BoxCloneSyncService;
+use tower::ServiceExt;
 
 use crate::error::{Error, Result};
 
@@ -36,8 +39,73 @@ const MAX_DECODE: usize = 8 << 20;
 /// Envelopes asked for per fetch.
 pub(crate) const FETCH_PAGE: u32 = 100;
 
+/// How the SDK reaches the relay: a cloneable service that takes gRPC
+/// requests (HTTP requests with tonic bodies) and returns their responses.
+/// [`Transport::tcp`] builds the default.
+#[derive(Clone)]
+pub struct Transport(
+    BoxCloneSyncService<
+        http::Request<tonic::body::Body>,
+        http::Response<tonic::body::Body>,
+        BoxError,
+    >,
+);
+
+/// The error a [`Transport`] reports (a connection failure).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Transport {
+    /// Wraps any service that carries gRPC requests.
+    pub fn new<S>(service: S) -> Self
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = BoxError,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        Self(BoxCloneSyncService::new(service))
+    }
+
+    /// The default: a lazily connected tonic channel over TCP to `url`
+    /// (`http://` or `https://`), checked before anything is dialled.
+    pub fn tcp(url: &str) -> crate::Result<Self> {
+        let uri = parse_url(url)?;
+        let channel = Endpoint::from(uri)
+            .tcp_nodelay(true)
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .connect_lazy();
+        Ok(Self::new(channel.map_err(|e| Box::new(e) as BoxError)))
+    }
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for Transport {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = BoxError;
+    type Future = <BoxCloneSyncService<
+        http::Request<tonic::body::Body>,
+        http::Response<tonic::body::Body>,
+        BoxError,
+    > as tower::Service<http::Request<tonic::body::Body>>>::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::result::Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        self.0.call(request)
+    }
+}
+
 pub(crate) struct Relay {
-    channel: Channel,
+    channel: Transport,
     identity: Arc<IdentityKeyPair>,
     token: Mutex<Option<String>>,
     /// The server id this profile pinned (`None` until registration).
@@ -48,23 +116,23 @@ pub(crate) struct Relay {
 /// Typed clients over the shared connection.
 #[derive(Clone)]
 pub(crate) struct Clients {
-    channel: Channel,
+    channel: Transport,
 }
 
 impl Clients {
-    fn mailbox(&self) -> MailboxClient<Channel> {
+    fn mailbox(&self) -> MailboxClient<Transport> {
         MailboxClient::new(self.channel.clone()).max_decoding_message_size(MAX_DECODE)
     }
 
-    fn keys(&self) -> KeysClient<Channel> {
+    fn keys(&self) -> KeysClient<Transport> {
         KeysClient::new(self.channel.clone())
     }
 
-    fn keylog(&self) -> KeyLogClient<Channel> {
+    fn keylog(&self) -> KeyLogClient<Transport> {
         KeyLogClient::new(self.channel.clone())
     }
 
-    pub(crate) fn blobs(&self) -> BlobsClient<Channel> {
+    pub(crate) fn blobs(&self) -> BlobsClient<Transport> {
         BlobsClient::new(self.channel.clone()).max_decoding_message_size(MAX_DECODE)
     }
 }
@@ -105,21 +173,17 @@ pub(crate) fn parse_url(url: &str) -> Result<Uri> {
 
 impl Relay {
     pub(crate) fn new(
-        url: &str,
+        transport: Transport,
         identity: Arc<IdentityKeyPair>,
         server_id: Option<String>,
-    ) -> Result<Self> {
-        let uri = parse_url(url)?;
-        let endpoint = Endpoint::from(uri)
-            .tcp_nodelay(true)
-            .connect_timeout(std::time::Duration::from_secs(10));
-        Ok(Self {
-            channel: endpoint.connect_lazy(),
+    ) -> Self {
+        Self {
+            channel: transport,
             identity,
             token: Mutex::new(None),
             server_id: StdMutex::new(server_id),
             limits: StdMutex::new(None),
-        })
+        }
     }
 
     pub(crate) fn clients(&self) -> Clients {

@@ -88,7 +88,7 @@ impl Client {
         let head = head_from_wire(r.head.as_ref())?;
         check_advance(&verifying, None, &head, &[], self.now())?;
         self.vault.commit(
-            &[
+            vec![
                 (PIN.to_vec(), key.to_vec()),
                 (HEAD.to_vec(), head.to_bytes().to_vec()),
             ],
@@ -115,7 +115,7 @@ impl Client {
         };
         if check_advance(&key, latest.as_ref(), head, &proof, self.now())? {
             self.vault
-                .commit(&[(HEAD.to_vec(), head.to_bytes().to_vec())], &[])?;
+                .commit(vec![(HEAD.to_vec(), head.to_bytes().to_vec())], &[])?;
         }
         Ok(())
     }
@@ -166,7 +166,7 @@ impl Client {
         }
         if proof.epoch > min_epoch {
             self.vault.commit(
-                &[(
+                vec![(
                     self.vault.hashed_name(records::KEYLOG_EPOCH, address),
                     proof.epoch.to_be_bytes().to_vec(),
                 )],

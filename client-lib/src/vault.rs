@@ -14,7 +14,7 @@ use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
 use crate::records;
@@ -58,7 +58,7 @@ impl Vault {
                 Err(_) => return Err(Error::StorageLocked),
             },
             None if vault.store.is_empty()? => {
-                vault.commit(&[(records::CHECK.to_vec(), CHECK_VALUE.to_vec())], &[])?
+                vault.commit(vec![(records::CHECK.to_vec(), CHECK_VALUE.to_vec())], &[])?
             }
             None => return Err(Error::ProfileCorrupt("the check record is missing".into())),
         }
@@ -120,12 +120,21 @@ impl Vault {
         }
     }
 
-    /// Writes several records (and removals) atomically and durably.
-    pub(crate) fn commit(&self, puts: &[(Vec<u8>, Vec<u8>)], removes: &[Vec<u8>]) -> Result<()> {
-        let sealed = puts
-            .iter()
-            .map(|(name, value)| Ok((name.clone(), self.seal(name, value)?)))
-            .collect::<Result<Vec<_>>>()?;
+    /// Writes several records (and removals) atomically and durably. The
+    /// plaintext values (keys, sessions, messages) are wiped once sealed.
+    pub(crate) fn commit(&self, puts: Vec<(Vec<u8>, Vec<u8>)>, removes: &[Vec<u8>]) -> Result<()> {
+        let mut sealed = Vec::with_capacity(puts.len());
+        let mut failure = None;
+        for (name, mut value) in puts {
+            match self.seal(&name, &value) {
+                Ok(s) => sealed.push((name, s)),
+                Err(e) => failure = Some(e),
+            }
+            value.zeroize();
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
         self.store.commit(&sealed, removes)
     }
 

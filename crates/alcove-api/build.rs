@@ -4,7 +4,9 @@
 use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time: a build script binary reused from another checkout
+    // (a shared target directory) must not point at that checkout.
+    let root = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let relay = root.join("alcove/v1/relay.proto");
     println!("cargo:rerun-if-changed={}", relay.display());
     let descriptors = protox::compile([&relay], [&root])?;

@@ -11,6 +11,7 @@
 //! [`server`] (wiring, TLS, shutdown). Storage is behind
 //! `alcove_store::Store`.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod auth;
 pub mod config;

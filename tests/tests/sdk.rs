@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use alcove_client::{Body, Client, Error};
+use common::sdk::{pair, texts, url};
 use common::{Backend, TestRelay};
 
 on_every_backend!(
@@ -20,48 +21,6 @@ on_every_backend!(
     signed_prekey_rotation_keeps_in_flight_first_messages,
     out_of_order_and_lost_messages_through_the_relay,
 );
-
-fn url(relay: &TestRelay) -> String {
-    format!("http://{}", relay.addr())
-}
-
-async fn pair(
-    relay: &TestRelay,
-    dir: &std::path::Path,
-) -> (
-    Client,
-    Client,
-    alcove_client::Contact,
-    alcove_client::Contact,
-) {
-    let therapist = Client::create(&dir.join("t"), &[1; 32], &url(relay), "Therapist")
-        .await
-        .unwrap();
-    let client = Client::create(&dir.join("c"), &[2; 32], &url(relay), "Client")
-        .await
-        .unwrap();
-    let invite = therapist
-        .create_invite(Duration::from_secs(3600))
-        .await
-        .unwrap();
-    let to_therapist = client.accept_invite(&invite).await.unwrap();
-    let events = therapist.sync().await.unwrap();
-    assert!(matches!(events[0].body(), Some(Body::InviteAccepted(_))));
-    let to_client = therapist.contacts().await.pop().unwrap();
-    assert!(to_client.verified && to_therapist.verified);
-    assert_eq!(to_client.safety_number, to_therapist.safety_number);
-    (therapist, client, to_client, to_therapist)
-}
-
-fn texts(events: &[alcove_client::Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e.body() {
-            Some(Body::Text(t)) => Some(t.body.clone()),
-            _ => None,
-        })
-        .collect()
-}
 
 async fn offline_delivery_in_order(backend: Backend) {
     let relay = TestRelay::start_on(backend, |_| {}).await;

@@ -17,6 +17,7 @@ use alcove_client::{
 use alcove_protocol::content::{self, Content, MessageId, Text};
 use alcove_protocol::prekeys::PreKeyBundle;
 use alcove_protocol::{sealed_sender, x3dh};
+use common::sdk::{pair, texts, url};
 use common::{Backend, Device, TestRelay};
 use futures::StreamExt;
 
@@ -29,38 +30,8 @@ on_every_backend!(
     a_relay_with_another_server_id_is_refused,
 );
 
-fn url(relay: &TestRelay) -> String {
-    format!("http://{}", relay.addr())
-}
-
-fn texts(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e.body() {
-            Some(Body::Text(t)) => Some(t.body.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
 fn count(events: &[Event], f: impl Fn(&EventKind) -> bool) -> usize {
     events.iter().filter(|e| f(&e.kind)).count()
-}
-
-async fn pair(relay: &TestRelay, dir: &std::path::Path) -> (Client, Client) {
-    let therapist = Client::create(&dir.join("t"), &[1; 32], &url(relay), "Therapist")
-        .await
-        .unwrap();
-    let client = Client::create(&dir.join("c"), &[2; 32], &url(relay), "Client")
-        .await
-        .unwrap();
-    let invite = therapist
-        .create_invite(Duration::from_secs(3600))
-        .await
-        .unwrap();
-    client.accept_invite(&invite).await.unwrap();
-    therapist.sync().await.unwrap();
-    (therapist, client)
 }
 
 /// A raw device's new session with `to`, without a one-time prekey (the
@@ -201,7 +172,7 @@ async fn simultaneous_first_messages_converge_and_lose_nothing(backend: Backend)
 async fn a_restored_profile_recovers_through_retry_requests(backend: Backend) {
     let relay = TestRelay::start_on(backend, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
-    let (t, c) = pair(&relay, dir.path()).await;
+    let (t, c, _, _) = pair(&relay, dir.path()).await;
     let to_c = c.address();
     let to_t = t.address();
     t.send_text(&to_c, "before the backup").await.unwrap();
@@ -291,7 +262,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 async fn an_oversized_text_is_refused_and_receiving_goes_on(backend: Backend) {
     let mut relay = TestRelay::start_on(backend, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
-    let (t, c) = pair(&relay, dir.path()).await;
+    let (t, c, _, _) = pair(&relay, dir.path()).await;
     let (to_c, to_t) = (c.address(), t.address());
     // 300 KiB of text against a default relay (256 KiB envelopes): refused
     // at the call, nothing queued.
@@ -472,4 +443,57 @@ async fn events_acknowledge_only_what_was_stored() {
     let fresh = texts(&c.sync().await.unwrap());
     assert_eq!(pending, ["m0"]);
     assert_eq!(fresh, ["m1", "m2"]);
+}
+
+/// The relay connection is a seam: a profile whose relay URL resolves
+/// nowhere talks to the real relay through the transport it was given
+/// (here a TCP channel wrapped to count requests), for every call: login,
+/// key fetches, sends, fetches, acknowledgements and blob streams.
+#[tokio::test]
+async fn every_call_goes_through_the_given_transport() {
+    use std::sync::atomic::AtomicUsize;
+    let relay = TestRelay::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let profile = |name: &str| {
+        let counter = calls.clone();
+        let inner = alcove_client::Transport::tcp(&url(&relay)).unwrap();
+        let counted = tower::ServiceExt::map_request(inner, move |r| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            r
+        });
+        Profile::new(SledProfileStore::open(&dir.path().join(name)).unwrap())
+            .with_transport(alcove_client::Transport::new(counted))
+    };
+    let nowhere = "http://relay.invalid:9";
+    let t = Client::create_with(profile("t"), &[1; 32], nowhere, "T")
+        .await
+        .unwrap();
+    let c = Client::create_with(profile("c"), &[2; 32], nowhere, "C")
+        .await
+        .unwrap();
+    let invite = t.create_invite(Duration::from_secs(600)).await.unwrap();
+    let to_t = c.accept_invite(&invite).await.unwrap().address;
+    let to_c = t.sync().await.unwrap()[0].contact;
+    let sheet = dir.path().join("sheet.txt");
+    std::fs::write(&sheet, "worksheet").unwrap();
+    let pointer = t
+        .upload_file(&sheet, "text/plain", |_, _| {})
+        .await
+        .unwrap();
+    t.assign_homework(&to_c, "Sheet", "", None, vec![pointer])
+        .await
+        .unwrap();
+    let got = c.sync().await.unwrap();
+    let Some(Body::HomeworkAssignment(a)) = got[0].body() else {
+        panic!("{got:?}")
+    };
+    let out = dir.path().join("got.txt");
+    c.download_file(&a.attachments[0], &out, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "worksheet");
+    c.send_text(&to_t, "thanks").await.unwrap();
+    assert_eq!(texts(&t.sync().await.unwrap()), ["thanks"]);
+    assert!(calls.load(Ordering::SeqCst) > 20);
 }

@@ -9,6 +9,7 @@
 //! Durability contract: when a mutating method returns `Ok`, the change is
 //! on disk and survives a crash of the process.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod postgres;
 pub mod records;

@@ -3,6 +3,8 @@
 //! that talk to it with real gRPC clients and real keys.
 #![allow(dead_code)]
 
+pub mod sdk;
+
 use std::sync::Arc;
 
 use alcove_api::v1::auth_client::AuthClient;

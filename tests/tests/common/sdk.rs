@@ -1,0 +1,49 @@
+//! Helpers for tests of the SDK (`alcove-client`) against a test relay.
+
+use std::time::Duration;
+
+use alcove_client::{Body, Client};
+
+use super::TestRelay;
+
+pub fn url(relay: &TestRelay) -> String {
+    format!("http://{}", relay.addr())
+}
+
+pub async fn pair(
+    relay: &TestRelay,
+    dir: &std::path::Path,
+) -> (
+    Client,
+    Client,
+    alcove_client::Contact,
+    alcove_client::Contact,
+) {
+    let therapist = Client::create(&dir.join("t"), &[1; 32], &url(relay), "Therapist")
+        .await
+        .unwrap();
+    let client = Client::create(&dir.join("c"), &[2; 32], &url(relay), "Client")
+        .await
+        .unwrap();
+    let invite = therapist
+        .create_invite(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let to_therapist = client.accept_invite(&invite).await.unwrap();
+    let events = therapist.sync().await.unwrap();
+    assert!(matches!(events[0].body(), Some(Body::InviteAccepted(_))));
+    let to_client = therapist.contacts().await.pop().unwrap();
+    assert!(to_client.verified && to_therapist.verified);
+    assert_eq!(to_client.safety_number, to_therapist.safety_number);
+    (therapist, client, to_client, to_therapist)
+}
+
+pub fn texts(events: &[alcove_client::Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e.body() {
+            Some(Body::Text(t)) => Some(t.body.clone()),
+            _ => None,
+        })
+        .collect()
+}
