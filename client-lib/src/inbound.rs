@@ -228,18 +228,21 @@ impl Client {
                 (slot, session)
             }
         };
-        let message = content::decode(&plaintext);
-        let message_id = message
-            .as_ref()
-            .ok()
-            .and_then(|m| MessageId::from_slice(&m.message_id));
+        // decode() checks the id length and that a body is set.
+        let parsed = content::decode(&plaintext)
+            .map_err(|e| e.to_string())
+            .and_then(|m| match (MessageId::from_slice(&m.message_id), m.body) {
+                (Some(id), Some(body)) => Ok((id, m.sent_at_ms, body)),
+                _ => Err("no message id or body".to_string()),
+            });
+        let message_id = parsed.as_ref().ok().map(|(id, _, _)| *id);
         let duplicate = message_id.is_some_and(|id| set.seen_message(&id.0));
         set.remember(digest, message_id.map(|id| id.0));
         core.observe_sender(&opened.sender);
 
         let mut events = Vec::new();
         let mut retry = None;
-        match (message, duplicate) {
+        match (parsed, duplicate) {
             (_, true) => tracing::debug!("message sent again; already delivered"),
             (Err(e), _) => events.push(self.notice_locked(
                 &core,
@@ -248,42 +251,31 @@ impl Client {
                     reason: format!("the message decrypted but its content is malformed: {e}"),
                 },
             )),
-            (Ok(message), false) => {
-                let body = message
-                    .body
-                    .clone()
-                    .unwrap_or(Body::Text(Default::default()));
-                match body {
-                    Body::RetryRequest(r) => {
-                        // The sender reset the session to ask; answer on it.
-                        set.promote(slot.0, &slot.1);
-                        retry = <[u8; 16]>::try_from(r.envelope_digest.as_slice()).ok();
-                    }
-                    Body::RetryUnavailable(_) => events.push(
-                        self.notice_locked(
-                            &core,
-                            &from,
-                            EventKind::Undecryptable {
-                                reason: "a message from this contact could not be decrypted, \
-                                     and their device no longer has it to send again"
-                                    .into(),
-                            },
-                        ),
-                    ),
-                    body => {
-                        let id = message_id.unwrap_or(MessageId([0; 16]));
-                        events.push(self.message_event(
-                            &mut core,
-                            &from,
-                            id,
-                            message.sent_at_ms,
-                            body,
-                            &mut puts,
-                            &mut removes,
-                        )?);
-                    }
-                }
+            (Ok((_, _, Body::RetryRequest(r))), false) => {
+                // The sender reset the session to ask; answer on it.
+                set.promote(slot.0, &slot.1);
+                retry = <[u8; 16]>::try_from(r.envelope_digest.as_slice()).ok();
             }
+            (Ok((_, _, Body::RetryUnavailable(_))), false) => events.push(
+                self.notice_locked(
+                    &core,
+                    &from,
+                    EventKind::Undecryptable {
+                        reason: "a message from this contact could not be decrypted, \
+                             and their device no longer has it to send again"
+                            .into(),
+                    },
+                ),
+            ),
+            (Ok((id, sent_at_ms, body)), false) => events.push(self.message_event(
+                &mut core,
+                &from,
+                id,
+                sent_at_ms,
+                body,
+                &mut puts,
+                &mut removes,
+            )?),
         }
         for event in &events {
             puts.push(self.inbox_record(event)?);
@@ -312,7 +304,8 @@ impl Client {
                 Ok(i) => i,
                 Err(e) => return Ok(Outcome::Failed(e.to_string())),
             };
-            for (slot, mut session) in set.all()? {
+            for slot in set.slots() {
+                let mut session = set.get(slot)?;
                 if session.base_key() == initial.base_key() {
                     return Ok(match session.decrypt(&opened.message) {
                         Ok(p) => Outcome::Opened(
@@ -357,7 +350,8 @@ impl Client {
                 },
             );
         }
-        for (slot, mut session) in set.all()? {
+        for slot in set.slots() {
+            let mut session = set.get(slot)?;
             match session.decrypt(&opened.message) {
                 Ok(p) => {
                     return Ok(Outcome::Opened(

@@ -67,16 +67,25 @@ impl SessionSet {
         self.current.as_deref().map(restore).transpose()
     }
 
-    /// Every session, current first, with its slot.
-    pub(crate) fn all(&self) -> Result<Vec<(Slot, Session)>> {
-        let mut out = Vec::new();
-        if let Some(c) = &self.current {
-            out.push((Slot::Current, restore(c)?));
+    /// Every session's slot, current first, then archived newest first.
+    /// Sessions are restored one at a time ([`SessionSet::get`]), so a
+    /// message the current session opens costs one restore, not six.
+    pub(crate) fn slots(&self) -> Vec<Slot> {
+        self.current
+            .iter()
+            .map(|_| Slot::Current)
+            .chain((0..self.archived.len()).map(Slot::Archived))
+            .collect()
+    }
+
+    /// The session in `slot`.
+    pub(crate) fn get(&self, slot: Slot) -> Result<Session> {
+        match slot {
+            Slot::Current => self.current.as_deref(),
+            Slot::Archived(i) => self.archived.get(i).map(Vec::as_slice),
         }
-        for (i, a) in self.archived.iter().enumerate() {
-            out.push((Slot::Archived(i), restore(a)?));
-        }
-        Ok(out)
+        .map(restore)
+        .unwrap_or_else(|| Err(Error::ProfileCorrupt("a session slot is empty".into())))
     }
 
     /// Stores `session` back where it was found.
@@ -197,8 +206,8 @@ mod tests {
             let a_now = at_a.current().unwrap().unwrap();
             let b_now = at_b.current().unwrap().unwrap();
             assert_eq!(a_now.base_key(), b_now.base_key());
-            assert_eq!(at_a.all().unwrap().len(), 2);
-            assert_eq!(at_b.all().unwrap().len(), 2);
+            assert_eq!(at_a.slots().len(), 2);
+            assert_eq!(at_b.slots().len(), 2);
         }
     }
 }
