@@ -22,6 +22,15 @@ fn io(e: std::io::Error) -> Error {
 }
 
 impl Client {
+    fn relay_clients(&self) -> relay::Clients {
+        self.relay.clients()
+    }
+
+    /// A valid session token (logging in if needed).
+    async fn token(&self) -> Result<String> {
+        self.relay.token().await
+    }
+
     /// Encrypts the file at `path` and uploads it, calling `progress(done,
     /// total)` (plaintext bytes) as it goes. Returns the pointer to send in
     /// a message; it holds the key, so it travels only inside the seal.

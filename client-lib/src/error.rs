@@ -122,12 +122,14 @@ impl From<tonic::Status> for Error {
     }
 }
 
+#[cfg(feature = "native")]
 impl From<tonic::transport::Error> for Error {
     fn from(e: tonic::transport::Error) -> Self {
         Error::Offline(e.to_string())
     }
 }
 
+#[cfg(feature = "native")]
 impl From<sled::Error> for Error {
     fn from(e: sled::Error) -> Self {
         Error::Storage(e.to_string())

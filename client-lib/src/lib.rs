@@ -47,6 +47,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "native")]
 mod attachments;
 mod clock;
 mod contacts;
@@ -61,7 +62,6 @@ mod store;
 mod transparency;
 mod vault;
 
-use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -83,7 +83,9 @@ pub use outbound::{MAX_DELIVERY_ATTEMPTS, RESEND_WINDOW};
 pub use prekeys::{MAX_PREKEYS_PER_DAY, SIGNED_PREKEY_LIFETIME, SIGNED_PREKEY_RETENTION};
 pub use relay::{BoxError, Transport};
 pub use sessions::MAX_ARCHIVED_SESSIONS;
-pub use store::{ProfileStore, SledProfileStore, StoredRecord};
+#[cfg(feature = "native")]
+pub use store::SledProfileStore;
+pub use store::{ProfileStore, StoredRecord};
 pub use transparency::{KeyLogStatus, SIGNED_PREKEY_MAX_AGE};
 
 use contacts::ContactRecord;
@@ -208,7 +210,8 @@ impl Profile {
     }
 
     /// The default: a sled store in `dir`.
-    pub fn on_disk(dir: &Path) -> Result<Self> {
+    #[cfg(feature = "native")]
+    pub fn on_disk(dir: &std::path::Path) -> Result<Self> {
         Ok(Self::new(SledProfileStore::open(dir)?))
     }
 
@@ -246,6 +249,19 @@ struct Core {
     contacts: std::collections::HashMap<[u8; 32], ContactRecord>,
 }
 
+/// The transport a profile chose, or TCP to `url` (native builds).
+fn transport_for(chosen: Option<Transport>, url: &str) -> Result<Transport> {
+    match chosen {
+        Some(t) => Ok(t),
+        #[cfg(feature = "native")]
+        None => Transport::tcp(url),
+        #[cfg(not(feature = "native"))]
+        None => Err(Error::InvalidInput(format!(
+            "no transport for {url}: this build has no TCP transport; use Profile::with_transport"
+        ))),
+    }
+}
+
 /// One-time prekeys published at registration and kept in stock.
 const PREKEY_STOCK: u32 = 100;
 
@@ -258,8 +274,9 @@ impl Client {
     /// nothing behind and can simply be repeated. A malformed URL is
     /// [`Error::InvalidRelayUrl`]; an unreachable relay is
     /// [`Error::Offline`].
+    #[cfg(feature = "native")]
     pub async fn create(
-        dir: &Path,
+        dir: &std::path::Path,
         storage_key: &[u8; 32],
         relay_url: &str,
         name: &str,
@@ -299,10 +316,7 @@ impl Client {
         let otks: Vec<OneTimePreKeyPair> = (1..=PREKEY_STOCK)
             .map(|i| OneTimePreKeyPair::generate(&mut rng, i))
             .collect();
-        let transport = match profile.transport {
-            Some(t) => t,
-            None => Transport::tcp(relay_url)?,
-        };
+        let transport = transport_for(profile.transport, relay_url)?;
         let relay = Relay::new(transport, identity.clone(), None);
         // Register first: nothing is stored unless the relay accepted it.
         let server_id = relay.register(&spk, &otks).await?;
@@ -340,7 +354,8 @@ impl Client {
 
     /// Opens an existing profile. A wrong `storage_key` is
     /// [`Error::StorageLocked`], never garbage.
-    pub async fn open(dir: &Path, storage_key: &[u8; 32]) -> Result<Self> {
+    #[cfg(feature = "native")]
+    pub async fn open(dir: &std::path::Path, storage_key: &[u8; 32]) -> Result<Self> {
         if !dir.exists() {
             return Err(Error::InvalidInput(format!(
                 "no profile in {}",
@@ -376,10 +391,7 @@ impl Client {
             .scan(records::OUTBOX)?
             .last()
             .map_or(0, |(name, _)| records::outbox_sequence(name) + 1);
-        let transport = match profile.transport {
-            Some(t) => t,
-            None => Transport::tcp(&state.relay_url)?,
-        };
+        let transport = transport_for(profile.transport, &state.relay_url)?;
         let relay = Relay::new(transport, identity.clone(), Some(state.server_id.clone()));
         Ok(Self::assemble(
             vault,
@@ -441,14 +453,5 @@ impl Client {
 
     fn next_outbox_sequence(&self) -> u64 {
         self.outbox_seq.fetch_add(1, Ordering::SeqCst)
-    }
-
-    pub(crate) fn relay_clients(&self) -> relay::Clients {
-        self.relay.clients()
-    }
-
-    /// A valid session token (logging in if needed).
-    pub(crate) async fn token(&self) -> Result<String> {
-        self.relay.token().await
     }
 }

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex as StdMutex};
 
 use alcove_api::v1::auth_client::AuthClient;
-use alcove_api::v1::blobs_client::BlobsClient;
+
 use alcove_api::v1::key_log_client::KeyLogClient;
 use alcove_api::v1::keys_client::KeysClient;
 use alcove_api::v1::mailbox_client::MailboxClient;
@@ -25,12 +25,11 @@ use alcove_api::v1::{
 };
 use alcove_protocol::identity::IdentityKeyPair;
 use alcove_protocol::prekeys::{OneTimePreKeyPair, SignedPreKeyPair};
+use http::Uri;
 use tokio::sync::Mutex;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Endpoint, Uri};
 use tonic::{Code, Request, Status};
 use tower::util::BoxCloneSyncService;
-use tower::ServiceExt;
 
 use crate::error::{Error, Result};
 
@@ -73,13 +72,16 @@ impl Transport {
 
     /// The default: a lazily connected tonic channel over TCP to `url`
     /// (`http://` or `https://`), checked before anything is dialled.
+    #[cfg(feature = "native")]
     pub fn tcp(url: &str) -> crate::Result<Self> {
         let uri = parse_url(url)?;
-        let channel = Endpoint::from(uri)
+        let channel = tonic::transport::Endpoint::from(uri)
             .tcp_nodelay(true)
             .connect_timeout(std::time::Duration::from_secs(10))
             .connect_lazy();
-        Ok(Self::new(channel.map_err(|e| Box::new(e) as BoxError)))
+        Ok(Self::new(tower::ServiceExt::map_err(channel, |e| {
+            Box::new(e) as BoxError
+        })))
     }
 }
 
@@ -132,8 +134,10 @@ impl Clients {
         KeyLogClient::new(self.channel.clone())
     }
 
-    pub(crate) fn blobs(&self) -> BlobsClient<Transport> {
-        BlobsClient::new(self.channel.clone()).max_decoding_message_size(MAX_DECODE)
+    #[cfg(feature = "native")]
+    pub(crate) fn blobs(&self) -> alcove_api::v1::blobs_client::BlobsClient<Transport> {
+        alcove_api::v1::blobs_client::BlobsClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_DECODE)
     }
 }
 
@@ -295,6 +299,7 @@ impl Relay {
     }
 
     /// A valid session token (logging in if needed), for streaming calls.
+    #[cfg(feature = "native")]
     pub(crate) async fn token(&self) -> Result<String> {
         self.call(|_, token| async move { Ok(token) }).await
     }

@@ -5,9 +5,9 @@
 //! address before it reaches a store (`crate::vault`), so a store sees
 //! only opaque names and ciphertext.
 
-use std::path::Path;
-
-use crate::error::{Error, Result};
+#[cfg(feature = "native")]
+use crate::error::Error;
+use crate::error::Result;
 
 /// A record name and its stored bytes.
 pub type StoredRecord = (Vec<u8>, Vec<u8>);
@@ -30,14 +30,16 @@ pub trait ProfileStore: Send + Sync + 'static {
 }
 
 /// The default store: a sled database in a directory.
+#[cfg(feature = "native")]
 pub struct SledProfileStore {
     db: sled::Db,
     records: sled::Tree,
 }
 
+#[cfg(feature = "native")]
 impl SledProfileStore {
     /// Opens (or creates) the store in `dir`.
-    pub fn open(dir: &Path) -> Result<Self> {
+    pub fn open(dir: &std::path::Path) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| Error::Storage(e.to_string()))?;
         let db = sled::open(dir.join("store"))?;
         let records = db.open_tree("records")?;
@@ -45,6 +47,7 @@ impl SledProfileStore {
     }
 }
 
+#[cfg(feature = "native")]
 impl ProfileStore for SledProfileStore {
     fn get(&self, name: &[u8]) -> Result<Option<Vec<u8>>> {
         Ok(self.records.get(name)?.map(|v| v.to_vec()))
