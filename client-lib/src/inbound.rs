@@ -69,7 +69,8 @@ impl Client {
     /// that could not be delivered or decrypted, sessions reset, messages
     /// re-sent). Also retries the outbox, tops up and rotates prekeys.
     pub async fn sync(&self) -> Result<Vec<Event>> {
-        let (_, mut events) = self.flush().await?;
+        self.flush().await?;
+        let mut events = self.take_notices();
         loop {
             let (page, more) = self.relay.fetch_page().await?;
             if page.is_empty() {
@@ -140,7 +141,7 @@ impl Client {
                 State::Live(sub, ready) => (sub, ready),
                 State::Start => {
                     let ready: VecDeque<Event> = match self.flush().await {
-                        Ok((_, failed)) => failed.into(),
+                        Ok(_) => self.take_notices().into(),
                         Err(e) => return Some((Err(e), State::Done)),
                     };
                     match self.relay.subscribe().await {

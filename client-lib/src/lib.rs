@@ -242,6 +242,9 @@ pub struct Client {
     outbox_seq: AtomicU64,
     /// When the resend store was last pruned (ms).
     last_prune_ms: AtomicI64,
+    /// Outbox failures not yet returned by `sync` or `events` (they are
+    /// stored in the inbox too).
+    notices: std::sync::Mutex<Vec<Event>>,
 }
 
 struct Core {
@@ -425,6 +428,7 @@ impl Client {
             transparency: Mutex::new(()),
             outbox_seq: AtomicU64::new(next_outbox),
             last_prune_ms: AtomicI64::new(0),
+            notices: std::sync::Mutex::new(Vec::new()),
         }
     }
 

@@ -325,6 +325,28 @@ impl Client {
         // the device: a crash can then only lead to a retry of the same
         // bytes.
         self.vault.commit(puts, &[])?;
+        let earlier = self
+            .vault
+            .names(records::OUTBOX)?
+            .iter()
+            .any(|n| records::outbox_sequence(n) < sequence);
+        if earlier {
+            // Messages queued before this one go first, in order: the
+            // outbox delivers them, and this one after them (or holds it
+            // behind a held message to the same contact).
+            self.flush_locked(core).await?;
+            if self.vault.get(&records::outbox(sequence))?.is_some() {
+                return Err(Error::Busy(
+                    "queued behind earlier messages to this contact; sync delivers them in order"
+                        .into(),
+                ));
+            }
+            let failed = self.notices_about(id);
+            return match failed {
+                Some(reason) => Err(Error::LimitExceeded(reason)),
+                None => Ok(()),
+            };
+        }
         match self.attempt(&entry).await {
             Outcome::Sent => self.vault.commit(vec![], &[records::outbox(sequence)]),
             Outcome::Stop(e) => Err(e),
@@ -412,14 +434,19 @@ impl Client {
     /// out. Messages the relay will never take are removed and reported
     /// as [`EventKind::DeliveryFailed`] events by [`Client::sync`].
     pub async fn flush_outbox(&self) -> Result<usize> {
-        Ok(self.flush().await?.0)
+        self.flush().await
     }
 
-    /// [`Client::flush_outbox`], returning the failure events it stored.
-    pub(crate) async fn flush(&self) -> Result<(usize, Vec<Event>)> {
+    /// [`Client::flush_outbox`]. Failure events are stored in the inbox
+    /// and queued for the next [`Client::sync`] or [`Client::events`].
+    pub(crate) async fn flush(&self) -> Result<usize> {
+        let core = self.core.lock().await;
+        self.flush_locked(&core).await
+    }
+
+    async fn flush_locked(&self, core: &Core) -> Result<usize> {
         let pending = self.vault.scan(records::OUTBOX)?;
         let mut sent = 0;
-        let mut failed = Vec::new();
         // A recipient whose message is held keeps its later messages
         // behind it, so they arrive in order.
         let mut held: HashSet<[u8; 32]> = HashSet::new();
@@ -458,25 +485,50 @@ impl Client {
                         .commit(vec![(name, records::encode(&entry)?)], &[])?;
                 }
                 Outcome::Failed(e) => {
-                    let event = self
-                        .notice(
-                            &entry.recipient,
-                            EventKind::DeliveryFailed {
-                                id: Some(MessageId(entry.message_id)),
-                                reason: e.to_string(),
-                            },
-                        )
-                        .await;
+                    let event = self.notice_locked(
+                        core,
+                        &entry.recipient,
+                        EventKind::DeliveryFailed {
+                            id: Some(MessageId(entry.message_id)),
+                            reason: e.to_string(),
+                        },
+                    );
                     let (event_name, event_value) = self.inbox_record(&event)?;
                     self.vault.commit(
                         vec![(event_name, event_value)],
                         &[name, records::resend(&envelope_digest(&entry.envelope))],
                     )?;
-                    failed.push(event);
+                    self.queue_notice(event);
                 }
             }
         }
-        Ok((sent, failed))
+        Ok(sent)
+    }
+
+    fn queue_notice(&self, event: Event) {
+        if let Ok(mut q) = self.notices.lock() {
+            q.push(event);
+        }
+    }
+
+    /// Notices the outbox produced since the last call, oldest first.
+    pub(crate) fn take_notices(&self) -> Vec<Event> {
+        self.notices
+            .lock()
+            .map(|mut q| std::mem::take(&mut *q))
+            .unwrap_or_default()
+    }
+
+    /// The reason a queued notice gives for message `id` failing, if any.
+    fn notices_about(&self, id: MessageId) -> Option<String> {
+        let q = self.notices.lock().ok()?;
+        q.iter().find_map(|e| match &e.kind {
+            EventKind::DeliveryFailed {
+                id: Some(failed),
+                reason,
+            } if *failed == id => Some(reason.clone()),
+            _ => None,
+        })
     }
 
     /// Answers a retry request from `from` for the envelope `digest`: seals
@@ -577,12 +629,6 @@ impl Client {
             return Ok(());
         }
         self.vault.commit(vec![], &removes)
-    }
-
-    /// A notice event about `contact`, stamped now.
-    pub(crate) async fn notice(&self, contact: &[u8; 32], kind: EventKind) -> Event {
-        let core = self.core.lock().await;
-        self.notice_locked(&core, contact, kind)
     }
 
     pub(crate) fn notice_locked(&self, core: &Core, contact: &[u8; 32], kind: EventKind) -> Event {

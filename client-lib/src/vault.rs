@@ -138,6 +138,16 @@ impl Vault {
         self.store.commit(&sealed, removes)
     }
 
+    /// The names of the records under `prefix`, in order (nothing opened).
+    pub(crate) fn names(&self, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
+        Ok(self
+            .store
+            .scan_prefix(prefix)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
+    }
+
     /// Records whose names start with `prefix`, in name order.
     pub(crate) fn scan(&self, prefix: &[u8]) -> Result<Vec<Record>> {
         self.store

@@ -28,6 +28,7 @@ on_every_backend!(
     an_oversized_text_is_refused_and_receiving_goes_on,
     a_reused_invite_is_refused,
     a_relay_with_another_server_id_is_refused,
+    messages_queued_while_offline_keep_their_order,
 );
 
 fn count(events: &[Event], f: impl Fn(&EventKind) -> bool) -> usize {
@@ -496,4 +497,24 @@ async fn every_call_goes_through_the_given_transport() {
     c.send_text(&to_t, "thanks").await.unwrap();
     assert_eq!(texts(&t.sync().await.unwrap()), ["thanks"]);
     assert!(calls.load(Ordering::SeqCst) > 20);
+}
+
+async fn messages_queued_while_offline_keep_their_order(backend: Backend) {
+    let mut relay = TestRelay::start_on(backend, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (t, c, to_c, _) = pair(&relay, dir.path()).await;
+    t.send_text(&to_c.address, "first").await.unwrap();
+    let addr = relay.addr();
+    relay.stop().await;
+    let queued = t.send_text(&to_c.address, "second, written offline").await;
+    assert!(matches!(queued, Err(Error::Offline(_))), "{queued:?}");
+    relay.config.listen = addr;
+    relay.restart().await;
+    // Back online, the app sends again before any sync: the queued message
+    // goes first.
+    t.send_text(&to_c.address, "third").await.unwrap();
+    assert_eq!(
+        texts(&c.sync().await.unwrap()),
+        ["first", "second, written offline", "third"]
+    );
 }
