@@ -29,6 +29,7 @@ on_every_backend!(
     a_reused_invite_is_refused,
     a_relay_with_another_server_id_is_refused,
     messages_queued_while_offline_keep_their_order,
+    malformed_content_is_reported_and_its_session_kept,
 );
 
 fn count(events: &[Event], f: impl Fn(&EventKind) -> bool) -> usize {
@@ -517,4 +518,37 @@ async fn messages_queued_while_offline_keep_their_order(backend: Backend) {
         texts(&c.sync().await.unwrap()),
         ["first", "second, written offline", "third"]
     );
+}
+
+async fn malformed_content_is_reported_and_its_session_kept(backend: Backend) {
+    let relay = TestRelay::start_on(backend, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let therapist = Client::create(&dir.path().join("t"), &[1; 32], &url(&relay), "T")
+        .await
+        .unwrap();
+    let to = *therapist.address().as_bytes();
+    let sender = Device::registered(&relay, 5).await;
+    let (mut session, bundle) = new_session(&sender, &to).await;
+    // A first message that decrypts but is not valid content (a buggy or
+    // newer sender), then a normal one on the same session.
+    let wire = session
+        .encrypt(&mut rand::rngs::OsRng, b"\xff\xff not protobuf")
+        .unwrap();
+    let bad = sealed_sender::seal(
+        &mut rand::rngs::OsRng,
+        &sender.identity,
+        bundle.identity(),
+        &wire,
+    )
+    .unwrap();
+    sender.send_envelope(&to, common::id16(1), bad).await;
+    let good = sealed_text(&sender, &mut session, &bundle, "second");
+    sender.send_envelope(&to, common::id16(2), good).await;
+    let events = therapist.sync().await.unwrap();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(
+        matches!(&events[0].kind, EventKind::Undecryptable { reason } if reason.contains("malformed")),
+        "{events:?}"
+    );
+    assert_eq!(texts(&events[1..]), ["second"]);
 }
