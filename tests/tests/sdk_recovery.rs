@@ -17,7 +17,7 @@ use alcove_client::{
 use alcove_protocol::content::{self, Content, MessageId, Text};
 use alcove_protocol::prekeys::PreKeyBundle;
 use alcove_protocol::{sealed_sender, x3dh};
-use common::sdk::{pair, texts, url};
+use common::sdk::{pair, profile, texts, url};
 use common::{Backend, Device, TestRelay};
 use futures::StreamExt;
 
@@ -80,9 +80,7 @@ async fn first_message(d: &Device, to: &[u8; 32], text: &str) -> Vec<u8> {
 async fn a_replayed_first_message_is_refused_after_the_session_moved_on(backend: Backend) {
     let relay = TestRelay::start_on(backend, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
-    let therapist = Client::create(&dir.path().join("t"), &[1; 32], &url(&relay), "T")
-        .await
-        .unwrap();
+    let therapist = profile(&relay, dir.path(), "t", 1, "T").await;
     let to = *therapist.address().as_bytes();
     let sender = Device::registered(&relay, 5).await;
     let first = first_message(&sender, &to, "hello, first session").await;
@@ -140,12 +138,8 @@ async fn a_replayed_first_message_is_refused_after_the_session_moved_on(backend:
 async fn simultaneous_first_messages_converge_and_lose_nothing(backend: Backend) {
     let relay = TestRelay::start_on(backend, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
-    let t = Client::create(&dir.path().join("t"), &[1; 32], &url(&relay), "T")
-        .await
-        .unwrap();
-    let c = Client::create(&dir.path().join("c"), &[2; 32], &url(&relay), "C")
-        .await
-        .unwrap();
+    let t = profile(&relay, dir.path(), "t", 1, "T").await;
+    let c = profile(&relay, dir.path(), "c", 2, "C").await;
     // Each accepts the other's invite while the other is offline: both
     // start a session and write first.
     let t_invite = t.create_invite(Duration::from_secs(600)).await.unwrap();
@@ -311,16 +305,10 @@ async fn an_oversized_text_is_refused_and_receiving_goes_on(backend: Backend) {
 async fn a_reused_invite_is_refused(backend: Backend) {
     let relay = TestRelay::start_on(backend, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
-    let t = Client::create(&dir.path().join("t"), &[1; 32], &url(&relay), "T")
-        .await
-        .unwrap();
+    let t = profile(&relay, dir.path(), "t", 1, "T").await;
     let invite = t.create_invite(Duration::from_secs(600)).await.unwrap();
-    let first = Client::create(&dir.path().join("a"), &[2; 32], &url(&relay), "Ann")
-        .await
-        .unwrap();
-    let second = Client::create(&dir.path().join("b"), &[3; 32], &url(&relay), "Ben")
-        .await
-        .unwrap();
+    let first = profile(&relay, dir.path(), "a", 2, "Ann").await;
+    let second = profile(&relay, dir.path(), "b", 3, "Ben").await;
     first.accept_invite(&invite).await.unwrap();
     second.accept_invite(&invite).await.unwrap();
     let events = t.sync().await.unwrap();
@@ -338,9 +326,7 @@ async fn a_reused_invite_is_refused(backend: Backend) {
         .create_invite_for(Duration::from_secs(600), 2)
         .await
         .unwrap();
-    let third = Client::create(&dir.path().join("c"), &[4; 32], &url(&relay), "Cy")
-        .await
-        .unwrap();
+    let third = profile(&relay, dir.path(), "c", 4, "Cy").await;
     third.accept_invite(&group).await.unwrap();
     second.accept_invite(&group).await.unwrap();
     let events = t.sync().await.unwrap();
@@ -354,9 +340,7 @@ async fn a_reused_invite_is_refused(backend: Backend) {
 async fn a_relay_with_another_server_id_is_refused(backend: Backend) {
     let mut relay = TestRelay::start_on(backend, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
-    let c = Client::create(&dir.path().join("c"), &[2; 32], &url(&relay), "C")
-        .await
-        .unwrap();
+    let c = profile(&relay, dir.path(), "c", 2, "C").await;
     c.sync().await.unwrap();
     drop(c);
     // The same store and address, but another server id: a relay that
@@ -406,9 +390,7 @@ impl ProfileStore for FlakyStore {
 async fn events_acknowledge_only_what_was_stored() {
     let relay = TestRelay::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let t = Client::create(&dir.path().join("t"), &[1; 32], &url(&relay), "T")
-        .await
-        .unwrap();
+    let t = profile(&relay, dir.path(), "t", 1, "T").await;
     let fail = Arc::new(AtomicU32::new(0));
     let c_dir = dir.path().join("c");
     let store = FlakyStore {
@@ -523,9 +505,7 @@ async fn messages_queued_while_offline_keep_their_order(backend: Backend) {
 async fn malformed_content_is_reported_and_its_session_kept(backend: Backend) {
     let relay = TestRelay::start_on(backend, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
-    let therapist = Client::create(&dir.path().join("t"), &[1; 32], &url(&relay), "T")
-        .await
-        .unwrap();
+    let therapist = profile(&relay, dir.path(), "t", 1, "T").await;
     let to = *therapist.address().as_bytes();
     let sender = Device::registered(&relay, 5).await;
     let (mut session, bundle) = new_session(&sender, &to).await;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alcove_client::{Body, Client, Clock, Error, EventKind, Profile, SystemClock};
-use common::sdk::{texts, url};
+use common::sdk::{profile, texts, url};
 use common::{Backend, TestRelay};
 
 on_every_backend!(
@@ -56,9 +56,7 @@ async fn a_message_to_a_full_mailbox_is_given_up_after_its_budget_and_later_ones
     let dir = tempfile::tempdir().unwrap();
     let clock = MovedClock::default();
     let t = on_clock(&relay, &dir.path().join("t"), 1, "T", &clock).await;
-    let c = Client::create(&dir.path().join("c"), &[2; 32], &url(&relay), "C")
-        .await
-        .unwrap();
+    let c = profile(&relay, dir.path(), "c", 2, "C").await;
     let invite = t.create_invite(Duration::from_secs(3600)).await.unwrap();
     c.accept_invite(&invite).await.unwrap();
     let to_c = t.sync().await.unwrap()[0].contact;
@@ -96,9 +94,7 @@ async fn a_first_message_written_against_a_replaced_signed_prekey_still_opens(ba
     let dir = tempfile::tempdir().unwrap();
     let clock = MovedClock::default();
     let t = on_clock(&relay, &dir.path().join("t"), 1, "T", &clock).await;
-    let c = Client::create(&dir.path().join("c"), &[2; 32], &url(&relay), "C")
-        .await
-        .unwrap();
+    let c = profile(&relay, dir.path(), "c", 2, "C").await;
     let invite = t
         .create_invite(Duration::from_secs(30 * 86_400))
         .await

@@ -6,6 +6,19 @@ use alcove_client::{Body, Client};
 
 use super::TestRelay;
 
+/// A new profile `name` in `dir/sub`, registered with `relay`.
+pub async fn profile(
+    relay: &TestRelay,
+    dir: &std::path::Path,
+    sub: &str,
+    key: u8,
+    name: &str,
+) -> Client {
+    Client::create(&dir.join(sub), &[key; 32], &url(relay), name)
+        .await
+        .unwrap()
+}
+
 pub fn url(relay: &TestRelay) -> String {
     format!("http://{}", relay.addr())
 }
