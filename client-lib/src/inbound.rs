@@ -22,6 +22,9 @@ use crate::{AttachmentPointer, Client, Core, Event, EventId, EventKind};
 /// X3DH base keys remembered per signed prekey (a replayed initial
 /// message is refused by them even after its session is gone).
 const MAX_BASE_KEYS_PER_PREKEY: usize = 4_096;
+/// How long a session started to recover carries further retry requests
+/// to the same contact instead of another new session.
+const RECOVERY_REUSE_MS: i64 = 10 * 60 * 1000;
 
 /// An inbox record.
 #[derive(Serialize, Deserialize)]
@@ -409,10 +412,18 @@ impl Client {
         tracing::warn!(%reason, "a message did not decrypt; asking its sender again");
         let from = *sender.address().as_bytes();
         let known_key = core.observe_sender(sender).pending_identity.is_none();
+        // A recovery session started moments ago with this contact carries
+        // the further requests too: one new session however many messages
+        // failed (and one key fetch, which the relay rate-limits).
+        if known_key && self.recovering_on_current(&from)? {
+            return self.request_retry(core, &from, digest, None, None).await;
+        }
         let fresh = if known_key {
             match self.start_session(core, &from).await {
                 Ok(s) => Ok(s),
-                Err(e @ Error::Offline(_)) => return Err(e),
+                // Not decided: the envelope stays on the relay and the
+                // next sync asks again.
+                Err(e @ (Error::Offline(_) | Error::Busy(_))) => return Err(e),
                 Err(e) => Err(e.to_string()),
             }
         } else {
@@ -435,7 +446,45 @@ impl Client {
                 return Ok(vec![event]);
             }
         };
+        if let Ok(mut r) = self.recovering.lock() {
+            r.insert(from, (*session.base_key().as_bytes(), self.now_ms()));
+        }
         let event = self.notice_locked(core, &from, EventKind::SessionReset { reason });
+        self.request_retry(core, &from, digest, Some(session), Some(event))
+            .await
+    }
+
+    /// Whether the current session with `from` is a recovery session this
+    /// device started within [`RECOVERY_REUSE_MS`].
+    fn recovering_on_current(&self, from: &[u8; 32]) -> Result<bool> {
+        let started = self
+            .recovering
+            .lock()
+            .ok()
+            .and_then(|r| r.get(from).copied());
+        let Some((base, at)) = started else {
+            return Ok(false);
+        };
+        if self.now_ms().saturating_sub(at) > RECOVERY_REUSE_MS {
+            return Ok(false);
+        }
+        Ok(self
+            .load_sessions(from)?
+            .current()?
+            .is_some_and(|s| *s.base_key().as_bytes() == base))
+    }
+
+    /// Sends a retry request for `digest` to `from` (on `fresh`, which
+    /// becomes current, or on the current session), storing `event` with
+    /// it.
+    async fn request_retry(
+        &self,
+        core: &mut Core,
+        from: &[u8; 32],
+        digest: &[u8; 16],
+        fresh: Option<Session>,
+        event: Option<Event>,
+    ) -> Result<Vec<Event>> {
         let request = Content {
             message_id: MessageId::random(&mut rand::rngs::OsRng).0.to_vec(),
             sent_at_ms: self.now_ms(),
@@ -445,12 +494,17 @@ impl Client {
         };
         let id = MessageId::from_slice(&request.message_id).unwrap_or(MessageId([0; 16]));
         let plaintext = Zeroizing::new(content::encode(&request));
-        let extra = vec![self.inbox_record(&event)?];
+        let extra = event
+            .iter()
+            .map(|e| self.inbox_record(e))
+            .collect::<Result<Vec<_>>>()?;
         match self
-            .seal_and_send(core, &from, Some(session), &plaintext, id, false, 0, extra)
+            .seal_and_send(core, from, fresh, &plaintext, id, false, 0, extra)
             .await
         {
-            Ok(()) | Err(Error::Offline(_)) | Err(Error::Busy(_)) => Ok(vec![event]),
+            Ok(()) | Err(Error::Offline(_)) | Err(Error::Busy(_)) => {
+                Ok(event.into_iter().collect())
+            }
             Err(e) => Err(e),
         }
     }

@@ -245,7 +245,12 @@ pub struct Client {
     /// Outbox failures not yet returned by `sync` or `events` (they are
     /// stored in the inbox too).
     notices: std::sync::Mutex<Vec<Event>>,
+    /// Recovery sessions started recently: contact → (base key, when).
+    recovering: std::sync::Mutex<std::collections::HashMap<[u8; 32], RecoveryStart>>,
 }
+
+/// A session started to recover: its base key and when (ms).
+type RecoveryStart = ([u8; 32], i64);
 
 struct Core {
     state: ProfileState,
@@ -429,6 +434,7 @@ impl Client {
             outbox_seq: AtomicU64::new(next_outbox),
             last_prune_ms: AtomicI64::new(0),
             notices: std::sync::Mutex::new(Vec::new()),
+            recovering: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 

@@ -30,6 +30,7 @@ on_every_backend!(
     a_relay_with_another_server_id_is_refused,
     messages_queued_while_offline_keep_their_order,
     malformed_content_is_reported_and_its_session_kept,
+    many_lost_messages_are_recovered_through_one_new_session,
 );
 
 fn count(events: &[Event], f: impl Fn(&EventKind) -> bool) -> usize {
@@ -531,4 +532,57 @@ async fn malformed_content_is_reported_and_its_session_kept(backend: Backend) {
         "{events:?}"
     );
     assert_eq!(texts(&events[1..]), ["second"]);
+}
+
+/// The client's state is rolled back while the therapist keeps writing:
+/// forty messages do not decrypt. They are all asked for on one new session
+/// (not forty: the relay limits key fetches to 30 a minute) and all arrive.
+async fn many_lost_messages_are_recovered_through_one_new_session(backend: Backend) {
+    let relay = TestRelay::start_on(backend, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (t, c, to_c, to_t) = pair(&relay, dir.path()).await;
+    c.send_text(&to_t.address, "hello").await.unwrap();
+    t.sync().await.unwrap();
+    drop(c);
+    let backup = dir.path().join("c-backup");
+    copy_dir(&dir.path().join("c"), &backup);
+    let c = Client::open(&dir.path().join("c"), &[2; 32]).await.unwrap();
+    t.send_text(&to_c.address, "seen before the restore")
+        .await
+        .unwrap();
+    c.sync().await.unwrap();
+    c.send_text(&to_t.address, "moves the ratchet")
+        .await
+        .unwrap();
+    t.sync().await.unwrap();
+    drop(c);
+    std::fs::remove_dir_all(dir.path().join("c")).unwrap();
+    copy_dir(&backup, &dir.path().join("c"));
+    let c = Client::open(&dir.path().join("c"), &[2; 32]).await.unwrap();
+    let sent: Vec<String> = (0..40).map(|i| format!("lost {i}")).collect();
+    for m in &sent {
+        t.send_text(&to_c.address, m).await.unwrap();
+    }
+    let (mut at_c, mut at_t) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        at_c.extend(c.sync().await.unwrap());
+        at_t.extend(t.sync().await.unwrap());
+    }
+    let mut got = texts(&at_c);
+    got.sort();
+    let mut want = sent.clone();
+    want.sort();
+    assert_eq!(got, want, "{at_c:?}");
+    let lost = |e: &EventKind| {
+        matches!(
+            e,
+            EventKind::Undecryptable { .. } | EventKind::DeliveryFailed { .. }
+        )
+    };
+    assert_eq!(
+        count(&at_c, lost) + count(&at_t, lost),
+        0,
+        "{at_c:?} {at_t:?}"
+    );
+    assert_eq!(count(&at_t, |k| matches!(k, EventKind::Resent { .. })), 40);
 }
