@@ -71,6 +71,9 @@ impl Client {
     /// oldest first: messages, and notices of what went wrong (messages
     /// that could not be delivered or decrypted, sessions reset, messages
     /// re-sent). Also retries the outbox, tops up and rotates prekeys.
+    ///
+    /// On an error, the events stored before it are not lost: they are in
+    /// [`Client::pending_events`] until confirmed.
     pub async fn sync(&self) -> Result<Vec<Event>> {
         self.flush().await?;
         let mut events = self.take_notices();
@@ -105,6 +108,8 @@ impl Client {
                 break;
             }
         }
+        // Failures the outbox found while answering (recovery sends).
+        events.extend(self.take_notices());
         self.maintain_prekeys().await?;
         self.prune_resend_store()?;
         Ok(events)
