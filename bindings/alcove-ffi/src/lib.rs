@@ -1,0 +1,752 @@
+//! # alcove-ffi
+//!
+//! The Alcove SDK ([`alcove_client`]) for Python, Kotlin and Swift, through
+//! UniFFI. Everything an app needs, in types every language can hold:
+//! addresses and ids are strings in the CLI's encodings (base64url device
+//! addresses, hex message and blob ids), content is records and enums,
+//! errors are one flat enum with a `retryable` flag. Async methods run on
+//! tokio. Live events arrive through a listener the app implements; the
+//! [`Subscription`] it returns cancels them.
+//!
+//! No field is named `from` (Python would turn it into `_from`): events name
+//! the other side `contact`.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use alcove_client as sdk;
+use futures::StreamExt;
+
+uniffi::setup_scaffolding!();
+
+/// What went wrong. Every variant carries a human-readable `message` and
+/// whether retrying the same call later may succeed.
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum AlcoveError {
+    /// The relay could not be reached, is busy, or the recipient's mailbox
+    /// is full. Queued messages stay queued.
+    #[error("{message}")]
+    Offline {
+        /// What happened.
+        message: String,
+        /// Always true.
+        retryable: bool,
+    },
+    /// The relay refused this device, or is not the relay this profile
+    /// registered with.
+    #[error("{message}")]
+    NotAuthorized {
+        /// What happened.
+        message: String,
+        /// Always false.
+        retryable: bool,
+    },
+    /// The storage key is wrong.
+    #[error("{message}")]
+    StorageLocked {
+        /// What happened.
+        message: String,
+        /// Always false.
+        retryable: bool,
+    },
+    /// The profile is damaged, or local storage failed.
+    #[error("{message}")]
+    Storage {
+        /// What happened.
+        message: String,
+        /// Always false.
+        retryable: bool,
+    },
+    /// The contact's identity key changed; verify it, then accept it.
+    #[error("{message}")]
+    ContactKeyChanged {
+        /// What happened.
+        message: String,
+        /// Always false.
+        retryable: bool,
+    },
+    /// Keys or the key log did not verify: evidence against the relay.
+    #[error("{message}")]
+    VerificationFailed {
+        /// What happened.
+        message: String,
+        /// Always false.
+        retryable: bool,
+    },
+    /// A limit was hit (a message larger than the relay accepts).
+    #[error("{message}")]
+    LimitExceeded {
+        /// What happened.
+        message: String,
+        /// Always false.
+        retryable: bool,
+    },
+    /// Bad input: a malformed address, id, URL or invite, an unknown
+    /// contact, a wrong key length, a missing file, an expired invite.
+    #[error("{message}")]
+    InvalidInput {
+        /// What happened.
+        message: String,
+        /// Always false.
+        retryable: bool,
+    },
+    /// The client was closed.
+    #[error("{message}")]
+    Closed {
+        /// What happened.
+        message: String,
+        /// Always false.
+        retryable: bool,
+    },
+}
+
+impl From<sdk::Error> for AlcoveError {
+    fn from(e: sdk::Error) -> Self {
+        let retryable = e.is_retryable();
+        let message = e.to_string();
+        use sdk::Error as E;
+        match e {
+            E::Offline(_) | E::Busy(_) => AlcoveError::Offline { message, retryable },
+            E::NotAuthorized(_) | E::WrongRelay { .. } => {
+                AlcoveError::NotAuthorized { message, retryable }
+            }
+            E::StorageLocked => AlcoveError::StorageLocked { message, retryable },
+            E::ProfileCorrupt(_) | E::Storage(_) => AlcoveError::Storage { message, retryable },
+            E::ContactKeyChanged => AlcoveError::ContactKeyChanged { message, retryable },
+            E::VerificationFailed(_) | E::KeyTransparency(_) | E::StaleSignedPreKey { .. } => {
+                AlcoveError::VerificationFailed { message, retryable }
+            }
+            E::LimitExceeded(_) | E::SessionExhausted => {
+                AlcoveError::LimitExceeded { message, retryable }
+            }
+            _ => AlcoveError::InvalidInput { message, retryable },
+        }
+    }
+}
+
+fn invalid(message: impl Into<String>) -> AlcoveError {
+    AlcoveError::InvalidInput {
+        message: message.into(),
+        retryable: false,
+    }
+}
+
+type Result<T> = std::result::Result<T, AlcoveError>;
+
+fn address(text: &str) -> Result<sdk::DeviceAddress> {
+    text.parse()
+        .map_err(|e| invalid(format!("not a device address {text:?}: {e}")))
+}
+
+fn message_id(text: &str) -> Result<sdk::MessageId> {
+    hex::decode(text)
+        .ok()
+        .and_then(|b| sdk::MessageId::from_slice(&b))
+        .ok_or_else(|| invalid(format!("not a message id (32 hex digits): {text:?}")))
+}
+
+fn key32(bytes: &[u8]) -> Result<[u8; 32]> {
+    bytes.try_into().map_err(|_| {
+        invalid(format!(
+            "the storage key must be 32 bytes, got {}",
+            bytes.len()
+        ))
+    })
+}
+
+/// A contact, as this device knows them.
+#[derive(uniffi::Record)]
+pub struct Contact {
+    /// Their device address (base64url).
+    pub address: String,
+    /// How the app shows them.
+    pub name: String,
+    /// The 60-digit safety number both sides compare.
+    pub safety_number: String,
+    /// Verified through an invite or by the users.
+    pub verified: bool,
+    /// Their identity key changed since it was verified; sending is held.
+    pub key_changed: bool,
+}
+
+impl From<sdk::Contact> for Contact {
+    fn from(c: sdk::Contact) -> Self {
+        Self {
+            address: c.address.to_string(),
+            name: c.name,
+            safety_number: c.safety_number,
+            verified: c.verified,
+            key_changed: c.key_changed,
+        }
+    }
+}
+
+/// An uploaded document: what a message carries to let its recipient
+/// download and decrypt it. Holds the file's key: keep it as secret as the
+/// message itself.
+#[derive(uniffi::Record, Clone)]
+pub struct Attachment {
+    /// The relay's id of the encrypted blob (hex).
+    pub blob_id: String,
+    /// The file's 32-byte key.
+    pub key: Vec<u8>,
+    /// SHA-256 of the encrypted blob.
+    pub digest: Vec<u8>,
+    /// Plaintext size in bytes.
+    pub size: u64,
+    /// Media type, e.g. `application/pdf`.
+    pub media_type: String,
+    /// Suggested file name (display only).
+    pub file_name: String,
+}
+
+impl From<&sdk::AttachmentPointer> for Attachment {
+    fn from(p: &sdk::AttachmentPointer) -> Self {
+        Self {
+            blob_id: hex::encode(&p.blob_id),
+            key: p.key.clone(),
+            digest: p.digest.clone(),
+            size: p.size,
+            media_type: p.media_type.clone(),
+            file_name: p.file_name.clone(),
+        }
+    }
+}
+
+impl TryFrom<Attachment> for sdk::AttachmentPointer {
+    type Error = AlcoveError;
+    fn try_from(a: Attachment) -> Result<Self> {
+        Ok(Self {
+            blob_id: hex::decode(&a.blob_id)
+                .map_err(|_| invalid(format!("not a blob id (hex): {:?}", a.blob_id)))?,
+            key: a.key,
+            digest: a.digest,
+            size: a.size,
+            media_type: a.media_type,
+            file_name: a.file_name,
+        })
+    }
+}
+
+fn pointers(list: Vec<Attachment>) -> Result<Vec<sdk::AttachmentPointer>> {
+    list.into_iter().map(TryInto::try_into).collect()
+}
+
+/// What happened, for the app to show.
+#[derive(uniffi::Enum)]
+pub enum EventKind {
+    /// A chat message.
+    Text {
+        /// The text.
+        body: String,
+        /// The message it replies to (hex id), if any.
+        reply_to: Option<String>,
+    },
+    /// A homework assignment.
+    HomeworkAssignment {
+        /// Title.
+        title: String,
+        /// What to do.
+        instructions: String,
+        /// Due date, `YYYY-MM-DD`, if any.
+        due_date: Option<String>,
+        /// Worksheets.
+        attachments: Vec<Attachment>,
+    },
+    /// Homework handed in.
+    HomeworkSubmission {
+        /// The assignment's message id (hex).
+        assignment_id: String,
+        /// The answer.
+        body: String,
+        /// Completed worksheets.
+        attachments: Vec<Attachment>,
+    },
+    /// Feedback on an earlier message.
+    Feedback {
+        /// The message it refers to (hex id).
+        refers_to: String,
+        /// The feedback.
+        body: String,
+    },
+    /// A document on its own.
+    Document {
+        /// The document.
+        attachment: Attachment,
+    },
+    /// The contact read these messages.
+    ReadReceipt {
+        /// Message ids (hex).
+        message_ids: Vec<String>,
+    },
+    /// The contact's device received these messages.
+    DeliveryReceipt {
+        /// Message ids (hex).
+        message_ids: Vec<String>,
+    },
+    /// The contact accepted this device's invite.
+    InviteAccepted {
+        /// The name they gave.
+        display_name: String,
+    },
+    /// Someone accepted an invite that was used up, unknown or expired.
+    InviteRefused {
+        /// Why.
+        reason: String,
+    },
+    /// A message from the contact did not decrypt; it was asked for again.
+    SessionReset {
+        /// Why.
+        reason: String,
+    },
+    /// A message this device sent was sent again at the contact's request.
+    Resent {
+        /// The message (hex id).
+        message_id: String,
+    },
+    /// A message this device sent will not be delivered.
+    DeliveryFailed {
+        /// The message (hex id), when known.
+        message_id: Option<String>,
+        /// Why.
+        reason: String,
+    },
+    /// A message from the contact could not be decrypted or recovered.
+    Undecryptable {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// An event: a message or a notice about the conversation with `contact`.
+#[derive(uniffi::Record)]
+pub struct Event {
+    /// Confirm with this ([`AlcoveClient::confirm`]); hex.
+    pub event_id: String,
+    /// For a message, its id (hex), stable across retries.
+    pub message_id: Option<String>,
+    /// The other side (base64url address).
+    pub contact: String,
+    /// Their display name.
+    pub contact_name: String,
+    /// Sender's clock for messages, this device's for notices (ms).
+    pub at_ms: i64,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+fn hexes(ids: &[Vec<u8>]) -> Vec<String> {
+    ids.iter().map(hex::encode).collect()
+}
+
+fn opt_hex(bytes: &[u8]) -> Option<String> {
+    (!bytes.is_empty()).then(|| hex::encode(bytes))
+}
+
+impl From<sdk::Event> for Event {
+    fn from(e: sdk::Event) -> Self {
+        use sdk::{Body, EventKind as K};
+        let message_id = e.message_id().map(|i| i.to_hex());
+        let kind = match e.kind {
+            K::Message { body, .. } => match body {
+                Body::Text(t) => EventKind::Text {
+                    body: t.body,
+                    reply_to: opt_hex(&t.reply_to),
+                },
+                Body::HomeworkAssignment(a) => EventKind::HomeworkAssignment {
+                    title: a.title,
+                    instructions: a.instructions,
+                    due_date: (!a.due_date.is_empty()).then_some(a.due_date),
+                    attachments: a.attachments.iter().map(Attachment::from).collect(),
+                },
+                Body::HomeworkSubmission(s) => EventKind::HomeworkSubmission {
+                    assignment_id: hex::encode(&s.assignment_id),
+                    body: s.body,
+                    attachments: s.attachments.iter().map(Attachment::from).collect(),
+                },
+                Body::Feedback(f) => EventKind::Feedback {
+                    refers_to: hex::encode(&f.refers_to),
+                    body: f.body,
+                },
+                Body::Attachment(a) => EventKind::Document {
+                    attachment: Attachment::from(&a),
+                },
+                Body::ReadReceipt(r) => EventKind::ReadReceipt {
+                    message_ids: hexes(&r.message_ids),
+                },
+                Body::DeliveryReceipt(r) => EventKind::DeliveryReceipt {
+                    message_ids: hexes(&r.message_ids),
+                },
+                Body::InviteAccepted(i) => EventKind::InviteAccepted {
+                    display_name: i.display_name,
+                },
+                // Handled inside the SDK; never a message event.
+                Body::RetryRequest(_) | Body::RetryUnavailable(_) => EventKind::Undecryptable {
+                    reason: "an internal recovery message reached the app".into(),
+                },
+            },
+            K::SessionReset { reason } => EventKind::SessionReset { reason },
+            K::Resent { id } => EventKind::Resent {
+                message_id: id.to_hex(),
+            },
+            K::DeliveryFailed { id, reason } => EventKind::DeliveryFailed {
+                message_id: id.map(|i| i.to_hex()),
+                reason,
+            },
+            K::Undecryptable { reason } => EventKind::Undecryptable { reason },
+            K::InviteRefused { reason } => EventKind::InviteRefused { reason },
+        };
+        Self {
+            event_id: hex::encode(e.event_id.0),
+            message_id,
+            contact: e.contact.to_string(),
+            contact_name: e.contact_name,
+            at_ms: e.at_ms,
+            kind,
+        }
+    }
+}
+
+/// Receives live events from [`AlcoveClient::subscribe`]. Called on a
+/// tokio worker thread, one call at a time, in order.
+#[uniffi::export(with_foreign)]
+pub trait EventListener: Send + Sync {
+    /// A new event (already stored; confirm it when handled).
+    fn on_event(&self, event: Event);
+    /// The subscription ended with an error (the relay went away, storage
+    /// failed). Subscribe again to resume; nothing is lost.
+    fn on_error(&self, error: AlcoveError);
+}
+
+/// Progress of an upload or download, in plaintext bytes.
+#[uniffi::export(with_foreign)]
+pub trait ProgressListener: Send + Sync {
+    /// `done` of `total` bytes so far.
+    fn on_progress(&self, done: u64, total: u64);
+}
+
+/// A live subscription; [`Subscription::cancel`] ends it.
+#[derive(uniffi::Object)]
+pub struct Subscription {
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[uniffi::export]
+impl Subscription {
+    /// Stops delivering events. Idempotent.
+    pub fn cancel(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A device profile connected to its relay.
+#[derive(uniffi::Object)]
+pub struct AlcoveClient {
+    inner: RwLock<Option<Arc<sdk::Client>>>,
+}
+
+impl AlcoveClient {
+    fn wrap(client: sdk::Client) -> Arc<Self> {
+        Arc::new(Self {
+            inner: RwLock::new(Some(Arc::new(client))),
+        })
+    }
+
+    fn client(&self) -> Result<Arc<sdk::Client>> {
+        self.inner
+            .read()
+            .ok()
+            .and_then(|g| g.clone())
+            .ok_or(AlcoveError::Closed {
+                message: "the client was closed".into(),
+                retryable: false,
+            })
+    }
+}
+
+/// Creates a profile in the directory `dir`, protected by the 32-byte
+/// `storage_key` (from the platform keystore), and registers it with the
+/// relay at `relay_url` under `name`. Nothing is left on disk if it fails.
+#[uniffi::export(async_runtime = "tokio")]
+pub async fn create_profile(
+    dir: String,
+    storage_key: Vec<u8>,
+    relay_url: String,
+    name: String,
+) -> Result<Arc<AlcoveClient>> {
+    let key = key32(&storage_key)?;
+    let client = sdk::Client::create(&PathBuf::from(dir), &key, &relay_url, &name).await?;
+    Ok(AlcoveClient::wrap(client))
+}
+
+/// Opens the profile in `dir`. A wrong key is `StorageLocked`.
+#[uniffi::export(async_runtime = "tokio")]
+pub async fn open_profile(dir: String, storage_key: Vec<u8>) -> Result<Arc<AlcoveClient>> {
+    let key = key32(&storage_key)?;
+    let client = sdk::Client::open(&PathBuf::from(dir), &key).await?;
+    Ok(AlcoveClient::wrap(client))
+}
+
+#[uniffi::export(async_runtime = "tokio")]
+impl AlcoveClient {
+    /// This device's address (base64url).
+    pub fn address(&self) -> Result<String> {
+        Ok(self.client()?.address().to_string())
+    }
+
+    /// An invite link for `uses` people, valid for `valid_seconds`.
+    pub async fn create_invite(&self, valid_seconds: u64, uses: u32) -> Result<String> {
+        Ok(self
+            .client()?
+            .create_invite_for(Duration::from_secs(valid_seconds), uses)
+            .await?)
+    }
+
+    /// Accepts an invite link; the inviter becomes a verified contact.
+    pub async fn accept_invite(&self, link: String) -> Result<Contact> {
+        Ok(self.client()?.accept_invite(&link).await?.into())
+    }
+
+    /// All contacts.
+    pub async fn contacts(&self) -> Result<Vec<Contact>> {
+        Ok(self
+            .client()?
+            .contacts()
+            .await
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// One contact.
+    pub async fn contact(&self, address: String) -> Result<Contact> {
+        Ok(self
+            .client()?
+            .contact(&self::address(&address)?)
+            .await?
+            .into())
+    }
+
+    /// Records that the users compared safety numbers.
+    pub async fn mark_verified(&self, address: String) -> Result<()> {
+        Ok(self
+            .client()?
+            .mark_verified(&self::address(&address)?)
+            .await?)
+    }
+
+    /// Accepts a contact's new identity key (then verify it again).
+    pub async fn accept_key_change(&self, address: String) -> Result<()> {
+        Ok(self
+            .client()?
+            .accept_key_change(&self::address(&address)?)
+            .await?)
+    }
+
+    /// Renames a contact.
+    pub async fn rename_contact(&self, address: String, name: String) -> Result<()> {
+        Ok(self
+            .client()?
+            .rename_contact(&self::address(&address)?, &name)
+            .await?)
+    }
+
+    /// Sends a text; returns its message id (hex).
+    pub async fn send_text(&self, to: String, text: String) -> Result<String> {
+        let id = self
+            .client()?
+            .send_text(&self::address(&to)?, &text)
+            .await?;
+        Ok(id.to_hex())
+    }
+
+    /// Assigns homework; returns its message id (hex).
+    pub async fn assign_homework(
+        &self,
+        to: String,
+        title: String,
+        instructions: String,
+        due_date: Option<String>,
+        attachments: Vec<Attachment>,
+    ) -> Result<String> {
+        let id = self
+            .client()?
+            .assign_homework(
+                &self::address(&to)?,
+                &title,
+                &instructions,
+                due_date.as_deref(),
+                pointers(attachments)?,
+            )
+            .await?;
+        Ok(id.to_hex())
+    }
+
+    /// Hands in homework for `assignment_id` (hex).
+    pub async fn submit_homework(
+        &self,
+        to: String,
+        assignment_id: String,
+        answer: String,
+        attachments: Vec<Attachment>,
+    ) -> Result<String> {
+        let id = self
+            .client()?
+            .submit_homework(
+                &self::address(&to)?,
+                &message_id(&assignment_id)?,
+                &answer,
+                pointers(attachments)?,
+            )
+            .await?;
+        Ok(id.to_hex())
+    }
+
+    /// Sends feedback on `refers_to` (hex).
+    pub async fn send_feedback(
+        &self,
+        to: String,
+        refers_to: String,
+        text: String,
+    ) -> Result<String> {
+        let id = self
+            .client()?
+            .send_feedback(&self::address(&to)?, &message_id(&refers_to)?, &text)
+            .await?;
+        Ok(id.to_hex())
+    }
+
+    /// Tells the contact these messages (hex ids) were read.
+    pub async fn send_read_receipt(&self, to: String, message_ids: Vec<String>) -> Result<String> {
+        let ids = message_ids
+            .iter()
+            .map(|i| message_id(i))
+            .collect::<Result<Vec<_>>>()?;
+        let id = self
+            .client()?
+            .send_read_receipt(&self::address(&to)?, &ids)
+            .await?;
+        Ok(id.to_hex())
+    }
+
+    /// Sends a document on its own.
+    pub async fn send_document(&self, to: String, attachment: Attachment) -> Result<String> {
+        let id = self
+            .client()?
+            .send_attachment(&self::address(&to)?, attachment.try_into()?)
+            .await?;
+        Ok(id.to_hex())
+    }
+
+    /// Encrypts and uploads the file at `path`.
+    pub async fn upload_file(
+        &self,
+        path: String,
+        media_type: String,
+        progress: Option<Arc<dyn ProgressListener>>,
+    ) -> Result<Attachment> {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            return Err(invalid(format!("no file at {}", path.display())));
+        }
+        let pointer = self
+            .client()?
+            .upload_file(&path, &media_type, move |done, total| {
+                if let Some(p) = &progress {
+                    p.on_progress(done, total);
+                }
+            })
+            .await?;
+        Ok(Attachment::from(&pointer))
+    }
+
+    /// Downloads, verifies and decrypts an attachment to `dest`.
+    pub async fn download_file(
+        &self,
+        attachment: Attachment,
+        dest: String,
+        progress: Option<Arc<dyn ProgressListener>>,
+    ) -> Result<()> {
+        let pointer: sdk::AttachmentPointer = attachment.try_into()?;
+        Ok(self
+            .client()?
+            .download_file(&pointer, &PathBuf::from(dest), move |done, total| {
+                if let Some(p) = &progress {
+                    p.on_progress(done, total);
+                }
+            })
+            .await?)
+    }
+
+    /// Fetches, decrypts and stores what waits; returns the new events.
+    pub async fn sync(&self) -> Result<Vec<Event>> {
+        Ok(self
+            .client()?
+            .sync()
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// Events stored but not yet confirmed (after a crash, say).
+    pub async fn pending_events(&self) -> Result<Vec<Event>> {
+        Ok(self
+            .client()?
+            .pending_events()
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// The app has handled the event `event_id` (hex).
+    pub async fn confirm(&self, event_id: String) -> Result<()> {
+        let client = self.client()?;
+        let id: [u8; 16] = hex::decode(&event_id)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| invalid(format!("not an event id (32 hex digits): {event_id:?}")))?;
+        let pending = client.pending_events().await?;
+        match pending.iter().find(|e| e.event_id.0 == id) {
+            Some(e) => Ok(client.confirm(e).await?),
+            None => Ok(()),
+        }
+    }
+
+    /// Delivers live events to `listener` until the returned subscription
+    /// is cancelled (or the stream ends with an error, reported through
+    /// `on_error`).
+    pub async fn subscribe(&self, listener: Arc<dyn EventListener>) -> Result<Arc<Subscription>> {
+        let client = self.client()?;
+        let task = tokio::spawn(async move {
+            let events = client.events();
+            let mut events = std::pin::pin!(events);
+            while let Some(item) = events.next().await {
+                match item {
+                    Ok(e) => listener.on_event(e.into()),
+                    Err(e) => {
+                        listener.on_error(e.into());
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(Arc::new(Subscription { task }))
+    }
+
+    /// Closes the client; later calls fail with `Closed`. Subscriptions
+    /// keep the profile open until they are cancelled.
+    pub fn close(&self) {
+        if let Ok(mut g) = self.inner.write() {
+            g.take();
+        }
+    }
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs the Python package from this repository (pip builds the wheel with
+# maturin, release mode) and runs its pytest suite against the real
+# alcove-server binary. Needs python3 with pip; fetches maturin and pytest
+# from PyPI.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+pip_install=(python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore)
+"${pip_install[@]}" "pytest>=8"
+"${pip_install[@]}" --force-reinstall ./bindings/python
+cargo build --quiet -p alcove-server
+ALCOVE_SERVER_BIN="$PWD/target/debug/alcove-server" \
+  python3 -m pytest -q -p no:cacheprovider bindings/python/tests

@@ -1,0 +1,171 @@
+"""The Python binding against the real relay: every call goes through the
+generated bindings into the Rust SDK and over gRPC to alcove-server."""
+
+import asyncio
+import threading
+
+import pytest
+
+import alcove
+
+T_KEY = bytes([1]) * 32
+C_KEY = bytes([2]) * 32
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def pair(relay, tmp_path):
+    therapist = await alcove.create_profile(str(tmp_path / "t"), T_KEY, relay.url, "Dr. Rivera")
+    client = await alcove.create_profile(str(tmp_path / "c"), C_KEY, relay.url, "Sam")
+    invite = await therapist.create_invite(3600, 1)
+    to_therapist = await client.accept_invite(invite)
+    events = await therapist.sync()
+    assert isinstance(events[0].kind, alcove.EventKind.INVITE_ACCEPTED)
+    assert events[0].kind.display_name == "Sam"
+    await therapist.confirm(events[0].event_id)
+    to_client = (await therapist.contacts())[0]
+    assert to_client.verified and to_therapist.verified
+    assert to_client.safety_number == to_therapist.safety_number
+    assert len(to_client.safety_number.replace(" ", "")) == 60
+    return therapist, client, to_client, to_therapist
+
+
+def texts(events):
+    return [e.kind.body for e in events if isinstance(e.kind, alcove.EventKind.TEXT)]
+
+
+def test_invite_verification_and_texts_both_ways_while_offline(relay, tmp_path):
+    async def main():
+        therapist, client, to_client, to_therapist = await pair(relay, tmp_path)
+        # The client is offline (not syncing) while the therapist writes.
+        for i in range(5):
+            await therapist.send_text(to_client.address, f"message {i}")
+        got = await client.sync()
+        assert texts(got) == [f"message {i}" for i in range(5)]
+        assert all(e.contact == to_therapist.address for e in got)
+        # And back, while the therapist is offline.
+        ids = [await client.send_text(to_therapist.address, f"reply {i}") for i in range(3)]
+        back = await therapist.sync()
+        assert texts(back) == [f"reply {i}" for i in range(3)]
+        assert [e.message_id for e in back] == ids
+        for e in back:
+            await therapist.confirm(e.event_id)
+        assert await therapist.pending_events() == []
+
+    run(main())
+
+
+def test_homework_with_a_worksheet_and_feedback(relay, tmp_path):
+    async def main():
+        therapist, client, to_client, to_therapist = await pair(relay, tmp_path)
+        sheet = tmp_path / "thought-record.txt"
+        sheet.write_text("Situation | Thought | Feeling\n" * 200)
+        seen = []
+
+        class Progress(alcove.ProgressListener):
+            def on_progress(self, done, total):
+                seen.append((done, total))
+
+        pointer = await therapist.upload_file(str(sheet), "text/plain", Progress())
+        assert seen and seen[-1][0] == seen[-1][1] == sheet.stat().st_size
+        hw = await therapist.assign_homework(
+            to_client.address, "Thought record", "One row per evening", "2026-12-01", [pointer]
+        )
+        got = await client.sync()
+        kind = got[0].kind
+        assert isinstance(kind, alcove.EventKind.HOMEWORK_ASSIGNMENT)
+        assert (kind.title, kind.due_date, got[0].message_id) == ("Thought record", "2026-12-01", hw)
+        out = tmp_path / "downloaded.txt"
+        await client.download_file(kind.attachments[0], str(out), None)
+        assert out.read_text() == sheet.read_text()
+        sub = await client.submit_homework(to_therapist.address, hw, "Done, see rows", [])
+        got = await therapist.sync()
+        assert isinstance(got[0].kind, alcove.EventKind.HOMEWORK_SUBMISSION)
+        assert got[0].kind.assignment_id == hw
+        await therapist.send_feedback(to_client.address, sub, "Well done")
+        got = await client.sync()
+        assert isinstance(got[0].kind, alcove.EventKind.FEEDBACK)
+        assert (got[0].kind.refers_to, got[0].kind.body) == (sub, "Well done")
+
+    run(main())
+
+
+def test_a_listener_receives_live_and_can_be_cancelled(relay, tmp_path):
+    async def main():
+        therapist, client, to_client, _ = await pair(relay, tmp_path)
+        received = []
+        arrived = threading.Event()
+
+        class Listener(alcove.EventListener):
+            def on_event(self, event):
+                received.append(event)
+                if len(texts(received)) == 3:
+                    arrived.set()
+
+            def on_error(self, error):
+                received.append(error)
+
+        subscription = await client.subscribe(Listener())
+        for i in range(3):
+            await therapist.send_text(to_client.address, f"live {i}")
+        assert await asyncio.to_thread(arrived.wait, 20), received
+        assert texts(received) == ["live 0", "live 1", "live 2"]
+        subscription.cancel()
+        await therapist.send_text(to_client.address, "after cancel")
+        await asyncio.sleep(0.5)
+        assert texts(received) == ["live 0", "live 1", "live 2"]
+        assert texts(await client.sync()) == ["after cancel"]
+
+    run(main())
+
+
+def test_a_wrong_storage_key_is_storage_locked(relay, tmp_path):
+    async def main():
+        await pair(relay, tmp_path)
+        with pytest.raises(alcove.AlcoveError.StorageLocked) as e:
+            await alcove.open_profile(str(tmp_path / "c"), bytes([9]) * 32)
+        assert not e.value.retryable
+
+    run(main())
+
+
+def test_a_stopped_relay_is_retryable(relay, tmp_path):
+    async def main():
+        therapist, client, to_client, _ = await pair(relay, tmp_path)
+        relay.stop()
+        with pytest.raises(alcove.AlcoveError.Offline) as e:
+            await therapist.send_text(to_client.address, "while the relay is down")
+        assert e.value.retryable
+        relay.start()
+        # The queued message goes out with the next sync.
+        await therapist.sync()
+        assert texts(await client.sync()) == ["while the relay is down"]
+
+    run(main())
+
+
+def test_bad_input_raises_typed_errors_never_crashes(relay, tmp_path):
+    async def main():
+        with pytest.raises(alcove.AlcoveError.InvalidInput):
+            await alcove.create_profile(str(tmp_path / "x"), b"short", relay.url, "X")
+        with pytest.raises(alcove.AlcoveError.InvalidInput) as e:
+            await alcove.create_profile(str(tmp_path / "y"), T_KEY, "notaurl", "Y")
+        assert "http://" in e.value.message
+        therapist, _, to_client, _ = await pair(relay, tmp_path)
+        with pytest.raises(alcove.AlcoveError.InvalidInput):
+            await therapist.send_text("not an address", "hi")
+        with pytest.raises(alcove.AlcoveError.InvalidInput):
+            await therapist.send_feedback(to_client.address, "zz", "hi")
+        with pytest.raises(alcove.AlcoveError.InvalidInput):
+            await therapist.upload_file(str(tmp_path / "missing.pdf"), "application/pdf", None)
+        with pytest.raises(alcove.AlcoveError.InvalidInput):
+            await therapist.accept_invite("alcove://invite/garbage")
+        therapist.close()
+        with pytest.raises(alcove.AlcoveError.Closed):
+            await therapist.sync()
+        with pytest.raises(alcove.AlcoveError.Closed):
+            therapist.address()
+
+    run(main())
