@@ -5,3 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --workspace
 bash bindings/python/test.sh
+bash bindings/kotlin/test.sh
+bash bindings/swift/check.sh

@@ -20,82 +20,82 @@ use futures::StreamExt;
 
 uniffi::setup_scaffolding!();
 
-/// What went wrong. Every variant carries a human-readable `message` and
+/// What went wrong. Every variant carries a human-readable `reason` and
 /// whether retrying the same call later may succeed.
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum AlcoveError {
     /// The relay could not be reached, is busy, or the recipient's mailbox
     /// is full. Queued messages stay queued.
-    #[error("{message}")]
+    #[error("{reason}")]
     Offline {
-        /// What happened.
-        message: String,
+        /// What happened, for people.
+        reason: String,
         /// Always true.
         retryable: bool,
     },
     /// The relay refused this device, or is not the relay this profile
     /// registered with.
-    #[error("{message}")]
+    #[error("{reason}")]
     NotAuthorized {
-        /// What happened.
-        message: String,
+        /// What happened, for people.
+        reason: String,
         /// Always false.
         retryable: bool,
     },
     /// The storage key is wrong.
-    #[error("{message}")]
+    #[error("{reason}")]
     StorageLocked {
-        /// What happened.
-        message: String,
+        /// What happened, for people.
+        reason: String,
         /// Always false.
         retryable: bool,
     },
     /// The profile is damaged, or local storage failed.
-    #[error("{message}")]
+    #[error("{reason}")]
     Storage {
-        /// What happened.
-        message: String,
+        /// What happened, for people.
+        reason: String,
         /// Always false.
         retryable: bool,
     },
     /// The contact's identity key changed; verify it, then accept it.
-    #[error("{message}")]
+    #[error("{reason}")]
     ContactKeyChanged {
-        /// What happened.
-        message: String,
+        /// What happened, for people.
+        reason: String,
         /// Always false.
         retryable: bool,
     },
     /// Keys or the key log did not verify: evidence against the relay.
-    #[error("{message}")]
+    #[error("{reason}")]
     VerificationFailed {
-        /// What happened.
-        message: String,
+        /// What happened, for people.
+        reason: String,
         /// Always false.
         retryable: bool,
     },
     /// A limit was hit (a message larger than the relay accepts).
-    #[error("{message}")]
+    #[error("{reason}")]
     LimitExceeded {
-        /// What happened.
-        message: String,
+        /// What happened, for people.
+        reason: String,
         /// Always false.
         retryable: bool,
     },
     /// Bad input: a malformed address, id, URL or invite, an unknown
     /// contact, a wrong key length, a missing file, an expired invite.
-    #[error("{message}")]
+    #[error("{reason}")]
     InvalidInput {
-        /// What happened.
-        message: String,
+        /// What happened, for people.
+        reason: String,
         /// Always false.
         retryable: bool,
     },
     /// The client was closed.
-    #[error("{message}")]
+    #[error("{reason}")]
     Closed {
-        /// What happened.
-        message: String,
+        /// What happened, for people.
+        reason: String,
         /// Always false.
         retryable: bool,
     },
@@ -107,27 +107,47 @@ impl From<sdk::Error> for AlcoveError {
         let message = e.to_string();
         use sdk::Error as E;
         match e {
-            E::Offline(_) | E::Busy(_) => AlcoveError::Offline { message, retryable },
-            E::NotAuthorized(_) | E::WrongRelay { .. } => {
-                AlcoveError::NotAuthorized { message, retryable }
-            }
-            E::StorageLocked => AlcoveError::StorageLocked { message, retryable },
-            E::ProfileCorrupt(_) | E::Storage(_) => AlcoveError::Storage { message, retryable },
-            E::ContactKeyChanged => AlcoveError::ContactKeyChanged { message, retryable },
+            E::Offline(_) | E::Busy(_) => AlcoveError::Offline {
+                reason: message,
+                retryable,
+            },
+            E::NotAuthorized(_) | E::WrongRelay { .. } => AlcoveError::NotAuthorized {
+                reason: message,
+                retryable,
+            },
+            E::StorageLocked => AlcoveError::StorageLocked {
+                reason: message,
+                retryable,
+            },
+            E::ProfileCorrupt(_) | E::Storage(_) => AlcoveError::Storage {
+                reason: message,
+                retryable,
+            },
+            E::ContactKeyChanged => AlcoveError::ContactKeyChanged {
+                reason: message,
+                retryable,
+            },
             E::VerificationFailed(_) | E::KeyTransparency(_) | E::StaleSignedPreKey { .. } => {
-                AlcoveError::VerificationFailed { message, retryable }
+                AlcoveError::VerificationFailed {
+                    reason: message,
+                    retryable,
+                }
             }
-            E::LimitExceeded(_) | E::SessionExhausted => {
-                AlcoveError::LimitExceeded { message, retryable }
-            }
-            _ => AlcoveError::InvalidInput { message, retryable },
+            E::LimitExceeded(_) | E::SessionExhausted => AlcoveError::LimitExceeded {
+                reason: message,
+                retryable,
+            },
+            _ => AlcoveError::InvalidInput {
+                reason: message,
+                retryable,
+            },
         }
     }
 }
 
 fn invalid(message: impl Into<String>) -> AlcoveError {
     AlcoveError::InvalidInput {
-        message: message.into(),
+        reason: message.into(),
         retryable: false,
     }
 }
@@ -465,7 +485,7 @@ impl AlcoveClient {
             .ok()
             .and_then(|g| g.clone())
             .ok_or(AlcoveError::Closed {
-                message: "the client was closed".into(),
+                reason: "the client was closed".into(),
                 retryable: false,
             })
     }
@@ -742,9 +762,10 @@ impl AlcoveClient {
         Ok(Arc::new(Subscription { task }))
     }
 
-    /// Closes the client; later calls fail with `Closed`. Subscriptions
-    /// keep the profile open until they are cancelled.
-    pub fn close(&self) {
+    /// Closes the profile; later calls fail with `Closed`. Subscriptions
+    /// keep it open until they are cancelled. (Not `close`: Kotlin's
+    /// `AutoCloseable.close` frees the handle itself.)
+    pub fn close_profile(&self) {
         if let Ok(mut g) = self.inner.write() {
             g.take();
         }

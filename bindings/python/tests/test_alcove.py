@@ -152,7 +152,7 @@ def test_bad_input_raises_typed_errors_never_crashes(relay, tmp_path):
             await alcove.create_profile(str(tmp_path / "x"), b"short", relay.url, "X")
         with pytest.raises(alcove.AlcoveError.InvalidInput) as e:
             await alcove.create_profile(str(tmp_path / "y"), T_KEY, "notaurl", "Y")
-        assert "http://" in e.value.message
+        assert "http://" in e.value.reason
         therapist, _, to_client, _ = await pair(relay, tmp_path)
         with pytest.raises(alcove.AlcoveError.InvalidInput):
             await therapist.send_text("not an address", "hi")
@@ -162,7 +162,7 @@ def test_bad_input_raises_typed_errors_never_crashes(relay, tmp_path):
             await therapist.upload_file(str(tmp_path / "missing.pdf"), "application/pdf", None)
         with pytest.raises(alcove.AlcoveError.InvalidInput):
             await therapist.accept_invite("alcove://invite/garbage")
-        therapist.close()
+        therapist.close_profile()
         with pytest.raises(alcove.AlcoveError.Closed):
             await therapist.sync()
         with pytest.raises(alcove.AlcoveError.Closed):
