@@ -633,8 +633,14 @@ impl Client {
 
     /// The app has stored or shown `event`: remove it from the inbox.
     pub async fn confirm(&self, event: &Event) -> Result<()> {
-        self.vault
-            .commit(vec![], &[records::inbox(&event.event_id.0)])
+        self.confirm_id(&event.event_id).await
+    }
+
+    /// [`Client::confirm`] by the event's id alone (for apps that keep
+    /// only the id). Confirming an id that is not in the inbox does
+    /// nothing.
+    pub async fn confirm_id(&self, event_id: &EventId) -> Result<()> {
+        self.vault.commit(vec![], &[records::inbox(&event_id.0)])
     }
 }
 

@@ -154,6 +154,34 @@ fn invalid(message: impl Into<String>) -> AlcoveError {
 
 type Result<T> = std::result::Result<T, AlcoveError>;
 
+/// The runtime every SDK call runs on. A call's whole future (its many
+/// network wake-ups) runs on these threads, and the foreign side is woken
+/// once, when the call completes: polling the SDK's futures from Python's
+/// event loop cost a thread hop per wake-up (see docs/benchmarks.md).
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("alcove")
+            .enable_all()
+            .build()
+            .expect("the SDK's tokio runtime starts")
+    })
+}
+
+/// Runs `call` on [`runtime`] and waits for it.
+async fn on_runtime<T: Send + 'static>(
+    call: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    runtime().spawn(call).await.unwrap_or_else(|e| {
+        Err(AlcoveError::Storage {
+            reason: format!("the SDK call did not complete: {e}"),
+            retryable: false,
+        })
+    })
+}
+
 fn address(text: &str) -> Result<sdk::DeviceAddress> {
     text.parse()
         .map_err(|e| invalid(format!("not a device address {text:?}: {e}")))
@@ -501,17 +529,23 @@ pub async fn create_profile(
     relay_url: String,
     name: String,
 ) -> Result<Arc<AlcoveClient>> {
-    let key = key32(&storage_key)?;
-    let client = sdk::Client::create(&PathBuf::from(dir), &key, &relay_url, &name).await?;
-    Ok(AlcoveClient::wrap(client))
+    on_runtime(async move {
+        let key = key32(&storage_key)?;
+        let client = sdk::Client::create(&PathBuf::from(dir), &key, &relay_url, &name).await?;
+        Ok(AlcoveClient::wrap(client))
+    })
+    .await
 }
 
 /// Opens the profile in `dir`. A wrong key is `StorageLocked`.
 #[uniffi::export(async_runtime = "tokio")]
 pub async fn open_profile(dir: String, storage_key: Vec<u8>) -> Result<Arc<AlcoveClient>> {
-    let key = key32(&storage_key)?;
-    let client = sdk::Client::open(&PathBuf::from(dir), &key).await?;
-    Ok(AlcoveClient::wrap(client))
+    on_runtime(async move {
+        let key = key32(&storage_key)?;
+        let client = sdk::Client::open(&PathBuf::from(dir), &key).await?;
+        Ok(AlcoveClient::wrap(client))
+    })
+    .await
 }
 
 #[uniffi::export(async_runtime = "tokio")]
@@ -523,68 +557,73 @@ impl AlcoveClient {
 
     /// An invite link for `uses` people, valid for `valid_seconds`.
     pub async fn create_invite(&self, valid_seconds: u64, uses: u32) -> Result<String> {
-        Ok(self
-            .client()?
-            .create_invite_for(Duration::from_secs(valid_seconds), uses)
-            .await?)
+        let client = self.client()?;
+        on_runtime(async move {
+            Ok(client
+                .create_invite_for(Duration::from_secs(valid_seconds), uses)
+                .await?)
+        })
+        .await
     }
 
     /// Accepts an invite link; the inviter becomes a verified contact.
     pub async fn accept_invite(&self, link: String) -> Result<Contact> {
-        Ok(self.client()?.accept_invite(&link).await?.into())
+        let client = self.client()?;
+        on_runtime(async move { Ok(client.accept_invite(&link).await?.into()) }).await
     }
 
     /// All contacts.
     pub async fn contacts(&self) -> Result<Vec<Contact>> {
-        Ok(self
-            .client()?
-            .contacts()
-            .await
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        let client = self.client()?;
+        on_runtime(async move {
+            Ok(client
+                .contacts()
+                .await
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
+        .await
     }
 
     /// One contact.
     pub async fn contact(&self, address: String) -> Result<Contact> {
-        Ok(self
-            .client()?
-            .contact(&self::address(&address)?)
-            .await?
-            .into())
+        let client = self.client()?;
+        on_runtime(async move { Ok(client.contact(&self::address(&address)?).await?.into()) }).await
     }
 
     /// Records that the users compared safety numbers.
     pub async fn mark_verified(&self, address: String) -> Result<()> {
-        Ok(self
-            .client()?
-            .mark_verified(&self::address(&address)?)
-            .await?)
+        let client = self.client()?;
+        on_runtime(async move { Ok(client.mark_verified(&self::address(&address)?).await?) }).await
     }
 
     /// Accepts a contact's new identity key (then verify it again).
     pub async fn accept_key_change(&self, address: String) -> Result<()> {
-        Ok(self
-            .client()?
-            .accept_key_change(&self::address(&address)?)
-            .await?)
+        let client = self.client()?;
+        on_runtime(async move { Ok(client.accept_key_change(&self::address(&address)?).await?) })
+            .await
     }
 
     /// Renames a contact.
     pub async fn rename_contact(&self, address: String, name: String) -> Result<()> {
-        Ok(self
-            .client()?
-            .rename_contact(&self::address(&address)?, &name)
-            .await?)
+        let client = self.client()?;
+        on_runtime(async move {
+            Ok(client
+                .rename_contact(&self::address(&address)?, &name)
+                .await?)
+        })
+        .await
     }
 
     /// Sends a text; returns its message id (hex).
     pub async fn send_text(&self, to: String, text: String) -> Result<String> {
-        let id = self
-            .client()?
-            .send_text(&self::address(&to)?, &text)
-            .await?;
-        Ok(id.to_hex())
+        let client = self.client()?;
+        on_runtime(async move {
+            let id = client.send_text(&self::address(&to)?, &text).await?;
+            Ok(id.to_hex())
+        })
+        .await
     }
 
     /// Assigns homework; returns its message id (hex).
@@ -596,17 +635,20 @@ impl AlcoveClient {
         due_date: Option<String>,
         attachments: Vec<Attachment>,
     ) -> Result<String> {
-        let id = self
-            .client()?
-            .assign_homework(
-                &self::address(&to)?,
-                &title,
-                &instructions,
-                due_date.as_deref(),
-                pointers(attachments)?,
-            )
-            .await?;
-        Ok(id.to_hex())
+        let client = self.client()?;
+        on_runtime(async move {
+            let id = client
+                .assign_homework(
+                    &self::address(&to)?,
+                    &title,
+                    &instructions,
+                    due_date.as_deref(),
+                    pointers(attachments)?,
+                )
+                .await?;
+            Ok(id.to_hex())
+        })
+        .await
     }
 
     /// Hands in homework for `assignment_id` (hex).
@@ -617,16 +659,19 @@ impl AlcoveClient {
         answer: String,
         attachments: Vec<Attachment>,
     ) -> Result<String> {
-        let id = self
-            .client()?
-            .submit_homework(
-                &self::address(&to)?,
-                &message_id(&assignment_id)?,
-                &answer,
-                pointers(attachments)?,
-            )
-            .await?;
-        Ok(id.to_hex())
+        let client = self.client()?;
+        on_runtime(async move {
+            let id = client
+                .submit_homework(
+                    &self::address(&to)?,
+                    &message_id(&assignment_id)?,
+                    &answer,
+                    pointers(attachments)?,
+                )
+                .await?;
+            Ok(id.to_hex())
+        })
+        .await
     }
 
     /// Sends feedback on `refers_to` (hex).
@@ -636,33 +681,40 @@ impl AlcoveClient {
         refers_to: String,
         text: String,
     ) -> Result<String> {
-        let id = self
-            .client()?
-            .send_feedback(&self::address(&to)?, &message_id(&refers_to)?, &text)
-            .await?;
-        Ok(id.to_hex())
+        let client = self.client()?;
+        on_runtime(async move {
+            let id = client
+                .send_feedback(&self::address(&to)?, &message_id(&refers_to)?, &text)
+                .await?;
+            Ok(id.to_hex())
+        })
+        .await
     }
 
     /// Tells the contact these messages (hex ids) were read.
     pub async fn send_read_receipt(&self, to: String, message_ids: Vec<String>) -> Result<String> {
-        let ids = message_ids
-            .iter()
-            .map(|i| message_id(i))
-            .collect::<Result<Vec<_>>>()?;
-        let id = self
-            .client()?
-            .send_read_receipt(&self::address(&to)?, &ids)
-            .await?;
-        Ok(id.to_hex())
+        let client = self.client()?;
+        on_runtime(async move {
+            let ids = message_ids
+                .iter()
+                .map(|i| message_id(i))
+                .collect::<Result<Vec<_>>>()?;
+            let id = client.send_read_receipt(&self::address(&to)?, &ids).await?;
+            Ok(id.to_hex())
+        })
+        .await
     }
 
     /// Sends a document on its own.
     pub async fn send_document(&self, to: String, attachment: Attachment) -> Result<String> {
-        let id = self
-            .client()?
-            .send_attachment(&self::address(&to)?, attachment.try_into()?)
-            .await?;
-        Ok(id.to_hex())
+        let client = self.client()?;
+        on_runtime(async move {
+            let id = client
+                .send_attachment(&self::address(&to)?, attachment.try_into()?)
+                .await?;
+            Ok(id.to_hex())
+        })
+        .await
     }
 
     /// Encrypts and uploads the file at `path`.
@@ -672,19 +724,22 @@ impl AlcoveClient {
         media_type: String,
         progress: Option<Arc<dyn ProgressListener>>,
     ) -> Result<Attachment> {
-        let path = PathBuf::from(path);
-        if !path.is_file() {
-            return Err(invalid(format!("no file at {}", path.display())));
-        }
-        let pointer = self
-            .client()?
-            .upload_file(&path, &media_type, move |done, total| {
-                if let Some(p) = &progress {
-                    p.on_progress(done, total);
-                }
-            })
-            .await?;
-        Ok(Attachment::from(&pointer))
+        let client = self.client()?;
+        on_runtime(async move {
+            let path = PathBuf::from(path);
+            if !path.is_file() {
+                return Err(invalid(format!("no file at {}", path.display())));
+            }
+            let pointer = client
+                .upload_file(&path, &media_type, move |done, total| {
+                    if let Some(p) = &progress {
+                        p.on_progress(done, total);
+                    }
+                })
+                .await?;
+            Ok(Attachment::from(&pointer))
+        })
+        .await
     }
 
     /// Downloads, verifies and decrypts an attachment to `dest`.
@@ -694,51 +749,52 @@ impl AlcoveClient {
         dest: String,
         progress: Option<Arc<dyn ProgressListener>>,
     ) -> Result<()> {
-        let pointer: sdk::AttachmentPointer = attachment.try_into()?;
-        Ok(self
-            .client()?
-            .download_file(&pointer, &PathBuf::from(dest), move |done, total| {
-                if let Some(p) = &progress {
-                    p.on_progress(done, total);
-                }
-            })
-            .await?)
+        let client = self.client()?;
+        on_runtime(async move {
+            let pointer: sdk::AttachmentPointer = attachment.try_into()?;
+            Ok(client
+                .download_file(&pointer, &PathBuf::from(dest), move |done, total| {
+                    if let Some(p) = &progress {
+                        p.on_progress(done, total);
+                    }
+                })
+                .await?)
+        })
+        .await
     }
 
     /// Fetches, decrypts and stores what waits; returns the new events.
     pub async fn sync(&self) -> Result<Vec<Event>> {
-        Ok(self
-            .client()?
-            .sync()
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        let client = self.client()?;
+        on_runtime(async move { Ok(client.sync().await?.into_iter().map(Into::into).collect()) })
+            .await
     }
 
     /// Events stored but not yet confirmed (after a crash, say).
     pub async fn pending_events(&self) -> Result<Vec<Event>> {
-        Ok(self
-            .client()?
-            .pending_events()
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        let client = self.client()?;
+        on_runtime(async move {
+            Ok(client
+                .pending_events()
+                .await?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
+        .await
     }
 
     /// The app has handled the event `event_id` (hex).
     pub async fn confirm(&self, event_id: String) -> Result<()> {
         let client = self.client()?;
-        let id: [u8; 16] = hex::decode(&event_id)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| invalid(format!("not an event id (32 hex digits): {event_id:?}")))?;
-        let pending = client.pending_events().await?;
-        match pending.iter().find(|e| e.event_id.0 == id) {
-            Some(e) => Ok(client.confirm(e).await?),
-            None => Ok(()),
-        }
+        on_runtime(async move {
+            let id: [u8; 16] = hex::decode(&event_id)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| invalid(format!("not an event id (32 hex digits): {event_id:?}")))?;
+            Ok(client.confirm_id(&sdk::EventId(id)).await?)
+        })
+        .await
     }
 
     /// Delivers live events to `listener` until the returned subscription
@@ -746,7 +802,7 @@ impl AlcoveClient {
     /// `on_error`).
     pub async fn subscribe(&self, listener: Arc<dyn EventListener>) -> Result<Arc<Subscription>> {
         let client = self.client()?;
-        let task = tokio::spawn(async move {
+        let task = runtime().spawn(async move {
             let events = client.events();
             let mut events = std::pin::pin!(events);
             while let Some(item) = events.next().await {
