@@ -8,6 +8,7 @@ cd "$(dirname "$0")/../.."
 pip_install=(python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore)
 "${pip_install[@]}" "pytest>=8"
 "${pip_install[@]}" --force-reinstall ./bindings/python
-cargo build --quiet -p alcove-server
+cargo build --quiet -p alcove-server -p alcove-bench --bin alcove-server --bin key_change_peer
 ALCOVE_SERVER_BIN="$PWD/target/debug/alcove-server" \
+  ALCOVE_KEY_CHANGE_PEER_BIN="$PWD/target/debug/key_change_peer" \
   python3 -m pytest -q -p no:cacheprovider bindings/python/tests

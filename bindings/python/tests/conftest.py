@@ -12,15 +12,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _server_binary() -> str:
-    explicit = os.environ.get("ALCOVE_SERVER_BIN")
+def binary(name: str, env: str) -> str:
+    """A workspace binary: $env if set, else target/debug or target/release."""
+    explicit = os.environ.get(env)
     if explicit:
         return explicit
     for profile in ("debug", "release"):
-        candidate = ROOT / "target" / profile / "alcove-server"
+        candidate = ROOT / "target" / profile / name
         if candidate.exists():
             return str(candidate)
-    pytest.fail("no alcove-server binary: run `cargo build -p alcove-server` or set ALCOVE_SERVER_BIN")
+    pytest.fail(f"no {name} binary: run `cargo build --bins` or set {env}")
+
+
+def _server_binary() -> str:
+    return binary("alcove-server", "ALCOVE_SERVER_BIN")
 
 
 def _free_port() -> int:

@@ -2,11 +2,13 @@
 generated bindings into the Rust SDK and over gRPC to alcove-server."""
 
 import asyncio
+import subprocess
 import threading
 
 import pytest
 
 import alcove
+from conftest import binary
 
 T_KEY = bytes([1]) * 32
 C_KEY = bytes([2]) * 32
@@ -167,5 +169,30 @@ def test_bad_input_raises_typed_errors_never_crashes(relay, tmp_path):
             await therapist.sync()
         with pytest.raises(alcove.AlcoveError.Closed):
             therapist.address()
+
+    run(main())
+
+
+def test_a_changed_identity_key_is_flagged_and_sending_held(relay, tmp_path):
+    async def main():
+        therapist = await alcove.create_profile(str(tmp_path / "t"), T_KEY, relay.url, "T")
+        # A peer writes, then comes back with another identity key under the
+        # same address (a test helper: the SDK cannot be made to do this).
+        peer = subprocess.run(
+            [binary("key_change_peer", "ALCOVE_KEY_CHANGE_PEER_BIN"), "--url", relay.url,
+             "--to", therapist.address()],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip()
+        got = await therapist.sync()
+        assert texts(got) == ["old phone", "new phone"]
+        contact = await therapist.contact(peer)
+        assert contact.key_changed
+        with pytest.raises(alcove.AlcoveError.ContactKeyChanged) as e:
+            await therapist.send_text(peer, "held")
+        assert not e.value.retryable
+        await therapist.accept_key_change(peer)
+        contact = await therapist.contact(peer)
+        assert not contact.key_changed and not contact.verified
+        await therapist.send_text(peer, "after re-verification")
 
     run(main())
