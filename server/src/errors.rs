@@ -18,6 +18,14 @@ pub fn store_status(e: StoreError) -> Status {
             tracing::error!(tree, "corrupt record");
             Status::internal("stored record is corrupt")
         }
+        StoreError::Unavailable(e) => {
+            tracing::warn!(error = %e, "storage unavailable");
+            Status::unavailable(format!("storage temporarily unavailable ({e}); retry"))
+        }
+        StoreError::Config(e) => {
+            tracing::error!(error = %e, "storage configuration");
+            Status::internal("storage misconfigured")
+        }
         StoreError::Backend(e) => {
             tracing::error!(error = %e, "storage backend error");
             Status::unavailable("storage temporarily unavailable; retry")

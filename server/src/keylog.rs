@@ -17,8 +17,6 @@ use rand::RngCore;
 
 use crate::auth::now_ms;
 
-/// `meta` key of the log's Ed25519 signing key (32-byte seed).
-pub const LOG_KEY_META: &str = "keylog_signing_key";
 /// How long a signed head is reused before a fresh one is signed.
 const HEAD_REUSE: Duration = Duration::from_secs(1);
 /// Entries read from the store per page while catching up.
@@ -46,19 +44,12 @@ impl std::fmt::Debug for KeyLog {
 }
 
 impl KeyLog {
-    /// Loads the log key (creating it on first start) and the whole tree.
-    pub async fn open(store: Arc<dyn Store>) -> Result<Self, StoreError> {
-        let mut fresh = zeroize::Zeroizing::new([0u8; 32]);
-        rand::thread_rng().fill_bytes(fresh.as_mut());
-        let seed =
-            zeroize::Zeroizing::new(store.meta_or_insert(LOG_KEY_META, fresh.as_ref()).await?);
-        let seed: [u8; 32] = seed
-            .as_slice()
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("meta: keylog_signing_key"))?;
+    /// Loads the whole tree; `seed` is the log's signing key (from the
+    /// relay's secrets, `crate::secrets`).
+    pub async fn open(store: Arc<dyn Store>, seed: &[u8; 32]) -> Result<Self, StoreError> {
         let log = Self {
             store,
-            signing: SigningKey::from_bytes(&seed),
+            signing: SigningKey::from_bytes(seed),
             tree: std::sync::Mutex::new(Tree {
                 log: MerkleLog::new(),
                 head: None,

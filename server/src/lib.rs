@@ -7,7 +7,7 @@
 //! The layout follows the concerns: [`config`] (flags), [`limits`] (every
 //! bound, and the rate limiter), [`auth`] (challenges and tokens), [`keylog`] (the key transparency log),
 //! [`service`] (one file per gRPC service), [`metrics`], [`notify`] (live
-//! wake-ups), [`errors`] (the one place storage errors become statuses) and
+//! wake-ups), [`secrets`] (the token and log keys), [`errors`] (the one place storage errors become statuses) and
 //! [`server`] (wiring, TLS, shutdown). Storage is behind
 //! `alcove_store::Store`.
 #![forbid(unsafe_code)]
@@ -20,6 +20,7 @@ pub mod keylog;
 pub mod limits;
 pub mod metrics;
 pub mod notify;
+pub mod secrets;
 pub mod server;
 pub mod service;
 

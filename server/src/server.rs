@@ -55,46 +55,72 @@ impl RelayHandle {
     }
 }
 
-async fn secret(store: &dyn Store, key: &str, len: usize) -> anyhow::Result<Vec<u8>> {
-    let mut fresh = vec![0u8; len];
-    rand::thread_rng().fill_bytes(&mut fresh);
-    Ok(store.meta_or_insert(key, &fresh).await?)
-}
-
 fn hex_key(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// How often a relay on PostgreSQL re-reads every live subscription even
+/// without a notification: the bound on a wake-up lost in a way the relay
+/// could not notice.
+pub const RESCAN_INTERVAL: Duration = Duration::from_secs(30);
+/// How often the LISTEN connection is pinged (a half-open link shows
+/// itself at the latest one deadline after a ping).
+pub const LISTEN_PING_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Wakes this relay's subscribers for envelopes other relays accepted
-/// (PostgreSQL NOTIFY). After a lost connection it wakes everyone once,
-/// since notifications may have been missed; subscribers then re-read
-/// from their cursors. Ends with the relay.
+/// (PostgreSQL NOTIFY). Every time LISTEN is (re-)established it wakes
+/// every subscriber, so that whatever was committed while it was not
+/// listening is read; it pings the LISTEN connection so a dead link is
+/// noticed, and re-reads everything every [`RESCAN_INTERVAL`] as a safety
+/// net. Ends with the relay.
 async fn listen_to_other_relays(pg: Arc<PostgresStore>, relay: std::sync::Weak<Relay>) {
+    let mut retry = Duration::from_millis(100);
+    let mut rescan = tokio::time::interval(RESCAN_INTERVAL);
+    rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let Some(mut shutdown) = relay.upgrade().map(|r| r.shutdown.clone()) else {
             return;
         };
         match pg.listen().await {
-            Ok(mut n) => loop {
-                tokio::select! {
-                    address = n.receiver.recv() => match (address, relay.upgrade()) {
-                        (Some(a), Some(r)) => r.notifier.wake(&a),
-                        (_, None) => return,
-                        (None, Some(_)) => {
-                            tracing::warn!("lost the PostgreSQL notification connection; listening again");
-                            break;
-                        }
-                    },
-                    _ = shutdown.changed() => return,
+            Ok(mut n) => {
+                // Listening again: anything committed before this point
+                // and after the last notification heard is read now.
+                match relay.upgrade() {
+                    Some(r) => r.notifier.wake_all(),
+                    None => return,
                 }
-            },
+                retry = Duration::from_millis(100);
+                let mut ping = tokio::time::interval(LISTEN_PING_INTERVAL);
+                ping.tick().await;
+                loop {
+                    tokio::select! {
+                        address = n.receiver.recv() => match (address, relay.upgrade()) {
+                            (Some(a), Some(r)) => r.notifier.wake(&a),
+                            (_, None) => return,
+                            (None, Some(_)) => {
+                                tracing::warn!("lost the PostgreSQL notification connection; listening again");
+                                break;
+                            }
+                        },
+                        _ = ping.tick() => if let Err(e) = n.ping().await {
+                            tracing::warn!(error = %e, "the PostgreSQL notification connection stopped answering; listening again");
+                            break;
+                        },
+                        _ = rescan.tick() => match relay.upgrade() {
+                            Some(r) => r.notifier.wake_all(),
+                            None => return,
+                        },
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "cannot LISTEN on PostgreSQL; retrying"),
         }
-        match relay.upgrade() {
-            Some(r) => r.notifier.wake_all(),
-            None => return,
+        tokio::select! {
+            _ = tokio::time::sleep(retry) => {}
+            _ = shutdown.changed() => return,
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        retry = (retry * 2).min(Duration::from_secs(5));
     }
 }
 
@@ -123,14 +149,39 @@ async fn open_store(dir: &std::path::Path, cache_bytes: u64) -> anyhow::Result<S
 
 /// Opens the store in `config.data_dir` and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
+    let tls = config.tls_cert.is_some();
+    if !tls && !config.listen.ip().is_loopback() {
+        if !config.allow_plaintext_listen {
+            anyhow::bail!(
+                "--listen {} is reachable from other machines, and without --tls-cert/--tls-key \
+                 every login token and envelope would cross the network in clear. Give a \
+                 certificate, or, for a relay behind a TLS-terminating proxy on a private network, \
+                 --allow-plaintext-listen",
+                config.listen
+            );
+        }
+        tracing::warn!(
+            listen = %config.listen,
+            "SERVING PLAINTEXT gRPC ON A NON-LOOPBACK ADDRESS (--allow-plaintext-listen): \
+             only safe behind a TLS-terminating proxy on a private network"
+        );
+    }
     let (store, flush_stats, postgres): (Arc<dyn Store>, _, _) = match &config.store {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             let pg = Arc::new(
-                PostgresStore::connect(url)
+                PostgresStore::connect_with(url, config.database.settings())
                     .await
                     .context("connecting to the PostgreSQL store")?,
             );
-            tracing::info!("store: PostgreSQL");
+            let facts = pg.session_facts().await?;
+            tracing::info!(
+                sslmode = ?pg.target().ssl_mode,
+                encrypted = facts.tls,
+                local = pg.target().local,
+                isolation = %facts.isolation,
+                statement_timeout = %facts.statement_timeout,
+                "store: PostgreSQL"
+            );
             (pg.clone() as Arc<dyn Store>, None, Some(pg))
         }
         Some(other) => anyhow::bail!(
@@ -148,14 +199,17 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
     let server_id = match &config.server_id {
         Some(id) => id.clone(),
         None => {
-            let raw = secret(store.as_ref(), "server_id", 16).await?;
-            raw.iter().map(|b| format!("{b:02x}")).collect()
+            let mut fresh = [0u8; 16];
+            rand::thread_rng().fill_bytes(&mut fresh);
+            hex_key(&store.meta_or_insert("server_id", &fresh).await?)
         }
     };
-    let token_key: [u8; 32] = secret(store.as_ref(), "token_key", 32)
-        .await?
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("stored token key has the wrong length"))?;
+    let secrets = crate::secrets::load(
+        store.as_ref(),
+        config.secrets_file.as_deref(),
+        postgres.is_some(),
+    )
+    .await?;
 
     let metrics = Arc::new(Metrics::with_flush_stats(flush_stats));
     let depth = store.total_depth().await?;
@@ -164,7 +218,7 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
         std::sync::atomic::Ordering::Relaxed,
     );
 
-    let keylog = crate::keylog::KeyLog::open(store.clone())
+    let keylog = crate::keylog::KeyLog::open(store.clone(), &secrets.log_seed)
         .await
         .context("loading the key log")?;
     tracing::info!(
@@ -179,7 +233,7 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
         store: store.clone(),
         auth: Authenticator::new(
             server_id.clone(),
-            token_key,
+            *secrets.token_key,
             Duration::from_secs(limits.token_ttl_secs),
         ),
         keylog,
@@ -321,7 +375,8 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
         Ok(())
     });
 
-    tracing::info!(%addr, tls = config.tls_cert.is_some(), "relay listening");
+    drop(secrets);
+    tracing::info!(%addr, tls, "relay listening");
     Ok(RelayHandle {
         addr,
         metrics_addr,

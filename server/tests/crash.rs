@@ -77,13 +77,15 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing_on_postgres() {
     let Some(db) = postgres_schema("crash harness").await else {
         return;
     };
-    sigkill_at_random_moments(Some(db.url())).await;
+    let secrets = db.secrets_file();
+    sigkill_at_random_moments(Some((db.url(), secrets.to_str().unwrap()))).await;
 }
 
-/// Runs the harness on sled (`None`) or on the PostgreSQL store `url`.
-async fn sigkill_at_random_moments(store: Option<&str>) {
+/// Runs the harness on sled (`None`) or on the PostgreSQL store `url` with
+/// its secrets file.
+async fn sigkill_at_random_moments(store: Option<(&str, &str)>) {
     let extra: Vec<&str> = match store {
-        Some(url) => vec!["--store", url],
+        Some((url, secrets)) => vec!["--store", url, "--secrets-file", secrets],
         None => Vec::new(),
     };
     let kills: usize = std::env::var("ALCOVE_CRASH_KILLS")

@@ -27,7 +27,17 @@ struct Relay {
 fn relay(db: &TestSchema) -> Relay {
     let dir = tempfile::tempdir().unwrap();
     let addr = free_port();
-    let child = start_with(dir.path(), &addr, &["--store", db.url()]);
+    let secrets = db.secrets_file();
+    let child = start_with(
+        dir.path(),
+        &addr,
+        &[
+            "--store",
+            db.url(),
+            "--secrets-file",
+            secrets.to_str().unwrap(),
+        ],
+    );
     Relay {
         child,
         addr,

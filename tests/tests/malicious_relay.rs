@@ -406,7 +406,7 @@ impl Setup {
         // The operator's log key, planted before the relay first starts.
         let store = SledStore::open(dir.path()).unwrap();
         store
-            .put_meta(alcove_server::keylog::LOG_KEY_META, &seed)
+            .put_meta(alcove_server::secrets::LOG_KEY_META, &seed)
             .await
             .unwrap();
         store.close().await.unwrap();

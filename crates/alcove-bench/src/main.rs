@@ -261,6 +261,7 @@ async fn main() -> anyhow::Result<()> {
             for _ in 0..n {
                 let mut config = alcove_server::Config::for_dir(dir.path().join("unused"));
                 config.store = Some(scoped.clone());
+                config.secrets_file = Some(dir.path().join(format!("{schema}.secrets")));
                 config.limits.rate_per_sec = 1e9;
                 config.limits.rate_burst = 1e9;
                 relays.push(alcove_server::start(config).await?);

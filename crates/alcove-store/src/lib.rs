@@ -20,7 +20,7 @@ pub mod testing;
 use async_trait::async_trait;
 use thiserror::Error;
 
-pub use postgres::PostgresStore;
+pub use postgres::{PgSettings, PostgresStore};
 pub use records::{BlobInfo, DeviceRecord, LogEntry, StoredMessage};
 pub use sled::recovery::Repairs;
 pub use sled::{device_tag, mailbox_tag, FlushStats, SledStore, DEFAULT_CACHE_BYTES, TREES};
@@ -53,9 +53,18 @@ pub enum StoreError {
     /// A stored record did not decode (disk corruption or a newer format).
     #[error("corrupt or unknown record in {0}")]
     Corrupt(&'static str),
-    /// The backend failed (I/O error, lost connection).
+    /// The backend failed (I/O error, an unexpected database error).
     #[error("storage backend error: {0}")]
     Backend(String),
+    /// The backend cannot serve the call now (a database that does not
+    /// answer in time, a lock held too long, a lost connection); the same
+    /// call may succeed later. Nothing was changed, or, for an idempotent
+    /// write, a retry finds what was.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The store's configuration is wrong (a URL, a TLS setting).
+    #[error("storage configuration: {0}")]
+    Config(String),
 }
 
 /// Result alias for store operations.
@@ -164,6 +173,8 @@ pub trait Store: Send + Sync + 'static {
     async fn put_meta(&self, key: &str, value: &[u8]) -> Result<()>;
     /// Sets a setting only if it is absent; returns the value in force.
     async fn meta_or_insert(&self, key: &str, value: &[u8]) -> Result<Vec<u8>>;
+    /// Removes a setting, durably (absent already: nothing happens).
+    async fn delete_meta(&self, key: &str) -> Result<()>;
 
     /// Envelopes waiting in all mailboxes (for the queue-depth gauge).
     async fn total_depth(&self) -> Result<u64>;

@@ -72,6 +72,17 @@ impl TestSchema {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// The schema's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where the relays of this test deployment keep their shared secrets
+    /// file (`alcove-server --secrets-file`); removed with the schema.
+    pub fn secrets_file(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("{}.secrets", self.name))
+    }
 }
 
 impl Drop for TestSchema {
@@ -80,6 +91,7 @@ impl Drop for TestSchema {
         // drop the schema from a thread with a runtime of its own. A task
         // of the finished test could still hold a row lock while its
         // runtime waits here, so the wait is bounded.
+        let _ = std::fs::remove_file(self.secrets_file());
         let (base, name) = (self.base.clone(), self.name.clone());
         let dropped = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()

@@ -267,6 +267,9 @@ async fn blobs_and_settings() {
             Some(b"third".to_vec()),
             "{name}"
         );
+        s.delete_meta("k").await.unwrap();
+        assert_eq!(s.meta("k").await.unwrap(), None, "{name}");
+        s.delete_meta("k").await.unwrap();
     })
     .await;
 }

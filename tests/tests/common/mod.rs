@@ -95,6 +95,7 @@ impl TestRelay {
             }
         };
         config.store = schema.as_ref().map(|s| s.url().to_owned());
+        config.secrets_file = schema.as_ref().map(|s| s.secrets_file());
         tweak(&mut config);
         let handle = alcove_server::start(config.clone()).await.unwrap();
         Self {
@@ -104,6 +105,28 @@ impl TestRelay {
             backend,
             schema,
         }
+    }
+
+    /// Another relay on this relay's PostgreSQL schema (same secrets
+    /// file), with `tweak` applied to its configuration.
+    pub async fn another(&self, tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = self.config.clone();
+        config.data_dir = dir.path().to_owned();
+        tweak(&mut config);
+        let handle = alcove_server::start(config.clone()).await.unwrap();
+        Self {
+            handle: Some(handle),
+            dir,
+            config,
+            backend: self.backend,
+            schema: None,
+        }
+    }
+
+    /// The PostgreSQL schema this relay's deployment lives in.
+    pub fn schema(&self) -> Option<&TestSchema> {
+        self.schema.as_ref()
     }
 
     /// Opens the relay's store directly (for sled, only once the relay is

@@ -670,6 +670,11 @@ impl Store for SledStore {
         Ok(in_force)
     }
 
+    async fn delete_meta(&self, key: &str) -> Result<()> {
+        self.meta.remove(key).map_err(backend)?;
+        self.commit().await
+    }
+
     async fn total_depth(&self) -> Result<u64> {
         let mut total = 0u64;
         for item in self.mailboxes.iter() {
