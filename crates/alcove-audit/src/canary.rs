@@ -1,7 +1,11 @@
-//! Searching raw files for known plaintexts ("canaries"): as UTF-8, UTF-16
+//! Searching raw bytes for known plaintexts ("canaries"): as UTF-8, UTF-16
 //! (both byte orders) and base64 (standard and URL-safe alphabets, at each
 //! of the three byte alignments a string can have inside a longer encoded
-//! text).
+//! text). Not only the whole canary: every run of [`FRAGMENT_CHARS`]
+//! consecutive characters of it is searched too, so a canary cut into
+//! pieces (a text split across records, or mixed with other bytes) is
+//! still found wherever a piece of that length survives. All patterns are
+//! searched in one pass (Aho-Corasick).
 
 use std::path::{Path, PathBuf};
 
@@ -18,15 +22,23 @@ pub struct Pattern {
     pub bytes: Vec<u8>,
 }
 
+/// The length, in characters, of the canary pieces searched besides the
+/// whole canary.
+pub const FRAGMENT_CHARS: usize = 16;
+
 /// Where a canary was found.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Hit {
-    /// File, relative to the searched directory.
+    /// File, relative to the searched directory (or table, column and
+    /// row, for a database).
     pub file: String,
     /// Byte offset in the file.
     pub offset: u64,
     /// Encoding that matched.
     pub encoding: String,
+    /// The piece of the canary that matched, when not the whole of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fragment: Option<String>,
 }
 
 /// The result for one canary.
@@ -95,6 +107,122 @@ pub fn patterns(canary: &str) -> Vec<Pattern> {
     out
 }
 
+/// Every piece of `canary` searched besides the whole: each run of
+/// [`FRAGMENT_CHARS`] characters (none for a shorter canary).
+pub fn fragments(canary: &str) -> Vec<String> {
+    let chars: Vec<char> = canary.chars().collect();
+    if chars.len() <= FRAGMENT_CHARS {
+        return Vec::new();
+    }
+    let mut out: Vec<String> = chars
+        .windows(FRAGMENT_CHARS)
+        .map(|w| w.iter().collect())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+struct Which {
+    canary: usize,
+    encoding: String,
+    fragment: Option<String>,
+}
+
+/// Searches byte strings for canaries, one pass for all patterns.
+pub struct Searcher {
+    automaton: Option<aho_corasick::AhoCorasick>,
+    which: Vec<Which>,
+    results: Vec<CanaryResult>,
+    items: u64,
+    bytes: u64,
+}
+
+impl Searcher {
+    /// A searcher for `canaries` (whole, and in pieces).
+    pub fn new(canaries: &[String]) -> anyhow::Result<Self> {
+        let mut which = Vec::new();
+        let mut bytes = Vec::new();
+        let mut results = Vec::new();
+        for (i, c) in canaries.iter().enumerate() {
+            let whole = patterns(c);
+            results.push(CanaryResult {
+                canary: c.clone(),
+                encodings: whole.iter().map(|p| p.encoding.clone()).collect(),
+                hits: Vec::new(),
+            });
+            let mut seen = std::collections::HashSet::new();
+            let pieces = std::iter::once((None, whole)).chain(
+                fragments(c)
+                    .into_iter()
+                    .map(|f| (Some(f.clone()), patterns(&f))),
+            );
+            for (fragment, ps) in pieces {
+                for p in ps {
+                    if seen.insert(p.bytes.clone()) {
+                        which.push(Which {
+                            canary: i,
+                            encoding: p.encoding,
+                            fragment: fragment.clone(),
+                        });
+                        bytes.push(p.bytes);
+                    }
+                }
+            }
+        }
+        let automaton = if bytes.is_empty() {
+            None
+        } else {
+            Some(aho_corasick::AhoCorasick::new(&bytes)?)
+        };
+        Ok(Self {
+            automaton,
+            which,
+            results,
+            items: 0,
+            bytes: 0,
+        })
+    }
+
+    /// Searches one file's or value's bytes, found at `location`.
+    pub fn scan(&mut self, location: &str, data: &[u8]) {
+        self.items += 1;
+        self.bytes += data.len() as u64;
+        let Some(automaton) = &self.automaton else {
+            return;
+        };
+        let mut found: Vec<Vec<Hit>> = vec![Vec::new(); self.results.len()];
+        for m in automaton.find_overlapping_iter(data) {
+            let w = &self.which[m.pattern().as_usize()];
+            found[w.canary].push(Hit {
+                file: location.to_owned(),
+                offset: m.start() as u64,
+                encoding: w.encoding.clone(),
+                fragment: w.fragment.clone(),
+            });
+        }
+        for (hits, result) in found.into_iter().zip(self.results.iter_mut()) {
+            // The whole canary where it occurs; else the first piece of it
+            // in this place (one hit says enough).
+            let whole: Vec<Hit> = hits
+                .iter()
+                .filter(|h| h.fragment.is_none())
+                .cloned()
+                .collect();
+            if whole.is_empty() {
+                result.hits.extend(hits.into_iter().take(1));
+            } else {
+                result.hits.extend(whole);
+            }
+        }
+    }
+
+    /// The results, with the number of items and bytes searched.
+    pub fn finish(self) -> (Vec<CanaryResult>, u64, u64) {
+        (self.results, self.items, self.bytes)
+    }
+}
+
 fn files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -110,38 +238,17 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 /// Searches every file under `dir` for every canary. Returns the results
 /// and the number of files and bytes read.
-pub fn search(dir: &Path, canaries: &[String]) -> std::io::Result<(Vec<CanaryResult>, u64, u64)> {
+pub fn search(dir: &Path, canaries: &[String]) -> anyhow::Result<(Vec<CanaryResult>, u64, u64)> {
     let mut paths = Vec::new();
     files(dir, &mut paths)?;
     paths.sort();
-    let sets: Vec<(String, Vec<Pattern>)> =
-        canaries.iter().map(|c| (c.clone(), patterns(c))).collect();
-    let mut results: Vec<CanaryResult> = sets
-        .iter()
-        .map(|(c, p)| CanaryResult {
-            canary: c.clone(),
-            encodings: p.iter().map(|p| p.encoding.clone()).collect(),
-            hits: Vec::new(),
-        })
-        .collect();
-    let mut bytes = 0u64;
+    let mut searcher = Searcher::new(canaries)?;
     for path in &paths {
         let data = std::fs::read(path)?;
-        bytes += data.len() as u64;
         let name = path.strip_prefix(dir).unwrap_or(path).display().to_string();
-        for ((_, patterns), result) in sets.iter().zip(results.iter_mut()) {
-            for p in patterns {
-                for offset in memchr::memmem::find_iter(&data, &p.bytes) {
-                    result.hits.push(Hit {
-                        file: name.clone(),
-                        offset: offset as u64,
-                        encoding: p.encoding.clone(),
-                    });
-                }
-            }
-        }
+        searcher.scan(&name, &data);
     }
-    Ok((results, paths.len() as u64, bytes))
+    Ok(searcher.finish())
 }
 
 #[cfg(test)]
@@ -183,5 +290,35 @@ mod tests {
         assert_eq!(found.len(), blobs.len(), "{:?}", results[0].hits);
         let (absent, _, _) = search(dir.path(), &["not in there".to_string()]).unwrap();
         assert!(absent[0].hits.is_empty());
+    }
+
+    /// A canary broken into pieces (every 32 characters, with other bytes
+    /// between) is found by its pieces; pieces shorter than the fragment
+    /// length are not, and the report says which piece matched.
+    #[test]
+    fn a_canary_in_pieces_is_found_by_its_pieces() {
+        let canary = "the worry came back on Sunday, after the phone call with my mother";
+        let chars: Vec<char> = canary.chars().collect();
+        let mut broken = Vec::new();
+        for piece in chars.chunks(32) {
+            broken.extend(piece.iter().collect::<String>().into_bytes());
+            broken.extend([0x8f, 0x11, 0xd3]);
+        }
+        let mut s = Searcher::new(&[canary.to_string()]).unwrap();
+        s.scan("record", &broken);
+        let (results, items, _) = s.finish();
+        assert_eq!(items, 1);
+        assert_eq!(results[0].hits.len(), 1, "{:?}", results[0].hits);
+        let piece = results[0].hits[0].fragment.clone().unwrap();
+        assert!(canary.contains(&piece) && piece.chars().count() == FRAGMENT_CHARS);
+
+        let mut short = Vec::new();
+        for piece in chars.chunks(FRAGMENT_CHARS - 1) {
+            short.extend(piece.iter().collect::<String>().into_bytes());
+            short.push(0);
+        }
+        let mut s = Searcher::new(&[canary.to_string()]).unwrap();
+        s.scan("record", &short);
+        assert!(s.finish().0[0].hits.is_empty());
     }
 }

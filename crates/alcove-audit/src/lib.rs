@@ -20,7 +20,9 @@
 #![deny(missing_docs)]
 
 pub mod canary;
+pub mod facts;
 pub mod log;
+pub mod postgres;
 pub mod randomness;
 pub mod store;
 

@@ -20,11 +20,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Classify every record of a relay's sled store (offline; the relay
-    /// should be stopped, or audit a copy of a stopped store).
+    /// Classify every record of a relay's store: a sled data directory
+    /// (offline; the relay stopped, or a copy of a stopped store), or a
+    /// PostgreSQL schema with --postgres (live; a read-only role is enough).
     Store {
-        /// The relay's data directory.
-        dir: PathBuf,
+        /// The relay's data directory (sled).
+        #[arg(required_unless_present = "postgres", conflicts_with = "postgres")]
+        dir: Option<PathBuf>,
+        /// The relay's PostgreSQL URL (its schema via search_path, as the
+        /// relay's own URL has it; TLS by sslmode and sslrootcert).
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
         /// A plaintext that must not occur in the store's files (searched
         /// as UTF-8, UTF-16 and base64). Repeatable; may begin with `-`.
         #[arg(long = "canary", value_name = "TEXT", allow_hyphen_values = true)]
@@ -80,9 +86,19 @@ fn main() -> ExitCode {
     let outcome: anyhow::Result<bool> = match cli.command {
         Command::Store {
             dir,
+            postgres,
             canaries,
             json,
-        } => alcove_audit::store::audit(&dir, &canaries).map(|r| {
+        } => match (dir, postgres) {
+            (_, Some(url)) => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(alcove_audit::postgres::audit(&url, &canaries))),
+            (Some(dir), None) => alcove_audit::store::audit(&dir, &canaries),
+            (None, None) => Err(anyhow::anyhow!("give a data directory or --postgres URL")),
+        }
+        .map(|r| {
             print(json, &r, alcove_audit::store::render(&r));
             r.clean
         }),

@@ -18,6 +18,7 @@ use alcove_store::{device_tag, mailbox_tag, BlobInfo, DeviceRecord, LogEntry};
 use serde::Serialize;
 
 use crate::canary::{self, CanaryResult};
+use crate::facts::{Facts, BLOB_EXPIRY_MS, SKEW_MS};
 use crate::randomness;
 
 /// A record that is not what the documented format allows.
@@ -99,7 +100,7 @@ fn key_len(key: &[u8], n: usize) -> Result<(), String> {
     }
 }
 
-fn public_keys(address: &[u8], identity: &[u8], spk: &[u8]) -> Result<(), String> {
+pub(crate) fn public_keys(address: &[u8], identity: &[u8], spk: &[u8]) -> Result<(), String> {
     let identity =
         PublicIdentity::from_bytes(identity).map_err(|e| format!("identity key: {e}"))?;
     if identity.address().as_bytes() != address {
@@ -189,7 +190,7 @@ fn classify(tree: &str, key: &[u8], value: &[u8]) -> Result<&'static str, String
     }
 }
 
-fn classify_meta(key: &[u8], value: &[u8]) -> Result<&'static str, String> {
+pub(crate) fn classify_meta(key: &[u8], value: &[u8]) -> Result<&'static str, String> {
     let name = std::str::from_utf8(key).map_err(|_| "meta key is not UTF-8".to_string())?;
     let fixed = |n: usize| {
         if value.len() == n {
@@ -207,11 +208,75 @@ fn classify_meta(key: &[u8], value: &[u8]) -> Result<&'static str, String> {
             }
         }
         "server_id" => fixed(16).map(|_| "relay setting"),
+        "secrets_fingerprint" => fixed(16).map(|_| "relay setting"),
+        "notify_channel" => {
+            if std::str::from_utf8(value).is_ok_and(alcove_store::postgres::is_channel_name) {
+                Ok("relay setting")
+            } else {
+                Err("notify_channel is not alcove_ and 32 hex digits".into())
+            }
+        }
         "token_key" | "keylog_signing_key" => {
             fixed(32)?;
             Ok("relay secret (not user data)")
         }
         _ => Err(format!("unknown relay setting {name:?}")),
+    }
+}
+
+fn arr<const N: usize>(b: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(&b[..N]);
+    out
+}
+
+fn be64(b: &[u8]) -> u64 {
+    u64::from_be_bytes(arr::<8>(b))
+}
+
+/// Notes what a record that passed classification says, for the
+/// cross-checks ([`crate::facts`]).
+fn note(facts: &mut Facts, tree: &str, key: &[u8], value: &[u8]) {
+    let k = hex::encode(key);
+    let body = value.get(1..).unwrap_or_default();
+    match (tree, key.first(), key.get(32)) {
+        ("devices", Some(&device_tag::DEVICE), _) => {
+            facts.devices.insert(arr::<32>(&key[1..]));
+            if let Ok(d) = DeviceRecord::decode(value) {
+                facts.time(tree, &k, "registered at", d.registered_at_ms, SKEW_MS);
+            }
+        }
+        ("devices", Some(&device_tag::LOG_ENTRY), _) => {
+            if let Ok(e) = LogEntry::decode(&key[1..], value) {
+                facts.time(tree, &k, "logged at", e.logged_at_ms, SKEW_MS);
+            }
+        }
+        ("one_time_prekeys", _, _) => {
+            facts.prekey_owners.insert(arr::<32>(key));
+        }
+        ("mailboxes", _, Some(&mailbox_tag::MESSAGE)) => {
+            let address = arr::<32>(key);
+            let seq = be64(&key[33..]);
+            facts.messages.insert((address, seq), arr::<16>(&body[8..]));
+            facts.time(tree, &k, "received at", be64(body) as i64, SKEW_MS);
+        }
+        ("mailboxes", _, Some(&mailbox_tag::HEAD)) => {
+            facts
+                .heads
+                .insert(arr::<32>(key), (be64(body), be64(&body[8..])));
+        }
+        ("mailboxes", _, Some(&mailbox_tag::DEDUPE)) => {
+            facts
+                .dedupe
+                .push((arr::<32>(key), arr::<16>(&key[33..]), be64(body)));
+            facts.time(tree, &k, "received at", be64(&body[8..]) as i64, SKEW_MS);
+        }
+        ("blobs", _, _) => {
+            if let Ok(b) = BlobInfo::decode(value) {
+                facts.time(tree, &k, "expires at", b.expires_at_ms, BLOB_EXPIRY_MS);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -231,6 +296,7 @@ pub fn audit(dir: &Path, canaries: &[String]) -> anyhow::Result<StoreReport> {
     let mut findings = Vec::new();
     let mut entries: Vec<(u64, LogEntry)> = Vec::new();
     let mut log_seed: Option<Vec<u8>> = None;
+    let mut facts = Facts::default();
     for name in db.tree_names() {
         let name = String::from_utf8_lossy(&name).to_string();
         let tree = db.open_tree(&name)?;
@@ -247,6 +313,7 @@ pub fn audit(dir: &Path, canaries: &[String]) -> anyhow::Result<StoreReport> {
             match classify(tree_name, &k, &v) {
                 Ok(class) => {
                     *summary.classes.entry(class.to_string()).or_default() += 1;
+                    note(&mut facts, tree_name, &k, &v);
                     if name == "devices" && k.first() == Some(&device_tag::LOG_ENTRY) {
                         if let Ok(e) = LogEntry::decode(&k[1..], &v) {
                             entries.push((e.index, e));
@@ -265,7 +332,31 @@ pub fn audit(dir: &Path, canaries: &[String]) -> anyhow::Result<StoreReport> {
         }
     }
     drop(db);
-    let keylog = if entries.is_empty() && log_seed.is_none() {
+    findings.extend(facts.check(crate::now_ms() as i64));
+    let keylog = keylog_summary(&mut entries, log_seed.as_deref(), &mut findings);
+    let (canaries, files_scanned, bytes_scanned) = canary::search(dir, canaries)?;
+    let clean = findings.is_empty() && canaries.iter().all(|c| c.hits.is_empty());
+    Ok(StoreReport {
+        store: dir.display().to_string(),
+        audited_at_ms: crate::now_ms(),
+        trees,
+        findings,
+        keylog,
+        canaries,
+        files_scanned,
+        bytes_scanned,
+        clean,
+    })
+}
+
+/// Recomputes the key log's root from its entries (in index order; a gap
+/// is a finding) and derives the log key from the stored seed, if any.
+pub(crate) fn keylog_summary(
+    entries: &mut [(u64, LogEntry)],
+    log_seed: Option<&[u8]>,
+    findings: &mut Vec<Finding>,
+) -> Option<KeyLogSummary> {
+    if entries.is_empty() && log_seed.is_none() {
         None
     } else {
         entries.sort_by_key(|(i, _)| *i);
@@ -290,7 +381,6 @@ pub fn audit(dir: &Path, canaries: &[String]) -> anyhow::Result<StoreReport> {
             ));
         }
         let log_key = log_seed
-            .as_deref()
             .and_then(|s| <[u8; 32]>::try_from(s).ok())
             .map(|s| {
                 hex::encode(
@@ -304,20 +394,7 @@ pub fn audit(dir: &Path, canaries: &[String]) -> anyhow::Result<StoreReport> {
             root: hex::encode(log.root_at(log.size()).unwrap_or_default()),
             log_key,
         })
-    };
-    let (canaries, files_scanned, bytes_scanned) = canary::search(dir, canaries)?;
-    let clean = findings.is_empty() && canaries.iter().all(|c| c.hits.is_empty());
-    Ok(StoreReport {
-        store: dir.display().to_string(),
-        audited_at_ms: crate::now_ms(),
-        trees,
-        findings,
-        keylog,
-        canaries,
-        files_scanned,
-        bytes_scanned,
-        clean,
-    })
+    }
 }
 
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
@@ -368,10 +445,11 @@ pub fn render(r: &StoreReport) -> String {
     }
     if !r.canaries.is_empty() {
         out.push_str(&format!(
-            "\ncanaries ({} files, {} bytes searched, as {}):\n",
+            "\ncanaries ({} files or values, {} bytes searched, as {}; whole and every {}-character piece):\n",
             r.files_scanned,
             r.bytes_scanned,
-            r.canaries[0].encodings.join(", ")
+            r.canaries[0].encodings.join(", "),
+            canary::FRAGMENT_CHARS
         ));
         for c in &r.canaries {
             if c.hits.is_empty() {
@@ -379,8 +457,13 @@ pub fn render(r: &StoreReport) -> String {
             } else {
                 out.push_str(&format!("  FOUND   {:?}\n", c.canary));
                 for h in &c.hits {
+                    let piece = h
+                        .fragment
+                        .as_ref()
+                        .map(|f| format!(", the piece {f:?}"))
+                        .unwrap_or_default();
                     out.push_str(&format!(
-                        "          {} at byte {} ({})\n",
+                        "          {} at byte {} ({}{piece})\n",
                         h.file, h.offset, h.encoding
                     ));
                 }

@@ -158,6 +158,7 @@ async fn a_real_conversation_leaves_a_clean_store_and_a_planted_record_fails_it(
     assert!(human.starts_with("Alcove store audit: CLEAN"), "{human}");
     assert!(human.contains("absent"));
 
+    let planted_head;
     // A relay that kept one plaintext: a mailbox record that has the
     // envelope's size and version byte but plaintext inside, and a tree
     // of notes. The audit fails and names both.
@@ -177,6 +178,30 @@ async fn a_real_conversation_leaves_a_clean_store_and_a_planted_record_fails_it(
         db.open_tree("notes")
             .unwrap()
             .insert(b"session-3", CANARIES[2].as_bytes())
+            .unwrap();
+        // Records that pass one by one but not together: a mailbox head
+        // whose depth is not what waits; and an attachment chunk of random
+        // bytes with a 20-character piece of a canary inside (the
+        // randomness test lets that through; the piece search does not).
+        let mailboxes = db.open_tree("mailboxes").unwrap();
+        let (head_key, head) = mailboxes
+            .iter()
+            .map(|r| r.unwrap())
+            .find(|(k, _)| k.len() == 33)
+            .expect("a mailbox head");
+        let mut wrong = head.to_vec();
+        wrong[16] = wrong[16].wrapping_add(5);
+        mailboxes.insert(&head_key, wrong).unwrap();
+        planted_head = hex::encode(&head_key[..32]);
+        let mut chunk = vec![1u8];
+        let mut noise = vec![0u8; 4096];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut noise);
+        let piece = &CANARIES[1][13..33];
+        noise[2000..2000 + piece.len()].copy_from_slice(piece.as_bytes());
+        chunk.extend_from_slice(&noise);
+        db.open_tree("blob_chunks")
+            .unwrap()
+            .insert([0x77u8; 20], chunk)
             .unwrap();
         db.flush().unwrap();
     }
@@ -200,7 +225,15 @@ async fn a_real_conversation_leaves_a_clean_store_and_a_planted_record_fails_it(
         .collect();
     assert!(named.contains(&("mailboxes".into(), hex::encode(key_of(0xEE, 7)))));
     assert!(named.contains(&("notes".into(), hex::encode(b"session-3"))));
-    assert_eq!(findings.len(), 2, "nothing else is flagged: {findings:?}");
+    assert!(
+        findings.iter().any(|f| f["tree"] == "mailbox_heads"
+            && f["key"] == planted_head.as_str()
+            && f["reason"].as_str().unwrap().contains("messages wait")),
+        "{findings:?}"
+    );
+    // The head is named twice (its depth is off, and beyond the messages
+    // ever accepted); nothing else is flagged.
+    assert_eq!(findings.len(), 4, "nothing else is flagged: {findings:?}");
     let found: Vec<&str> = json["canaries"]
         .as_array()
         .unwrap()
@@ -208,7 +241,10 @@ async fn a_real_conversation_leaves_a_clean_store_and_a_planted_record_fails_it(
         .filter(|c| !c["hits"].as_array().unwrap().is_empty())
         .map(|c| c["canary"].as_str().unwrap())
         .collect();
-    assert_eq!(found, [CANARIES[0], CANARIES[2]]);
+    assert_eq!(found, [CANARIES[0], CANARIES[1], CANARIES[2]]);
+    let piece_hit = &json["canaries"][1]["hits"][0];
+    assert!(!piece_hit["file"].as_str().unwrap().is_empty());
+    assert!(CANARIES[1].contains(piece_hit["fragment"].as_str().unwrap()));
     let (_, human) = audit(&["store", dir, "--canary", CANARIES[0]]);
     println!("{human}");
     assert!(human.starts_with("Alcove store audit: FAILED"), "{human}");
@@ -348,4 +384,150 @@ async fn the_log_audit_follows_growth_across_restarts_and_catches_a_fork() {
     assert_eq!(code, 1);
     assert!(out.contains("is not the pinned key"), "{out}");
     o.shutdown().await.unwrap();
+}
+
+/// The PostgreSQL audit: a real conversation through a relay on
+/// PostgreSQL audits CLEAN, read by a role that may only read; a planted
+/// plaintext row, an undocumented column and an undocumented table each
+/// fail it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_store_audits_clean_read_only_and_a_planted_row_fails_it() {
+    let Some(base) = alcove_store::testing::postgres_url("the PostgreSQL store audit") else {
+        return;
+    };
+    let schema = alcove_store::testing::TestSchema::create(&base).await;
+    let dir = tempfile::tempdir().unwrap();
+    let profiles = tempfile::tempdir().unwrap();
+    let mut config = Config::for_dir(dir.path());
+    config.store = Some(schema.url().to_owned());
+    config.secrets_file = Some(schema.secrets_file());
+    let r = alcove_server::start(config).await.unwrap();
+    conversation(&r, profiles.path()).await;
+    r.shutdown().await.unwrap();
+
+    // A role that can read this schema and nothing else.
+    let (admin, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let role = format!("alcove_auditor_{:08x}", rand::random::<u32>());
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN;
+             GRANT USAGE ON SCHEMA {s} TO {role};
+             GRANT SELECT ON ALL TABLES IN SCHEMA {s} TO {role};",
+            s = schema.name()
+        ))
+        .await
+        .unwrap();
+    let Some((_, after_user)) = schema.url().split_once('@') else {
+        panic!("a URL with a user: {}", schema.url());
+    };
+    let auditor_url = format!("postgres://{role}@{after_user}");
+
+    let mut args = vec!["store", "--postgres", &auditor_url, "--json"];
+    for c in CANARIES {
+        args.extend(["--canary", c]);
+    }
+    let (code, out) = audit(&args);
+    let json = report(&out);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(json["clean"], true);
+    let tables = &json["trees"];
+    assert!(
+        tables["mailboxes"]["classes"]["sealed envelope"]
+            .as_u64()
+            .unwrap()
+            >= 2
+    );
+    assert!(
+        tables["blob_chunks"]["classes"]["encrypted attachment chunk"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(tables["devices"]["classes"]["public keys"], 2);
+    assert!(json["keylog"]["size"].as_u64().unwrap() >= 2);
+    assert!(json["bytes_scanned"].as_u64().unwrap() > 100_000);
+    assert!(
+        !out.contains(&format!("{role}:")),
+        "no password or user info beyond the name"
+    );
+    // The auditor's role cannot write.
+    let (ro, conn) = tokio_postgres::connect(&auditor_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    assert!(ro.batch_execute("DELETE FROM meta").await.is_err());
+    drop(ro);
+
+    // What a careless relay version might leave: a plaintext row shaped
+    // like an envelope, a notes column, a table of its own.
+    let owner = {
+        let (c, conn) = tokio_postgres::connect(schema.url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        c
+    };
+    let address: Vec<u8> = owner
+        .query_one("SELECT address FROM devices LIMIT 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let mut envelope = vec![alcove_protocol::sealed_sender::ENVELOPE_VERSION];
+    envelope.extend_from_slice(CANARIES[2].as_bytes());
+    envelope.resize(alcove_protocol::sealed_sender::MIN_ENVELOPE_LEN, b' ');
+    owner
+        .execute(
+            "INSERT INTO mailboxes VALUES ($1, 1000000, 1700000000000, $2, $3)",
+            &[&address, &vec![0x5cu8; 16], &envelope],
+        )
+        .await
+        .unwrap();
+    owner
+        .batch_execute(&format!(
+            "ALTER TABLE devices ADD COLUMN note TEXT;
+             CREATE TABLE session_notes (body TEXT);
+             INSERT INTO session_notes VALUES ('{}');
+             GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {role};",
+            CANARIES[3],
+            schema.name()
+        ))
+        .await
+        .unwrap();
+    let (code, out) = audit(&args);
+    assert_eq!(code, 1, "{out}");
+    let json = report(&out);
+    let findings = json["findings"].as_array().unwrap();
+    let has = |table: &str, reason: &str| {
+        findings
+            .iter()
+            .any(|f| f["tree"] == table && f["reason"].as_str().unwrap().contains(reason))
+    };
+    assert!(has("mailboxes", "printable ASCII"), "{findings:?}");
+    assert!(has(
+        "devices",
+        "a column the documented schema does not have"
+    ));
+    assert!(has(
+        "session_notes",
+        "a table the documented schema does not have"
+    ));
+    let found: Vec<&str> = json["canaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| !c["hits"].as_array().unwrap().is_empty())
+        .map(|c| c["canary"].as_str().unwrap())
+        .collect();
+    assert_eq!(found, [CANARIES[2], CANARIES[3]]);
+    let (_, human) = audit(&["store", "--postgres", &auditor_url]);
+    assert!(human.starts_with("Alcove store audit: FAILED"), "{human}");
+
+    drop(owner);
+    admin
+        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role};"))
+        .await
+        .unwrap();
 }

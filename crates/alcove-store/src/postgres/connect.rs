@@ -106,9 +106,11 @@ impl SslMode {
             "require" => Self::Require,
             "verify-ca" => Self::VerifyCa,
             "verify-full" => Self::VerifyFull,
-            other => return Err(StoreError::Config(format!(
+            other => {
+                return Err(StoreError::Config(format!(
                 "sslmode={other:?} is not one of disable, prefer, require, verify-ca, verify-full"
-            ))),
+            )))
+            }
         })
     }
 
@@ -218,6 +220,16 @@ impl Target {
              (or verify-ca), or accept the risk explicitly (--database-allow-unverified-tls)",
             self.ssl_mode
         )))
+    }
+
+    /// The connection settings (host, user, timeouts; TLS mode).
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+
+    /// The TLS connector for this target's `sslmode`.
+    pub fn tls(&self) -> MakeRustlsConnect {
+        self.tls.clone()
     }
 
     /// The same target with another `application_name`.

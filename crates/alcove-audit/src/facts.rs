@@ -1,0 +1,233 @@
+//! Checks across records. A record can have the documented format and
+//! still be wrong in relation to the others: a mailbox for a device that
+//! never registered, a sequence past its mailbox's head, a depth that does
+//! not match the messages waiting, an idempotency key that names another
+//! message, a time decades away. Both store readers (sled and PostgreSQL)
+//! collect the same facts while they classify records; these checks then
+//! run on them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::store::Finding;
+
+/// 2020-01-01T00:00:00Z, ms: no Alcove record is older.
+pub const EARLIEST_MS: i64 = 1_577_836_800_000;
+/// How far in the future a receive or registration time may be (clock
+/// skew between relays).
+pub const SKEW_MS: i64 = 24 * 3600 * 1000;
+/// How far in the future a blob's expiry may be.
+pub const BLOB_EXPIRY_MS: i64 = 400 * 24 * 3600 * 1000;
+
+/// What one store says, record by record, for the cross-checks.
+#[derive(Debug, Default)]
+pub struct Facts {
+    /// Registered device addresses.
+    pub devices: BTreeSet<[u8; 32]>,
+    /// Mailbox heads: last sequence, depth.
+    pub heads: BTreeMap<[u8; 32], (u64, u64)>,
+    /// Waiting messages: (address, sequence) → client message id.
+    pub messages: BTreeMap<([u8; 32], u64), [u8; 16]>,
+    /// Idempotency keys: (address, client message id, sequence).
+    pub dedupe: Vec<([u8; 32], [u8; 16], u64)>,
+    /// Owners of one-time prekeys.
+    pub prekey_owners: BTreeSet<[u8; 32]>,
+    /// Times to check: (table or tree, record, what, ms, latest allowed
+    /// beyond now).
+    pub times: Vec<(String, String, &'static str, i64, i64)>,
+}
+
+impl Facts {
+    /// Notes a time for the range check (`ahead`: how far past now it may
+    /// be).
+    pub fn time(&mut self, table: &str, key: &str, what: &'static str, ms: i64, ahead: i64) {
+        self.times
+            .push((table.to_owned(), key.to_owned(), what, ms, ahead));
+    }
+
+    /// Runs every cross-check; `now_ms` is the audit's time.
+    pub fn check(&self, now_ms: i64) -> Vec<Finding> {
+        let mut out = Vec::new();
+        let mut finding = |table: &str, key: String, reason: String| {
+            out.push(Finding {
+                tree: table.to_owned(),
+                key,
+                reason,
+            })
+        };
+        let mut waiting: BTreeMap<[u8; 32], u64> = BTreeMap::new();
+        for (address, seq) in self.messages.keys() {
+            *waiting.entry(*address).or_default() += 1;
+            let key = format!("{}/{seq}", hex::encode(address));
+            if !self.devices.contains(address) {
+                finding(
+                    "mailboxes",
+                    key.clone(),
+                    "a message for an address no device registered".into(),
+                );
+            }
+            match self.heads.get(address) {
+                None => finding(
+                    "mailboxes",
+                    key,
+                    "a message in a mailbox without a head".into(),
+                ),
+                Some((last, _)) if seq > last || *seq == 0 => finding(
+                    "mailboxes",
+                    key,
+                    format!("sequence {seq} is outside the mailbox's 1..={last}"),
+                ),
+                Some(_) => {}
+            }
+        }
+        for (address, (last, depth)) in &self.heads {
+            let key = hex::encode(address);
+            if !self.devices.contains(address) {
+                finding(
+                    "mailbox_heads",
+                    key.clone(),
+                    "a mailbox for an address no device registered".into(),
+                );
+            }
+            let n = waiting.get(address).copied().unwrap_or(0);
+            if n != *depth {
+                finding(
+                    "mailbox_heads",
+                    key.clone(),
+                    format!("depth {depth}, but {n} messages wait"),
+                );
+            }
+            if depth > last {
+                finding(
+                    "mailbox_heads",
+                    key,
+                    format!("depth {depth} is more than the {last} messages ever accepted"),
+                );
+            }
+        }
+        for (address, id, seq) in &self.dedupe {
+            let key = format!("{}/{}", hex::encode(address), hex::encode(id));
+            match self.heads.get(address) {
+                None => finding("dedupe", key, "an idempotency key without a mailbox".into()),
+                Some((last, _)) if seq > last || *seq == 0 => finding(
+                    "dedupe",
+                    key,
+                    format!("names sequence {seq}, outside the mailbox's 1..={last}"),
+                ),
+                Some(_) => {
+                    if let Some(stored) = self.messages.get(&(*address, *seq)) {
+                        if stored != id {
+                            finding(
+                                "dedupe",
+                                key,
+                                format!(
+                                    "names sequence {seq}, whose message has another client id"
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        for address in &self.prekey_owners {
+            if !self.devices.contains(address) {
+                finding(
+                    "one_time_prekeys",
+                    hex::encode(address),
+                    "prekeys of an address no device registered".into(),
+                );
+            }
+        }
+        for (table, key, what, ms, ahead) in &self.times {
+            if *ms < EARLIEST_MS || *ms > now_ms.saturating_add(*ahead) {
+                finding(
+                    table,
+                    key.clone(),
+                    format!(
+                        "{what} {ms} ms is not a plausible time (before 2020 or in the future)"
+                    ),
+                );
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_inconsistency_is_found_and_a_consistent_store_passes() {
+        let now = 1_800_000_000_000;
+        let (a, stranger) = ([1u8; 32], [2u8; 32]);
+        let mut f = Facts::default();
+        f.devices.insert(a);
+        f.heads.insert(a, (3, 2));
+        f.messages.insert((a, 2), [7; 16]);
+        f.messages.insert((a, 3), [8; 16]);
+        f.dedupe.push((a, [7; 16], 2));
+        f.dedupe.push((a, [6; 16], 1));
+        f.time("mailboxes", "x", "received at", now - 1000, SKEW_MS);
+        assert!(f.check(now).is_empty(), "{:?}", f.check(now));
+
+        let broken = |edit: &dyn Fn(&mut Facts)| {
+            let mut g = Facts {
+                devices: f.devices.clone(),
+                heads: f.heads.clone(),
+                messages: f.messages.clone(),
+                dedupe: f.dedupe.clone(),
+                prekey_owners: f.prekey_owners.clone(),
+                times: f.times.clone(),
+            };
+            edit(&mut g);
+            g.check(now)
+        };
+        type Edit<'a> = Box<dyn Fn(&mut Facts) + 'a>;
+        let cases: Vec<(&str, Edit)> = vec![
+            (
+                "no device registered",
+                Box::new(|g| {
+                    g.heads.insert(stranger, (0, 0));
+                }),
+            ),
+            (
+                "outside",
+                Box::new(|g| {
+                    g.messages.insert((a, 9), [9; 16]);
+                    g.heads.insert(a, (3, 3));
+                }),
+            ),
+            (
+                "messages wait",
+                Box::new(|g| {
+                    g.heads.insert(a, (3, 5));
+                }),
+            ),
+            (
+                "another client id",
+                Box::new(|g| g.dedupe.push((a, [5; 16], 3))),
+            ),
+            (
+                "prekeys of an address",
+                Box::new(|g| {
+                    g.prekey_owners.insert(stranger);
+                }),
+            ),
+            (
+                "plausible time",
+                Box::new(|g| g.time("mailboxes", "y", "received at", now + 2 * SKEW_MS, SKEW_MS)),
+            ),
+            (
+                "plausible time",
+                Box::new(|g| g.time("devices", "z", "registered at", 1000, 0)),
+            ),
+        ];
+        for (want, edit) in cases {
+            let found = broken(&*edit);
+            assert!(
+                found.iter().any(|x| x.reason.contains(want)),
+                "{want}: {found:?}"
+            );
+        }
+    }
+}
