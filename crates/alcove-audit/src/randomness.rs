@@ -122,3 +122,57 @@ mod tests {
         assert!(check(&utf16).is_err());
     }
 }
+
+#[cfg(test)]
+mod limits {
+    use super::*;
+    use rand::RngCore;
+
+    /// What the tests let through, measured: English text cut into
+    /// 32-character pieces, each followed by `gap` random bytes. Prints the
+    /// text bytes per KiB at each gap and whether a 16 KiB record passes;
+    /// docs/auditing.md quotes the limit.
+    #[test]
+    fn text_broken_every_32_characters_passes_below_a_density() {
+        let text = b"I have been feeling anxious again since the move, mostly at night. ";
+        let mut passing_densities = Vec::new();
+        let mut failing_densities = Vec::new();
+        for gap in [8usize, 16, 32, 64, 96, 128, 192, 256, 320, 384, 512] {
+            let mut data = Vec::new();
+            let mut noise = vec![0u8; gap];
+            let mut at = 0;
+            while data.len() < 16 * 1024 {
+                let piece: Vec<u8> = (0..32).map(|i| text[(at + i) % text.len()]).collect();
+                at += 32;
+                data.extend_from_slice(&piece);
+                // Break the printable run: the gap starts and ends with a
+                // byte that is not printable ASCII.
+                rand::thread_rng().fill_bytes(&mut noise);
+                noise[0] |= 0x80;
+                noise[gap - 1] |= 0x80;
+                data.extend_from_slice(&noise);
+            }
+            let per_kib = 32 * 1024 / (32 + gap);
+            let passed = check(&data).is_ok();
+            println!("gap {gap:>3}: {per_kib:>4} text bytes per KiB: {}", if passed { "passes" } else { "flagged" });
+            if passed {
+                passing_densities.push(per_kib);
+            } else {
+                failing_densities.push(per_kib);
+            }
+        }
+        // Dense text is flagged; sparse text passes: the audit is a
+        // statistical screen, not a proof.
+        // (Around 100 bytes per KiB the outcome depends on the noise.)
+        assert!(
+            [819, 682, 512, 341, 256, 204]
+                .iter()
+                .all(|d| failing_densities.contains(d)),
+            "{failing_densities:?}"
+        );
+        assert!(
+            passing_densities.iter().any(|d| *d <= 93),
+            "{passing_densities:?}"
+        );
+    }
+}
