@@ -44,6 +44,12 @@ type Pending = ([u8; 32], Instant);
 const TOKEN_LABEL: &[u8] = b"Alcove/v1/relay-token";
 const TOKEN_LEN: usize = 32 + 8 + 32;
 
+impl Drop for Authenticator {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.token_key);
+    }
+}
+
 impl Authenticator {
     /// `token_key` must be 32 secret random bytes, shared by relays that
     /// share a store.
