@@ -16,6 +16,7 @@
 pub mod auth;
 pub mod config;
 pub mod errors;
+pub mod frames;
 pub mod keylog;
 pub mod limits;
 pub mod metrics;

@@ -317,6 +317,7 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
         .context("reflection service")?;
 
     let router = builder
+        .layer(tower::layer::layer_fn(crate::frames::OversizedFrames::new))
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .max_concurrent_streams(Some(config.limits.max_streams_per_connection))
         .add_service(health)

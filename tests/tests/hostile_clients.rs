@@ -202,3 +202,58 @@ async fn a_client_holding_an_upload_open_is_cut_off_and_others_are_served(backen
     );
     healthy(&relay).await;
 }
+
+/// A frame larger than anything the relay accepts, on a unary call and on
+/// an upload, gets RESOURCE_EXHAUSTED with the relay's own message naming
+/// the limit (not the gRPC library's OUT_OF_RANGE), and changes nothing.
+#[tokio::test]
+async fn an_oversized_frame_gets_resource_exhausted_with_the_limit() {
+    let relay = TestRelay::start().await;
+    let sender = Device::registered(&relay, 0).await;
+    let recipient = Device::registered(&relay, 0).await;
+    // 5 MB: above the envelope limit and above the decoder's bound.
+    let huge = alcove_api::v1::SendRequest {
+        recipient: recipient.address().to_vec(),
+        client_message_id: vec![1; 16],
+        envelope: vec![1; 5_000_000],
+    };
+    let e = sender.mailbox().send(sender.req(huge)).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("bytes"), "{e:?}");
+    assert!(e.message().contains("limit"), "{e:?}");
+    let e = raw_call(
+        relay.channel().await,
+        "/alcove.v1.Auth/Challenge",
+        vec![0; 200_000],
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    // An upload piece of 3 MiB (pieces are at most 1 MiB).
+    use alcove_api::v1::{upload_request::Part, UploadHeader, UploadRequest};
+    let parts = vec![
+        UploadRequest {
+            part: Some(Part::Header(UploadHeader { size: 3 << 20 })),
+        },
+        UploadRequest {
+            part: Some(Part::Data(vec![7; 3 << 20])),
+        },
+    ];
+    let e = sender
+        .blobs()
+        .upload(sender.req(futures::stream::iter(parts)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(e.message().contains("limit"), "{e:?}");
+    let waiting = recipient
+        .mailbox()
+        .fetch(recipient.req(alcove_api::v1::FetchRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .envelopes;
+    assert!(waiting.is_empty());
+    healthy(&relay).await;
+}

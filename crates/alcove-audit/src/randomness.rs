@@ -154,7 +154,10 @@ mod limits {
             }
             let per_kib = 32 * 1024 / (32 + gap);
             let passed = check(&data).is_ok();
-            println!("gap {gap:>3}: {per_kib:>4} text bytes per KiB: {}", if passed { "passes" } else { "flagged" });
+            println!(
+                "gap {gap:>3}: {per_kib:>4} text bytes per KiB: {}",
+                if passed { "passes" } else { "flagged" }
+            );
             if passed {
                 passing_densities.push(per_kib);
             } else {
