@@ -1,4 +1,11 @@
-//! Command-line flags, each with an environment variable.
+//! Command-line flags, each with an environment variable, and a TOML file
+//! of the same settings (`--config`).
+//!
+//! The file's keys are the long flag names (`listen = "0.0.0.0:7443"`,
+//! `tls-cert = "/etc/alcove/relay.crt"`, `rate-per-sec = 200`,
+//! `allow-plaintext-listen = true`). Precedence: a flag on the command
+//! line, then its environment variable, then the file, then the default.
+//! An unknown key or a value of the wrong kind is an error naming the key.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -73,6 +80,16 @@ pub struct Config {
     /// Request limits.
     #[command(flatten)]
     pub limits: Limits,
+
+    /// A TOML file of settings (keys are the long flag names); flags and
+    /// environment variables override it.
+    #[arg(long, env = "ALCOVE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Check the configuration (flags, environment, file) and the files it
+    /// names, print the settings in force and exit: 0 if usable, 2 if not.
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 /// Timeouts and pool size of the PostgreSQL store.
@@ -179,6 +196,223 @@ impl Config {
             tls_key: None,
             server_id: None,
             limits: Limits::default(),
+            config: None,
+            check_config: false,
         }
+    }
+}
+
+impl Config {
+    /// Parses the command line, the environment and the `--config` file.
+    pub fn load() -> anyhow::Result<Self> {
+        Self::load_from(std::env::args_os().collect(), |k| {
+            std::env::var_os(k).is_some()
+        })
+    }
+
+    /// As [`Config::load`], for given arguments and environment.
+    pub fn load_from(
+        mut args: Vec<std::ffi::OsString>,
+        env_has: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        use clap::CommandFactory as _;
+        let first = Self::try_parse_from(&args)?;
+        let Some(path) = first.config.clone() else {
+            return Ok(first);
+        };
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading the config file {}", path.display()))?;
+        let table: toml::Table = text
+            .parse()
+            .with_context(|| format!("config file {}", path.display()))?;
+        let command = Self::command();
+        let given: Vec<String> = args
+            .iter()
+            .filter_map(|a| a.to_str())
+            .filter_map(|a| a.strip_prefix("--"))
+            .map(|a| a.split('=').next().unwrap_or(a).to_owned())
+            .collect();
+        for (key, value) in table {
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_long() == Some(key.as_str()))
+                .filter(|a| !matches!(a.get_long(), Some("config") | Some("check-config")))
+                .ok_or_else(|| {
+                    anyhow::anyhow!("config file {}: unknown setting {key:?}", path.display())
+                })?;
+            let from_env = arg.get_env().and_then(|e| e.to_str()).is_some_and(&env_has);
+            if given.iter().any(|g| g == &key) || from_env {
+                continue;
+            }
+            let is_switch = matches!(arg.get_action(), clap::ArgAction::SetTrue);
+            match (value, is_switch) {
+                (toml::Value::Boolean(true), true) => args.push(format!("--{key}").into()),
+                (toml::Value::Boolean(false), true) => {}
+                (_, true) => anyhow::bail!(
+                    "config file {}: {key} must be true or false",
+                    path.display()
+                ),
+                (toml::Value::String(s), false) => {
+                    args.push(format!("--{key}={s}").into());
+                }
+                (v @ (toml::Value::Integer(_) | toml::Value::Float(_)), false) => {
+                    args.push(format!("--{key}={v}").into());
+                }
+                (_, false) => anyhow::bail!(
+                    "config file {}: {key} must be a string or a number",
+                    path.display()
+                ),
+            }
+        }
+        Self::try_parse_from(&args)
+            .with_context(|| format!("with the config file {}", path.display()))
+    }
+
+    /// Checks what can be checked without serving: the listen address,
+    /// the TLS files, the store URL, the secrets file. Returns the settings
+    /// in force, for people (the database URL without its password).
+    pub fn check(&self) -> anyhow::Result<String> {
+        use anyhow::Context as _;
+        let mut out = String::new();
+        out.push_str(&format!("listen: {}\n", self.listen));
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                let c =
+                    std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+                let k = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
+                anyhow::ensure!(
+                    String::from_utf8_lossy(&c).contains("BEGIN CERTIFICATE"),
+                    "{} holds no PEM certificate",
+                    cert.display()
+                );
+                anyhow::ensure!(
+                    String::from_utf8_lossy(&k).contains("PRIVATE KEY"),
+                    "{} holds no PEM private key",
+                    key.display()
+                );
+                out.push_str(&format!("tls: {} and {}\n", cert.display(), key.display()));
+            }
+            _ => {
+                anyhow::ensure!(
+                    self.listen.ip().is_loopback() || self.allow_plaintext_listen,
+                    "--listen {} is not loopback and there is no --tls-cert/--tls-key \
+                     (or --allow-plaintext-listen)",
+                    self.listen
+                );
+                out.push_str("tls: off\n");
+            }
+        }
+        match &self.store {
+            Some(url) => {
+                let target = alcove_store::postgres::Target::parse(url, &self.database.settings())?;
+                target.check_secure(&self.database.settings())?;
+                anyhow::ensure!(self.secrets_file.is_some(), "--store needs --secrets-file");
+                out.push_str(&format!(
+                    "store: PostgreSQL, sslmode {:?}, {}\n",
+                    target.ssl_mode,
+                    if target.local {
+                        "on this machine"
+                    } else {
+                        "remote"
+                    }
+                ));
+            }
+            None => out.push_str(&format!("store: sled in {}\n", self.data_dir.display())),
+        }
+        if let Some(f) = &self.secrets_file {
+            if f.exists() {
+                std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+                out.push_str(&format!("secrets file: {}\n", f.display()));
+            } else {
+                let dir = f.parent().filter(|d| !d.as_os_str().is_empty());
+                anyhow::ensure!(
+                    dir.is_none_or(|d| d.is_dir()),
+                    "the directory of the secrets file {} does not exist",
+                    f.display()
+                );
+                out.push_str(&format!(
+                    "secrets file: {} (created on first start)\n",
+                    f.display()
+                ));
+            }
+        }
+        if let Some(m) = self.metrics_listen {
+            out.push_str(&format!("metrics: {m}\n"));
+        }
+        out.push_str(&format!(
+            "limits: envelope {} B, blob {} B, mailbox {} messages, {} requests/s per device\n",
+            self.limits.max_envelope_bytes,
+            self.limits.max_blob_bytes,
+            self.limits.max_mailbox_depth,
+            self.limits.rate_per_sec
+        ));
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(file: &str, args: &[&str]) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("alcove.toml");
+        std::fs::write(&path, file)?;
+        let mut argv: Vec<std::ffi::OsString> = vec!["alcove-server".into()];
+        argv.extend(args.iter().map(Into::into));
+        argv.push("--config".into());
+        argv.push(path.into());
+        Config::load_from(argv, |_| false)
+    }
+
+    #[test]
+    fn the_file_sets_what_flags_do_not() {
+        let c = load(
+            "listen = \"127.0.0.1:7777\"\nrate-per-sec = 12.5\nmax-page = 50\nallow-plaintext-listen = true\n",
+            &["--max-page", "70"],
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 7777);
+        assert_eq!(c.limits.rate_per_sec, 12.5);
+        assert_eq!(c.limits.max_page, 70, "the flag wins over the file");
+        assert!(c.allow_plaintext_listen);
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_kinds_are_refused_by_name() {
+        let e = load("lisen = \"127.0.0.1:1\"\n", &[]).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("unknown setting \"lisen\""),
+            "{e:#}"
+        );
+        let e = load("allow-plaintext-listen = \"yes\"\n", &[]).unwrap_err();
+        assert!(format!("{e:#}").contains("true or false"), "{e:#}");
+        let e = load("max-page = \"many\"\n", &[]).unwrap_err();
+        assert!(format!("{e:#}").contains("max-page"), "{e:#}");
+        assert!(load("listen = [1]\n", &[]).is_err());
+    }
+
+    #[test]
+    fn the_shipped_example_parses() {
+        let example = include_str!("../deploy/alcove.toml");
+        let c = load(example, &[]).unwrap();
+        assert_eq!(c.listen.port(), 7443);
+        assert_eq!(c.limits.max_mailbox_depth, 10_000);
+    }
+
+    #[test]
+    fn the_check_refuses_what_would_not_run() {
+        let ok = load("listen = \"127.0.0.1:7443\"\n", &[]).unwrap();
+        assert!(ok.check().unwrap().contains("store: sled"));
+        let public = load("listen = \"0.0.0.0:7443\"\n", &[]).unwrap();
+        assert!(public.check().is_err());
+        let pg = load(
+            "store = \"postgres://alcove@db.example/alcove?sslmode=require\"\n",
+            &[],
+        )
+        .unwrap();
+        let e = pg.check().unwrap_err().to_string();
+        assert!(e.contains("verify-full"), "{e}");
     }
 }

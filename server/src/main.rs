@@ -1,7 +1,5 @@
 //! `alcove-server`: run the relay until SIGTERM or Ctrl-C.
 
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -11,7 +9,28 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let config = alcove_server::Config::parse();
+    let config = match alcove_server::Config::load() {
+        Ok(c) => c,
+        Err(e) => match e.downcast::<clap::Error>() {
+            Ok(clap) => clap.exit(),
+            Err(e) => {
+                eprintln!("alcove-server: {e:#}");
+                std::process::exit(2);
+            }
+        },
+    };
+    if config.check_config {
+        match config.check() {
+            Ok(report) => {
+                print!("{report}configuration OK\n");
+                return Ok(());
+            }
+            Err(e) => {
+                eprintln!("alcove-server: configuration not usable: {e:#}");
+                std::process::exit(2);
+            }
+        }
+    }
     // Handlers first: a SIGTERM that arrives right after the "listening"
     // line must shut down cleanly, not kill the process.
     let stop = shutdown_signal()?;
