@@ -22,7 +22,7 @@ async fn main() -> anyhow::Result<()> {
     if config.check_config {
         match config.check() {
             Ok(report) => {
-                print!("{report}configuration OK\n");
+                println!("{report}configuration OK");
                 return Ok(());
             }
             Err(e) => {
