@@ -182,7 +182,8 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
                 statement_timeout = %facts.statement_timeout,
                 "store: PostgreSQL"
             );
-            (pg.clone() as Arc<dyn Store>, None, Some(pg))
+            let stats = pg.flush_stats();
+            (pg.clone() as Arc<dyn Store>, Some(stats), Some(pg))
         }
         Some(other) => anyhow::bail!(
             "--store must be a postgres:// URL (got {other:?}); leave it out for sled in --data-dir"

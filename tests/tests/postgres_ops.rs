@@ -695,3 +695,80 @@ async fn plaintext_on_a_public_address_needs_an_explicit_flag() {
         .await
         .unwrap();
 }
+
+// Group commit (issue 20) ---------------------------------------------------
+
+/// Concurrent sends share commits, and what every send is promised still
+/// holds: each is answered with its own sequence, a repeat of an id (in
+/// the same batch or not) gets the first one's sequence, sequences per
+/// mailbox have no gaps, and one sender's sends to a mailbox keep their
+/// order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_share_commits_and_keep_every_promise() {
+    let Some(base) = postgres("group commit") else {
+        return;
+    };
+    let schema = TestSchema::create(&base).await;
+    let store = Arc::new(PostgresStore::connect(schema.url()).await.unwrap());
+    let stats = store.flush_stats();
+    let mailboxes: Vec<[u8; 32]> = (0..5u8).map(|i| [i + 1; 32]).collect();
+    // 8 senders, each sending 40 in order, round-robin over the mailboxes;
+    // ids 0..20 of each sender are sent twice (a retry racing the first).
+    let tasks = (0..8u8).map(|sender| {
+        let store = store.clone();
+        let mailboxes = mailboxes.clone();
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            for k in 0..40u8 {
+                let to = mailboxes[k as usize % 5];
+                let id = [sender, k, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+                let e = envelope(k);
+                let send = store.enqueue(&to, &id, &e, 1, 100_000);
+                let r = if k < 20 {
+                    let again = store.enqueue(&to, &id, &e, 1, 100_000);
+                    let (a, b) = futures::join!(send, again);
+                    let (a, b) = (a.unwrap(), b.unwrap());
+                    assert_eq!(a.sequence, b.sequence, "a repeat gets the first sequence");
+                    assert!(
+                        a.duplicate != b.duplicate,
+                        "exactly one of the two stored it"
+                    );
+                    a
+                } else {
+                    send.await.unwrap()
+                };
+                got.push((to, r.sequence));
+            }
+            got
+        })
+    });
+    let mut per_mailbox: std::collections::BTreeMap<[u8; 32], Vec<u64>> = Default::default();
+    for t in futures::future::join_all(tasks).await {
+        let got = t.unwrap();
+        // One sender's sends to one mailbox: increasing sequences.
+        for m in &mailboxes {
+            let mine: Vec<u64> = got
+                .iter()
+                .filter(|(to, _)| to == m)
+                .map(|(_, s)| *s)
+                .collect();
+            assert!(mine.windows(2).all(|w| w[0] < w[1]), "{mine:?}");
+        }
+        for (to, seq) in got {
+            per_mailbox.entry(to).or_default().push(seq);
+        }
+    }
+    for (m, mut seqs) in per_mailbox {
+        seqs.sort();
+        assert_eq!(seqs, (1..=64).collect::<Vec<u64>>(), "gap-free, each once");
+        assert_eq!(store.depth(&m).await.unwrap(), 64);
+    }
+    let (batches, sends) = (
+        stats.flushes.load(Ordering::Relaxed),
+        stats.commits.load(Ordering::Relaxed),
+    );
+    assert_eq!(sends, 8 * 60, "every send went through the group commit");
+    println!("{sends} sends in {batches} commits");
+    assert!(batches < sends, "some sends shared a commit");
+    store.close().await.unwrap();
+}

@@ -33,7 +33,7 @@ pub type BlobId = [u8; 16];
 pub type ClientMessageId = [u8; 16];
 
 /// What a store can refuse or fail with.
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum StoreError {
     /// The recipient's mailbox holds `limit` messages already.
     #[error("mailbox full ({limit} messages waiting)")]

@@ -3,8 +3,9 @@
 //! tokio-postgres with a deadpool pool: plain async SQL, no compile-time
 //! database access (a fresh machine builds it with cargo alone), and
 //! LISTEN/NOTIFY through the same driver. Every mutating method is one SQL
-//! transaction; PostgreSQL's commit is durable when it returns, so the
-//! trait's durability contract holds without a group commit of our own.
+//! transaction, durable when its commit returns. Sends are group-committed
+//! (`group_commit`): concurrent sends share one statement and one commit,
+//! and each is answered only after that commit.
 //!
 //! * [`connect`]: the URL, TLS (`sslmode`, `sslrootcert`) and the timeouts
 //!   every connection carries; [`migrate`]: the schema migrations.
@@ -25,6 +26,7 @@
 //!   each other.
 
 pub mod connect;
+mod group_commit;
 pub mod migrate;
 
 use std::future::Future;
@@ -124,6 +126,8 @@ pub struct PostgresStore {
     target: Target,
     settings: PgSettings,
     channel: String,
+    sends: Option<tokio::sync::mpsc::UnboundedSender<group_commit::Pending>>,
+    stats: std::sync::Arc<crate::FlushStats>,
 }
 
 impl PostgresStore {
@@ -166,6 +170,8 @@ impl PostgresStore {
             target,
             settings,
             channel: String::new(),
+            sends: None,
+            stats: Default::default(),
         };
         store.migrate(migrations).await?;
         let mut fresh = [0u8; 16];
@@ -178,6 +184,12 @@ impl PostgresStore {
             .ok()
             .filter(|c| is_channel_name(c))
             .ok_or(StoreError::Corrupt("meta: notify_channel"))?;
+        store.sends = Some(group_commit::start(
+            store.pool.clone(),
+            store.channel.clone(),
+            store.settings.clone(),
+            store.stats.clone(),
+        ));
         Ok(store)
     }
 
@@ -211,6 +223,12 @@ impl PostgresStore {
             })
         })
         .await
+    }
+
+    /// Counters of the send group commit: batches (`flushes`) and sends
+    /// (`commits`) stored, and the time batches took.
+    pub fn flush_stats(&self) -> std::sync::Arc<crate::FlushStats> {
+        self.stats.clone()
     }
 
     /// This deployment's notification channel.
@@ -602,42 +620,26 @@ impl Store for PostgresStore {
         received_at_ms: i64,
         max_depth: u64,
     ) -> Result<Enqueued> {
+        // Group commit: the send joins the next batch (`group_commit`),
+        // and is answered once the batch's commit has returned.
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let pending = group_commit::Pending {
+            recipient: *recipient,
+            id: *client_message_id,
+            envelope: envelope.to_vec(),
+            received_at_ms,
+            max_depth,
+            reply,
+        };
+        self.sends
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("the store is not started".into()))?
+            .send(pending)
+            .map_err(|_| StoreError::Backend("the store is closed".into()))?;
         self.timed(async {
-            // One round trip: the steps and their locking are in migration 3
-            // (`alcove_enqueue`), which runs them in one transaction, and
-            // the statement is prepared once per connection.
-            let c = self.client().await?;
-            let statement = c
-                .prepare_cached(
-                    "SELECT out_seq, out_duplicate, out_full
-                     FROM alcove_enqueue($1, $2, $3, $4, $5, $6)",
-                )
+            answer
                 .await
-                .map_err(db)?;
-            let row = c
-                .query_one(
-                    &statement,
-                    &[
-                        &recipient.as_slice(),
-                        &client_message_id.as_slice(),
-                        &envelope,
-                        &received_at_ms,
-                        &i64_of(max_depth),
-                        &self.channel,
-                    ],
-                )
-                .await
-                .map_err(db)?;
-            if row.get::<_, bool>(2) {
-                return Err(StoreError::MailboxFull { limit: max_depth });
-            }
-            let sequence: i64 = row
-                .get::<_, Option<i64>>(0)
-                .ok_or(StoreError::Corrupt("alcove_enqueue: no sequence"))?;
-            Ok(Enqueued {
-                sequence: u64_of(sequence),
-                duplicate: row.get(1),
-            })
+                .unwrap_or_else(|_| Err(StoreError::Backend("the send committer stopped".into())))
         })
         .await
     }
