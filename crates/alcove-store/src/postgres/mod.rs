@@ -45,6 +45,14 @@ use crate::{
     StoreError, StoredMessage,
 };
 
+/// A dedicated connection as tokio-postgres drives it.
+type Connection = tokio_postgres::Connection<
+    tokio_postgres::Socket,
+    <tokio_postgres_rustls::MakeRustlsConnect as tokio_postgres::tls::MakeTlsConnect<
+        tokio_postgres::Socket,
+    >>::Stream,
+>;
+
 /// `meta` key of this deployment's notification channel.
 pub const CHANNEL_META: &str = "notify_channel";
 
@@ -236,19 +244,27 @@ impl PostgresStore {
         &self.channel
     }
 
-    /// A connection of its own (not pooled), named `application_name`.
-    async fn dedicated(&self, application_name: &str) -> Result<tokio_postgres::Client> {
+    /// A connection of its own (not pooled), named `application_name`,
+    /// opened within the deadline; the caller drives the connection.
+    async fn open(&self, application_name: &str) -> Result<(tokio_postgres::Client, Connection)> {
         let config = self.target.named(application_name);
-        let connecting = config.connect(self.target.tls.clone());
-        let (client, connection) = tokio::time::timeout(self.settings.deadline(), connecting)
-            .await
-            .map_err(|_| {
-                StoreError::Unavailable(format!(
-                    "could not connect to the database within {:?}",
-                    self.settings.deadline()
-                ))
-            })?
-            .map_err(db)?;
+        tokio::time::timeout(
+            self.settings.deadline(),
+            config.connect(self.target.tls.clone()),
+        )
+        .await
+        .map_err(|_| {
+            StoreError::Unavailable(format!(
+                "could not connect to the database within {:?}",
+                self.settings.deadline()
+            ))
+        })?
+        .map_err(db)
+    }
+
+    /// As [`Self::open`], with the connection driven by a task of its own.
+    async fn dedicated(&self, application_name: &str) -> Result<tokio_postgres::Client> {
+        let (client, connection) = self.open(application_name).await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "database connection ended");
@@ -286,12 +302,7 @@ impl PostgresStore {
     /// The receiver ends if that connection drops; the caller listens
     /// again, then re-reads what it may have missed.
     pub async fn listen(&self) -> Result<Notifications> {
-        let config = self.target.named("alcove-relay listen");
-        let connecting = config.connect(self.target.tls.clone());
-        let (client, mut connection) = tokio::time::timeout(self.settings.deadline(), connecting)
-            .await
-            .map_err(|_| StoreError::Unavailable("LISTEN connection timed out".into()))?
-            .map_err(db)?;
+        let (client, mut connection) = self.open("alcove-relay listen").await?;
         let (tx, receiver) = tokio::sync::mpsc::unbounded_channel();
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
         tokio::spawn(async move {
