@@ -10,22 +10,31 @@
 //! other keys is caught there, before any session exists.
 //!
 //! ```text
-//! invite = 0x01 || address (32) || fingerprint (32) || expires_at (u64 BE)
-//!          || nonce (16) || url_len (u16 BE) || url (UTF-8)
+//! invite v2 = 0x02 || address (32) || fingerprint (32) || expires_at (u64 BE)
+//!             || nonce (16) || delivery_key (16) || url_len (u16 BE) || url (UTF-8)
+//! invite v1 = 0x01 || address || fingerprint || expires_at || nonce
+//!             || url_len || url            (read, never written)
 //! ```
+//!
+//! The delivery key ([`crate::delivery`]) lets the invitee send its first
+//! message without identifying itself to the relay; a v1 invite has none,
+//! and works only with an inviter that accepts messages from anyone.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rand_core::{CryptoRng, RngCore};
 use subtle::ConstantTimeEq;
 
+use crate::delivery::{DeliveryKey, DELIVERY_KEY_LEN};
 use crate::error::{DecodeError, InviteError};
 use crate::identity::PublicIdentity;
 use crate::keys::{DeviceAddress, IdentityFingerprint};
 use crate::limits::MAX_INVITE_URL_LEN;
 
-const INVITE_VERSION: u8 = 1;
-const FIXED_LEN: usize = 1 + 32 + 32 + 8 + 16 + 2;
+const INVITE_VERSION: u8 = 2;
+const INVITE_V1: u8 = 1;
+const FIXED_LEN_V1: usize = 1 + 32 + 32 + 8 + 16 + 2;
+const FIXED_LEN: usize = FIXED_LEN_V1 + DELIVERY_KEY_LEN;
 
 /// The scheme and path of an invite link.
 pub const LINK_PREFIX: &str = "alcove://invite/";
@@ -43,6 +52,9 @@ pub struct Invite {
     pub expires_at: u64,
     /// Random; lets the inviter tie an acceptance to this invite.
     pub nonce: [u8; 16],
+    /// The inviter's delivery key, for the first message (absent in v1
+    /// invites). Anyone who holds the invite holds it.
+    pub delivery_key: Option<DeliveryKey>,
 }
 
 fn malformed(reason: &'static str) -> InviteError {
@@ -86,17 +98,31 @@ impl Invite {
             relay_url: relay_url.to_owned(),
             expires_at,
             nonce,
+            delivery_key: None,
         })
+    }
+
+    /// The same invite carrying the inviter's delivery key.
+    pub fn with_delivery_key(mut self, key: DeliveryKey) -> Self {
+        self.delivery_key = Some(key);
+        self
     }
 
     /// The invite as unpadded URL-safe base64.
     pub fn encode(&self) -> String {
         let mut raw = Vec::with_capacity(FIXED_LEN + self.relay_url.len());
-        raw.push(INVITE_VERSION);
+        raw.push(if self.delivery_key.is_some() {
+            INVITE_VERSION
+        } else {
+            INVITE_V1
+        });
         raw.extend_from_slice(self.address.as_bytes());
         raw.extend_from_slice(self.fingerprint.as_bytes());
         raw.extend_from_slice(&self.expires_at.to_be_bytes());
         raw.extend_from_slice(&self.nonce);
+        if let Some(key) = &self.delivery_key {
+            raw.extend_from_slice(key.as_bytes());
+        }
         // check_url bounds the length far below u16::MAX.
         raw.extend_from_slice(&(self.relay_url.len() as u16).to_be_bytes());
         raw.extend_from_slice(self.relay_url.as_bytes());
@@ -118,18 +144,23 @@ impl Invite {
         let raw = URL_SAFE_NO_PAD
             .decode(text)
             .map_err(|_| malformed("not unpadded URL-safe base64"))?;
-        if raw.len() < FIXED_LEN {
+        let fixed = match raw.first() {
+            Some(&INVITE_VERSION) => FIXED_LEN,
+            Some(&INVITE_V1) => FIXED_LEN_V1,
+            Some(&v) => {
+                return Err(DecodeError::UnsupportedVersion {
+                    what: "invite",
+                    version: v.into(),
+                }
+                .into())
+            }
+            None => 0,
+        };
+        if raw.len() < fixed.max(FIXED_LEN_V1) {
             return Err(DecodeError::Truncated {
                 what: "invite",
-                needed: FIXED_LEN,
+                needed: fixed.max(FIXED_LEN_V1),
                 got: raw.len(),
-            }
-            .into());
-        }
-        if raw[0] != INVITE_VERSION {
-            return Err(DecodeError::UnsupportedVersion {
-                what: "invite",
-                version: raw[0].into(),
             }
             .into());
         }
@@ -140,11 +171,16 @@ impl Invite {
         expires.copy_from_slice(&raw[65..73]);
         let mut nonce = [0u8; 16];
         nonce.copy_from_slice(&raw[73..89]);
-        let url_len = usize::from(u16::from_be_bytes([raw[89], raw[90]]));
-        if raw.len() != FIXED_LEN + url_len {
+        let delivery_key = if fixed == FIXED_LEN {
+            Some(DeliveryKey::from_bytes(&raw[89..89 + DELIVERY_KEY_LEN])?)
+        } else {
+            None
+        };
+        let url_len = usize::from(u16::from_be_bytes([raw[fixed - 2], raw[fixed - 1]]));
+        if raw.len() != fixed + url_len {
             return Err(malformed("URL length does not match"));
         }
-        let relay_url = std::str::from_utf8(&raw[FIXED_LEN..])
+        let relay_url = std::str::from_utf8(&raw[fixed..])
             .map_err(|_| malformed("relay URL is not UTF-8"))?
             .to_owned();
         check_url(&relay_url)?;
@@ -154,6 +190,7 @@ impl Invite {
             relay_url,
             expires_at: u64::from_be_bytes(expires),
             nonce,
+            delivery_key,
         })
     }
 

@@ -35,6 +35,8 @@ pub(crate) mod labels {
     pub const FINGERPRINT: &[u8] = b"Alcove/v1/fingerprint";
     /// Safety number half: iterated SHA-512 starting from this label.
     pub const SAFETY_NUMBER: &[u8] = b"Alcove/v1/safety-number";
+    /// Delivery verifier = SHA-256(DELIVERY_VERIFIER || delivery key).
+    pub const DELIVERY_VERIFIER: &[u8] = b"Alcove/v1/delivery-verifier";
 }
 
 /// HKDF-SHA256 into a fixed-size output that is zeroized on drop.

@@ -59,6 +59,7 @@
 
 pub mod attachment;
 pub mod content;
+pub mod delivery;
 pub mod error;
 pub mod fingerprint;
 pub mod identity;

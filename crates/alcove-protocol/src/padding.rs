@@ -30,11 +30,24 @@ pub fn is_bucket(len: usize) -> bool {
 
 /// Appends `plaintext`, the marker and zeros up to its bucket to `out`.
 pub fn pad_into(out: &mut Vec<u8>, plaintext: &[u8]) -> Result<(), SealError> {
-    let target = padded_len(plaintext.len())?;
-    out.reserve(target);
+    pad_into_len(out, plaintext, padded_len(plaintext.len())?)
+}
+
+/// Appends `plaintext`, the marker and zeros up to `bucket` to `out`:
+/// `bucket` must be a bucket size larger than the plaintext (a caller may
+/// choose a larger bucket than the smallest that fits, see
+/// [`crate::sealed_sender::padded_message_len`]).
+pub fn pad_into_len(out: &mut Vec<u8>, plaintext: &[u8], bucket: usize) -> Result<(), SealError> {
+    if !is_bucket(bucket) || bucket <= plaintext.len() {
+        return Err(SealError::TooLarge {
+            size: plaintext.len(),
+            max: bucket.saturating_sub(1),
+        });
+    }
+    out.reserve(bucket);
     out.extend_from_slice(plaintext);
     out.push(MARKER);
-    out.resize(out.len() + target - plaintext.len() - 1, 0);
+    out.resize(out.len() + bucket - plaintext.len() - 1, 0);
     Ok(())
 }
 

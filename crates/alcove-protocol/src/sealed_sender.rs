@@ -31,8 +31,8 @@ use crate::error::{DecodeError, SealError};
 use crate::identity::{IdentityKeyPair, PublicIdentity, PUBLIC_IDENTITY_LEN};
 use crate::kdf::{self, labels};
 use crate::keys::DhPublicKey;
-use crate::limits::PADDING_BUCKETS;
-use crate::padding;
+use crate::limits::{MAX_SEALED_PLAINTEXT, PADDING_BUCKETS};
+use crate::{padding, ratchet, x3dh};
 
 /// Envelope format version (first byte).
 pub const ENVELOPE_VERSION: u8 = 1;
@@ -46,9 +46,25 @@ pub const ENVELOPE_OVERHEAD: usize = BODY_START + TAG_LEN;
 /// The smallest possible envelope (the smallest bucket).
 pub const MIN_ENVELOPE_LEN: usize = ENVELOPE_OVERHEAD + PADDING_BUCKETS[0];
 
-/// The envelope size for a message of `len` bytes.
-pub fn envelope_len(len: usize) -> Result<usize, SealError> {
-    Ok(ENVELOPE_OVERHEAD + padding::padded_len(len)?)
+/// The padded size of a ratchet message. The bucket is chosen as if every
+/// message carried the X3DH prefix of a first message, so that a first
+/// message and a later one with the same content land in the same bucket:
+/// the relay cannot tell a new (or unanswered) conversation by size.
+pub fn padded_message_len(message: &[u8]) -> Result<usize, SealError> {
+    let as_initial = if x3dh::InitialMessage::is_initial(message) {
+        message.len()
+    } else {
+        message.len() + ratchet::INITIAL_OVERHEAD
+    };
+    padding::padded_len(as_initial).map_err(|_| SealError::TooLarge {
+        size: message.len(),
+        max: MAX_SEALED_PLAINTEXT,
+    })
+}
+
+/// The envelope size for a ratchet message (see [`padded_message_len`]).
+pub fn envelope_len(message: &[u8]) -> Result<usize, SealError> {
+    Ok(ENVELOPE_OVERHEAD + padded_message_len(message)?)
 }
 
 /// Whether `len` is a size a well-formed envelope can have (used by the
@@ -88,7 +104,7 @@ pub fn seal<R: RngCore + CryptoRng>(
     recipient: &PublicIdentity,
     message: &[u8],
 ) -> Result<Vec<u8>, SealError> {
-    let padded_len = padding::padded_len(message.len())?;
+    let padded_len = padded_message_len(message)?;
     let e = StaticSecret::random_from_rng(&mut *rng);
     let e_pub = DhPublicKey::from_secret(&e);
     let recipient_dh = recipient.dh_key();
@@ -113,7 +129,7 @@ pub fn seal<R: RngCore + CryptoRng>(
         "sealed sender (static)",
     )?;
     let k2 = static_key(&dh_s, &chain, &out[IDENTITY_START..BODY_START]);
-    padding::pad_into(&mut out, message)?;
+    padding::pad_into_len(&mut out, message, padded_len)?;
     let (head, body) = out.split_at_mut(BODY_START);
     let tag2 = ChaCha20Poly1305::new(k2.as_ref().into())
         .encrypt_in_place_detached(&Nonce::default(), &body_ad(head), body)

@@ -219,6 +219,41 @@ fn invite_round_trip_and_checks() {
     assert!(Invite::decode(&invite.encode()[..40]).is_err());
 }
 
+#[test]
+fn an_invite_carries_the_delivery_key_and_old_invites_still_read() {
+    use alcove_protocol::delivery::DeliveryKey;
+    use base64::Engine as _;
+    let mut rng = common::rng(23);
+    let therapist = IdentityKeyPair::generate(&mut rng);
+    let key = DeliveryKey::generate(&mut rng);
+    let plain = Invite::new(&mut rng, therapist.public(), "https://r.example", 9).unwrap();
+    let invite = plain.clone().with_delivery_key(key.clone());
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(invite.encode())
+        .unwrap();
+    assert_eq!(raw[0], 2, "an invite with a delivery key is version 2");
+    assert_eq!(&raw[89..105], key.as_bytes());
+    let decoded = Invite::decode(&invite.to_link()).unwrap();
+    assert_eq!(decoded.delivery_key.as_ref(), Some(&key));
+    assert_eq!(decoded, invite);
+    // Version 1 (no delivery key) is still read, one byte shorter than
+    // version 2 by exactly the key.
+    let v1 = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(plain.encode())
+        .unwrap();
+    assert_eq!(v1[0], 1);
+    assert_eq!(v1.len() + 16, raw.len());
+    assert_eq!(Invite::decode(&plain.encode()).unwrap().delivery_key, None);
+    // A version-2 invite cut at the key, or with a version byte from the
+    // future, is refused.
+    let cut = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&raw[..100]);
+    assert!(Invite::decode(&cut).is_err());
+    let mut future = raw.clone();
+    future[0] = 3;
+    let future = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&future);
+    assert!(Invite::decode(&future).is_err());
+}
+
 fn encrypt_all(data: &[u8], feed: usize) -> (Vec<u8>, AttachmentKey, [u8; 32]) {
     let mut rng = common::rng(22);
     let (mut enc, key) = AttachmentEncryptor::new(&mut rng);

@@ -468,3 +468,54 @@ fn a_restored_copy_never_reuses_a_key_and_nonce() {
     assert_eq!(bob.decrypt(&first).unwrap(), first_plain);
     assert_eq!(bob.decrypt(&second), Err(SessionError::DuplicateMessage));
 }
+
+/// A first message (with its X3DH prefix) and a later message with the
+/// same content are the same size on the relay, on both sides of every
+/// bucket boundary: the relay cannot spot new or unanswered conversations.
+#[test]
+fn first_and_later_messages_of_equal_length_share_a_bucket() {
+    use alcove_protocol::limits::PADDING_BUCKETS;
+    use alcove_protocol::ratchet::{INITIAL_OVERHEAD, MESSAGE_OVERHEAD};
+    let mut rng = common::rng(40);
+    let a = common::Device::new(&mut rng);
+    let b = common::Device::new(&mut rng);
+    let bundle = b.bundle();
+    let (mut later_session, mut bob) = common::pair(&mut rng, &a, &b);
+    // Once Bob has answered, Alice's messages no longer carry the prefix.
+    let reply = bob.encrypt(&mut rng, b"hello").unwrap();
+    later_session.decrypt(&reply).unwrap();
+    let mut crossed = 0;
+    // Content lengths just below, at and above each point where a later
+    // message or a first message moves up a bucket (the largest bucket
+    // only as far as a first message still fits).
+    for &bucket in &PADDING_BUCKETS[..PADDING_BUCKETS.len() - 1] {
+        for edge in [
+            bucket - 1 - MESSAGE_OVERHEAD,
+            bucket - 1 - MESSAGE_OVERHEAD - INITIAL_OVERHEAD,
+        ] {
+            for len in [edge - 1, edge, edge + 1] {
+                let content = vec![0x5a; len];
+                let mut first_session = x3dh::initiate(&mut rng, &a.identity, &bundle).unwrap();
+                let first = first_session.encrypt(&mut rng, &content).unwrap();
+                assert!(InitialMessage::is_initial(&first));
+                let later = later_session.encrypt(&mut rng, &content).unwrap();
+                assert!(!InitialMessage::is_initial(&later));
+                assert_eq!(first.len(), later.len() + INITIAL_OVERHEAD);
+                let e_first =
+                    sealed_sender::seal(&mut rng, &a.identity, b.identity.public(), &first)
+                        .unwrap();
+                let e_later =
+                    sealed_sender::seal(&mut rng, &a.identity, b.identity.public(), &later)
+                        .unwrap();
+                assert_eq!(e_first.len(), e_later.len(), "content of {len} bytes");
+                if e_first.len() > sealed_sender::ENVELOPE_OVERHEAD + bucket {
+                    crossed += 1;
+                }
+                // Both still open, padding removed exactly.
+                let opened = sealed_sender::open(&b.identity, &e_later).unwrap();
+                assert_eq!(opened.message, later);
+            }
+        }
+    }
+    assert!(crossed > 0, "the lengths tried never crossed a boundary");
+}
