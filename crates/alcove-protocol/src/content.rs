@@ -19,7 +19,7 @@ pub mod pb {
 
 pub use pb::content::Body;
 pub use pb::{
-    AttachmentPointer, Content, DeliveryReceipt, Feedback, HomeworkAssignment, HomeworkSubmission,
+    AttachmentPointer, Content, DeliveryKeyChanged, DeliveryReceipt, Feedback, HomeworkAssignment, HomeworkSubmission,
     InviteAccepted, ReadReceipt, RetryRequest, RetryUnavailable, Text,
 };
 
@@ -119,6 +119,11 @@ pub fn validate(content: &Content) -> Result<(), ContentError> {
     if !id_ok(&content.message_id) {
         return Err(ContentError::Invalid("message_id must be 16 bytes"));
     }
+    if !(content.delivery_key.is_empty()
+        || content.delivery_key.len() == crate::delivery::DELIVERY_KEY_LEN)
+    {
+        return Err(ContentError::Invalid("delivery_key must be empty or 16 bytes"));
+    }
     match &content.body {
         None => Err(ContentError::Invalid("no body")),
         Some(Body::Text(t)) => {
@@ -151,6 +156,13 @@ pub fn validate(content: &Content) -> Result<(), ContentError> {
             }
         }
         Some(Body::Attachment(a)) => attachment_ok(a),
+        Some(Body::DeliveryKeyChanged(_)) => {
+            if content.delivery_key.is_empty() {
+                Err(ContentError::Invalid("DeliveryKeyChanged needs a delivery_key"))
+            } else {
+                Ok(())
+            }
+        }
         Some(Body::InviteAccepted(i)) => {
             if i.invite_nonce.len() == 16 {
                 Ok(())

@@ -79,6 +79,16 @@ pub struct Enqueued {
     pub duplicate: bool,
 }
 
+/// Who may put envelopes in a device's mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryPolicy {
+    /// Anyone.
+    Open,
+    /// Senders presenting the delivery key whose verifier this is
+    /// (`alcove_protocol::delivery`).
+    Verifier([u8; 32]),
+}
+
 /// The relay's storage.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -98,6 +108,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<LogEntry>;
     /// A device's record.
     async fn device(&self, address: &Address) -> Result<Option<DeviceRecord>>;
+    /// Who may deliver to a device; `None` when it is not registered. A
+    /// registered device that never set a policy is [`DeliveryPolicy::Open`].
+    async fn delivery_policy(&self, address: &Address) -> Result<Option<DeliveryPolicy>>;
+    /// Sets a registered device's delivery policy, durably (else
+    /// `NotFound("device")`).
+    async fn set_delivery_policy(&self, address: &Address, policy: DeliveryPolicy) -> Result<()>;
     /// Number of key-log entries.
     async fn log_size(&self) -> Result<u64>;
     /// Key-log entries from index `from`, at most `limit`, in order.

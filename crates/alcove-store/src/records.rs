@@ -6,6 +6,7 @@
 //! | `devices` | 0x00 · address (32) | registered_at_ms (i64) · identity (128) · signed prekey (108) · log index (u64) · epoch (u64) |
 //! | `devices` | 0x01 · index (u64) | key-log entry: address (32) · epoch (u64) · salt (32) · logged_at_ms (i64) · identity (128) · signed prekey (108) |
 //! | `devices` | 0x02 | number of key-log entries (u64, no version byte) |
+//! | `devices` | 0x03 · address (32) | delivery policy: 0x00 (open) or 0x01 · verifier (32) |
 //! | `one_time_prekeys` | address (32) · id (u32) | one-time prekey (36) |
 //! | `mailboxes` | address (32) · 0x00 · sequence (u64) | received_at_ms (i64) · client message id (16) · sealed envelope |
 //! | `mailboxes` | address (32) · 0x01 | last sequence (u64) · depth (u64) |
@@ -222,5 +223,28 @@ pub(crate) fn next_publication(
         (Some(id), None) => Ok((id.to_vec(), 0, now_ms)),
         (None, Some(cur)) => Ok((cur.identity.clone(), cur.epoch + 1, cur.registered_at_ms)),
         (None, None) => Err(StoreError::NotFound("device")),
+    }
+}
+
+impl crate::DeliveryPolicy {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        match self {
+            Self::Open => versioned(&[&[0]]),
+            Self::Verifier(v) => versioned(&[&[1], v]),
+        }
+    }
+
+    /// Parses a delivery-policy value of the `devices` tree.
+    pub fn decode(value: &[u8]) -> Result<Self> {
+        let b = body(value, "devices: delivery policy")?;
+        match b {
+            [0] => Ok(Self::Open),
+            [1, rest @ ..] if rest.len() == 32 => {
+                let mut v = [0u8; 32];
+                v.copy_from_slice(rest);
+                Ok(Self::Verifier(v))
+            }
+            _ => Err(StoreError::Corrupt("devices: delivery policy")),
+        }
     }
 }

@@ -273,3 +273,48 @@ async fn blobs_and_settings() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn delivery_policies_belong_to_registered_devices() {
+    use alcove_store::DeliveryPolicy;
+    for_each(|name, s| async move {
+        assert_eq!(s.delivery_policy(&A).await.unwrap(), None, "{name}");
+        assert!(
+            matches!(
+                s.set_delivery_policy(&A, DeliveryPolicy::Open).await,
+                Err(StoreError::NotFound("device"))
+            ),
+            "{name}: a policy for an unregistered device"
+        );
+        s.publish_keys(&A, Some(&[7; 128]), &[1; 108], &[3; 32], 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.delivery_policy(&A).await.unwrap(),
+            Some(DeliveryPolicy::Open),
+            "{name}: a device that never set a policy accepts anyone"
+        );
+        s.set_delivery_policy(&A, DeliveryPolicy::Verifier([9; 32]))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.delivery_policy(&A).await.unwrap(),
+            Some(DeliveryPolicy::Verifier([9; 32]))
+        );
+        // A rotation replaces the verifier; opening up replaces it too.
+        s.set_delivery_policy(&A, DeliveryPolicy::Verifier([8; 32]))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.delivery_policy(&A).await.unwrap(),
+            Some(DeliveryPolicy::Verifier([8; 32]))
+        );
+        s.set_delivery_policy(&A, DeliveryPolicy::Open).await.unwrap();
+        assert_eq!(
+            s.delivery_policy(&A).await.unwrap(),
+            Some(DeliveryPolicy::Open)
+        );
+        assert_eq!(s.delivery_policy(&B).await.unwrap(), None, "{name}");
+    })
+    .await;
+}

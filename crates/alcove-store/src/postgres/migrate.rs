@@ -52,6 +52,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0003_enqueue_function.sql"),
         in_transaction: true,
     },
+    Migration {
+        version: 4,
+        sql: include_str!("../../migrations/0004_delivery_policies.sql"),
+        in_transaction: true,
+    },
 ];
 
 const LOCK: &str = "hashtextextended('alcove migrate ' || current_schema(), 0)";

@@ -41,7 +41,7 @@ pub use connect::{PgSettings, SslMode, Target};
 pub use migrate::{Migration, MIGRATIONS};
 
 use crate::{
-    Address, BlobId, BlobInfo, ClientMessageId, DeviceRecord, Enqueued, LogEntry, Result, Store,
+    Address, BlobId, BlobInfo, ClientMessageId, DeliveryPolicy, DeviceRecord, Enqueued, LogEntry, Result, Store,
     StoreError, StoredMessage,
 };
 
@@ -499,6 +499,61 @@ impl Store for PostgresStore {
                 .await
                 .map_err(db)?
                 .map(|r| device_of(&r)))
+        })
+        .await
+    }
+
+    async fn delivery_policy(&self, address: &Address) -> Result<Option<DeliveryPolicy>> {
+        self.timed(async {
+            let c = self.client().await?;
+            let statement = c
+                .prepare_cached(
+                    "SELECT p.address IS NOT NULL, p.verifier FROM devices d
+                     LEFT JOIN delivery_policies p ON p.address = d.address
+                     WHERE d.address = $1",
+                )
+                .await
+                .map_err(db)?;
+            let Some(row) = c
+                .query_opt(&statement, &[&address.as_slice()])
+                .await
+                .map_err(db)?
+            else {
+                return Ok(None);
+            };
+            let verifier: Option<Vec<u8>> = row.get(1);
+            match verifier {
+                None => Ok(Some(DeliveryPolicy::Open)),
+                Some(v) => v
+                    .try_into()
+                    .map(|v| Some(DeliveryPolicy::Verifier(v)))
+                    .map_err(|_| StoreError::Corrupt("delivery_policies")),
+            }
+        })
+        .await
+    }
+
+    async fn set_delivery_policy(&self, address: &Address, policy: DeliveryPolicy) -> Result<()> {
+        self.timed(async {
+            let verifier: Option<&[u8]> = match &policy {
+                DeliveryPolicy::Open => None,
+                DeliveryPolicy::Verifier(v) => Some(v),
+            };
+            let n = self
+                .client()
+                .await?
+                .execute(
+                    "INSERT INTO delivery_policies (address, verifier)
+                     SELECT address, $2 FROM devices WHERE address = $1
+                     ON CONFLICT (address) DO UPDATE SET verifier = EXCLUDED.verifier",
+                    &[&address.as_slice(), &verifier],
+                )
+                .await
+                .map_err(db)?;
+            if n == 0 {
+                return Err(StoreError::NotFound("device"));
+            }
+            Ok(())
         })
         .await
     }

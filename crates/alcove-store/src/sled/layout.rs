@@ -20,6 +20,15 @@ pub mod device_tag {
     pub const LOG_ENTRY: u8 = 1;
     /// `0x02` → number of key-log entries (u64).
     pub const LOG_SIZE: u8 = 2;
+    /// `0x03 · address` → the device's delivery policy.
+    pub const DELIVERY: u8 = 3;
+}
+
+pub(crate) fn delivery_key(address: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(33);
+    k.push(device_tag::DELIVERY);
+    k.extend_from_slice(address);
+    k
 }
 
 pub(crate) fn message_key(address: &[u8], sequence: u64) -> Vec<u8> {

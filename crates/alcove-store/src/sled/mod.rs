@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::records::{body, i64_at, u64_at, versioned};
 use crate::{
-    Address, BlobId, BlobInfo, ClientMessageId, DeviceRecord, Enqueued, LogEntry, Result, Store,
+    Address, BlobId, BlobInfo, ClientMessageId, DeliveryPolicy, DeviceRecord, Enqueued, LogEntry, Result, Store,
     StoreError, StoredMessage,
 };
 
@@ -321,6 +321,26 @@ impl Store for SledStore {
             .map_err(backend)?
             .map(|v| DeviceRecord::decode(&v))
             .transpose()
+    }
+
+    async fn delivery_policy(&self, address: &Address) -> Result<Option<DeliveryPolicy>> {
+        if !self.devices.contains_key(device_key(address)).map_err(backend)? {
+            return Ok(None);
+        }
+        match self.devices.get(layout::delivery_key(address)).map_err(backend)? {
+            None => Ok(Some(DeliveryPolicy::Open)),
+            Some(v) => DeliveryPolicy::decode(&v).map(Some),
+        }
+    }
+
+    async fn set_delivery_policy(&self, address: &Address, policy: DeliveryPolicy) -> Result<()> {
+        if !self.devices.contains_key(device_key(address)).map_err(backend)? {
+            return Err(StoreError::NotFound("device"));
+        }
+        self.devices
+            .insert(layout::delivery_key(address), policy.encode())
+            .map_err(backend)?;
+        self.commit().await
     }
 
     async fn log_size(&self) -> Result<u64> {
