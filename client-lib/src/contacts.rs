@@ -134,7 +134,8 @@ impl Client {
             self.identity.public(),
             &core.state.relay_url,
             expires,
-        )?;
+        )?
+        .with_delivery_key(core.own_delivery.key());
         let record = InviteRecord {
             expires_at: expires,
             uses_left: uses,
@@ -202,10 +203,18 @@ impl Client {
                 expired_at: invite.expires_at,
             });
         }
-        let bundle = self.fetch_bundle(invite.address.as_bytes()).await?;
+        let access_key = invite.delivery_key.as_ref().map(|k| *k.as_bytes());
+        let bundle = self
+            .fetch_bundle(invite.address.as_bytes(), access_key)
+            .await?;
         invite.verify(bundle.identity(), self.now_secs())?;
         let address = *invite.address.as_bytes();
         let mut core = self.core.lock().await;
+        if let Some(key) = &invite.delivery_key {
+            if let Some(record) = core.learn_access_key(&address, key.as_bytes())? {
+                self.vault.commit(vec![record], &[])?;
+            }
+        }
         core.contacts.insert(
             address,
             ContactRecord {

@@ -16,6 +16,14 @@ pub enum Error {
     /// for when it gives up).
     #[error("relay busy or recipient's mailbox full; queued and retried later: {0}")]
     Busy(String),
+    /// The recipient accepts messages only from holders of its delivery
+    /// key, and this device does not have the current one: the contact
+    /// rotated it, or was never reached through an invite. A queued
+    /// message is held and retried (the new key arrives with the contact's
+    /// next message); see [`crate::EventKind::DeliveryFailed`] for when it
+    /// gives up.
+    #[error("the recipient does not accept messages from this device without its current delivery key: {0}")]
+    NotAccepted(String),
     /// The relay refused this device (not registered, or its proof failed).
     #[error("not authorized by the relay: {0}")]
     NotAuthorized(String),
@@ -100,7 +108,7 @@ pub enum Error {
 impl Error {
     /// Whether retrying the same call later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Offline(_) | Error::Busy(_))
+        matches!(self, Error::Offline(_) | Error::Busy(_) | Error::NotAccepted(_))
     }
 }
 

@@ -75,6 +75,7 @@ impl Client {
     /// On an error, the events stored before it are not lost: they are in
     /// [`Client::pending_events`] until confirmed.
     pub async fn sync(&self) -> Result<Vec<Event>> {
+        self.ensure_delivery_policy().await?;
         self.flush().await?;
         let mut events = self.take_notices();
         loop {
@@ -241,9 +242,20 @@ impl Client {
         let parsed = content::decode(&plaintext)
             .map_err(|e| e.to_string())
             .and_then(|m| match (MessageId::from_slice(&m.message_id), m.body) {
-                (Some(id), Some(body)) => Ok((id, m.sent_at_ms, body)),
+                (Some(id), Some(body)) => Ok((id, m.sent_at_ms, body, m.delivery_key)),
                 _ => Err("no message id or body".to_string()),
             });
+        // The sender's delivery key, from whatever it sent: what this
+        // device presents to the relay when writing back.
+        let parsed = match parsed {
+            Ok((id, at, body, key)) => {
+                if let Some(record) = core.learn_access_key(&from, &key)? {
+                    puts.push(record);
+                }
+                Ok((id, at, body))
+            }
+            Err(e) => Err(e),
+        };
         let message_id = parsed.as_ref().ok().map(|(id, _, _)| *id);
         let duplicate = message_id.is_some_and(|id| set.seen_message(&id.0));
         set.remember(digest, message_id.map(|id| id.0));
@@ -265,6 +277,8 @@ impl Client {
                 set.promote(slot.0, &slot.1);
                 retry = <[u8; 16]>::try_from(r.envelope_digest.as_slice()).ok();
             }
+            // A rotated delivery key: learnt above, nothing to show.
+            (Ok((_, _, Body::DeliveryKeyChanged(_))), false) => {}
             (Ok((_, _, Body::RetryUnavailable(_))), false) => events.push(
                 self.notice_locked(
                     &core,
@@ -493,6 +507,7 @@ impl Client {
         let request = Content {
             message_id: MessageId::random(&mut rand::rngs::OsRng).0.to_vec(),
             sent_at_ms: self.now_ms(),
+            delivery_key: core.own_key_bytes(),
             body: Some(Body::RetryRequest(content::RetryRequest {
                 envelope_digest: digest.to_vec(),
             })),
@@ -558,6 +573,7 @@ impl Client {
             EventKind::Message { id, body } => StoredKind::Message(content::encode(&Content {
                 message_id: id.0.to_vec(),
                 sent_at_ms: event.at_ms,
+                delivery_key: Vec::new(),
                 body: Some(body.clone()),
             })),
             EventKind::SessionReset { reason } => StoredKind::SessionReset(reason.clone()),

@@ -51,6 +51,7 @@
 mod attachments;
 mod clock;
 mod contacts;
+mod delivery;
 mod error;
 mod inbound;
 mod outbound;
@@ -197,6 +198,7 @@ pub struct Profile {
     store: Box<dyn ProfileStore>,
     clock: Arc<dyn Clock>,
     transport: Option<Transport>,
+    anonymous: Option<Transport>,
 }
 
 impl Profile {
@@ -206,6 +208,7 @@ impl Profile {
             store: Box::new(store),
             clock: Arc::new(SystemClock),
             transport: None,
+            anonymous: None,
         }
     }
 
@@ -223,8 +226,24 @@ impl Profile {
 
     /// Reaches the relay through `transport` instead of a TCP channel to
     /// the profile's relay URL (which is still what invites name).
+    ///
+    /// Unidentified sends then share `transport` with the logged-in calls,
+    /// and a relay can link them by connection; use
+    /// [`Profile::with_transports`] to keep them apart.
     pub fn with_transport(mut self, transport: Transport) -> Self {
         self.transport = Some(transport);
+        self
+    }
+
+    /// Reaches the relay through `logged_in` for calls made as this device
+    /// (fetching, acknowledging, keys) and through `anonymous` for sends
+    /// and bundle fetches, which carry no login token. Give two transports
+    /// that do not share a connection, so the relay cannot tie a send to
+    /// the device by the connection it came on. (The default TCP transport
+    /// does this by itself: two channels.)
+    pub fn with_transports(mut self, logged_in: Transport, anonymous: Transport) -> Self {
+        self.transport = Some(logged_in);
+        self.anonymous = Some(anonymous);
         self
     }
 }
@@ -255,6 +274,21 @@ type RecoveryStart = ([u8; 32], i64);
 struct Core {
     state: ProfileState,
     contacts: std::collections::HashMap<[u8; 32], ContactRecord>,
+    /// This device's delivery key and policy.
+    own_delivery: delivery::OwnDelivery,
+    /// The delivery key each contact gave this device.
+    delivery_keys: std::collections::HashMap<[u8; 32], [u8; 16]>,
+}
+
+/// The transports a profile chose: the logged-in one and the anonymous
+/// one, by default two separate TCP channels to `url` (native builds).
+fn transports_for(profile_transport: Option<Transport>, anonymous: Option<Transport>, url: &str) -> Result<(Transport, Transport)> {
+    let anonymous = match (anonymous, &profile_transport) {
+        (Some(a), _) => a,
+        (None, Some(t)) => t.clone(),
+        (None, None) => transport_for(None, url)?,
+    };
+    Ok((transport_for(profile_transport, url)?, anonymous))
 }
 
 /// The transport a profile chose, or TCP to `url` (native builds).
@@ -324,10 +358,15 @@ impl Client {
         let otks: Vec<OneTimePreKeyPair> = (1..=PREKEY_STOCK)
             .map(|i| OneTimePreKeyPair::generate(&mut rng, i))
             .collect();
-        let transport = transport_for(profile.transport, relay_url)?;
-        let relay = Relay::new(transport, identity.clone(), None);
+        let (transport, anonymous) =
+            transports_for(profile.transport, profile.anonymous, relay_url)?;
+        let relay = Relay::new(transport, anonymous, identity.clone(), None);
+        let mut own_delivery = delivery::OwnDelivery::generate();
         // Register first: nothing is stored unless the relay accepted it.
-        let server_id = relay.register(&spk, &otks).await?;
+        let server_id = relay
+            .register(&spk, &otks, &own_delivery.key().verifier())
+            .await?;
+        own_delivery.published = true;
         let state = ProfileState {
             relay_url: relay_url.to_string(),
             server_id,
@@ -350,12 +389,22 @@ impl Client {
                 records::CONTACTS.to_vec(),
                 records::encode(&Vec::<ContactRecord>::new())?,
             ),
+            own_delivery.record()?,
         ];
         for k in &otks {
             puts.push((records::otk(k.id()), k.to_secret_bytes().to_vec()));
         }
         vault.commit(puts, &[])?;
-        let client = Self::assemble(vault, clock, identity, relay, state, Vec::new(), 0);
+        let client = Self::assemble(
+            vault,
+            clock,
+            identity,
+            relay,
+            state,
+            Vec::new(),
+            (own_delivery, Default::default()),
+            0,
+        );
         client.pin_log_key().await?;
         Ok(client)
     }
@@ -399,8 +448,15 @@ impl Client {
             .scan(records::OUTBOX)?
             .last()
             .map_or(0, |(name, _)| records::outbox_sequence(name) + 1);
-        let transport = transport_for(profile.transport, &state.relay_url)?;
-        let relay = Relay::new(transport, identity.clone(), Some(state.server_id.clone()));
+        let (transport, anonymous) =
+            transports_for(profile.transport, profile.anonymous, &state.relay_url)?;
+        let relay = Relay::new(
+            transport,
+            anonymous,
+            identity.clone(),
+            Some(state.server_id.clone()),
+        );
+        let delivery = delivery::load(&vault)?;
         Ok(Self::assemble(
             vault,
             profile.clock,
@@ -408,10 +464,12 @@ impl Client {
             relay,
             state,
             contacts,
+            delivery,
             next_outbox,
         ))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn assemble(
         vault: Vault,
         clock: Arc<dyn Clock>,
@@ -419,6 +477,10 @@ impl Client {
         relay: Relay,
         state: ProfileState,
         contacts: Vec<ContactRecord>,
+        (own_delivery, delivery_keys): (
+            delivery::OwnDelivery,
+            std::collections::HashMap<[u8; 32], [u8; 16]>,
+        ),
         next_outbox: u64,
     ) -> Self {
         Self {
@@ -429,6 +491,8 @@ impl Client {
             core: Mutex::new(Core {
                 state,
                 contacts: contacts.into_iter().map(|c| (c.address, c)).collect(),
+                own_delivery,
+                delivery_keys,
             }),
             transparency: Mutex::new(()),
             outbox_seq: AtomicU64::new(next_outbox),

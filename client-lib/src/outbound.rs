@@ -202,6 +202,7 @@ impl Client {
         let message = Content {
             message_id: id.0.to_vec(),
             sent_at_ms: self.now_ms(),
+            delivery_key: core.own_key_bytes(),
             body: Some(body),
         };
         content::validate(&message)?;
@@ -215,7 +216,7 @@ impl Client {
     /// bundle whose identity differs from the contact's records a pending
     /// key change and fails with [`Error::ContactKeyChanged`].
     pub(crate) async fn start_session(&self, core: &mut Core, to: &[u8; 32]) -> Result<Session> {
-        let bundle = self.fetch_bundle(to).await?;
+        let bundle = self.fetch_bundle(to, core.access_key(to)).await?;
         let contact = core.contact_mut(to)?;
         if bundle.identity().to_bytes().as_slice() != contact.identity.as_slice() {
             contact.pending_identity = Some(bundle.identity().to_bytes().to_vec());
@@ -347,7 +348,7 @@ impl Client {
                 None => Ok(()),
             };
         }
-        match self.attempt(&entry).await {
+        match self.attempt(&entry, core.access_key(to)).await {
             Outcome::Sent => self.vault.commit(vec![], &[records::outbox(sequence)]),
             Outcome::Stop(e) => Err(e),
             Outcome::Hold(e) => {
@@ -397,13 +398,20 @@ impl Client {
         }
     }
 
-    async fn attempt(&self, entry: &OutboxEntry) -> Outcome {
+    async fn attempt(&self, entry: &OutboxEntry, access_key: Option<[u8; 16]>) -> Outcome {
         match self
             .relay
-            .send(&entry.recipient, &entry.relay_id, &entry.envelope)
+            .send(
+                &entry.recipient,
+                &entry.relay_id,
+                &entry.envelope,
+                access_key.as_ref(),
+            )
             .await
         {
             Ok(()) => Outcome::Sent,
+            // The contact's new key may be on its way: keep the message.
+            Err(e @ Error::NotAccepted(_)) => Outcome::Hold(e),
             Err(e @ (Error::Offline(_) | Error::NotAuthorized(_) | Error::WrongRelay { .. })) => {
                 Outcome::Stop(e)
             }
@@ -455,7 +463,10 @@ impl Client {
             if held.contains(&entry.recipient) {
                 continue;
             }
-            let outcome = match self.attempt(&entry).await {
+            let outcome = match self
+                .attempt(&entry, core.access_key(&entry.recipient))
+                .await
+            {
                 Outcome::Hold(e) => {
                     entry.attempts += 1;
                     let age = self.now_ms().saturating_sub(entry.first_try_ms);
@@ -587,6 +598,7 @@ impl Client {
                 let message = Content {
                     message_id: MessageId::random(&mut rand::rngs::OsRng).0.to_vec(),
                     sent_at_ms: self.now_ms(),
+                    delivery_key: core.own_key_bytes(),
                     body: Some(body),
                 };
                 let plaintext = Zeroizing::new(content::encode(&message));

@@ -6,6 +6,8 @@
 //! | `identity` | the identity key pair's secret bytes | creation |
 //! | `state` | [`ProfileState`]: relay URL, pinned server id, name, prekey counters | creation, prekeys |
 //! | `contacts` | every contact record | contacts, inbound |
+//! | `delivery` | this device's delivery key, whether it accepts anyone, whether the relay has the policy | creation, [`crate::delivery`] |
+//! | `delivery-keys` | the delivery key each contact gave this device (address, key) | inbound, invites |
 //! | `spk/<id>` | a signed prekey's secret (decimal id) | creation, rotation |
 //! | `otk/<id>` | a one-time prekey's secret (10-digit id) | creation, replenishing |
 //! | `basekeys/<spk id>` | X3DH base keys accepted under that signed prekey | inbound (deleted with the signed prekey) |
@@ -32,6 +34,8 @@ pub(crate) const CHECK: &[u8] = b"check";
 pub(crate) const IDENTITY: &[u8] = b"identity";
 pub(crate) const STATE: &[u8] = b"state";
 pub(crate) const CONTACTS: &[u8] = b"contacts";
+pub(crate) const DELIVERY: &[u8] = b"delivery";
+pub(crate) const DELIVERY_KEYS: &[u8] = b"delivery-keys";
 pub(crate) const KEYLOG_PIN: &[u8] = b"keylog/pin";
 pub(crate) const KEYLOG_HEAD: &[u8] = b"keylog/head";
 pub(crate) const INBOX: &[u8] = b"inbox/";

@@ -3,7 +3,10 @@
 //! relay's server id pinned, its limits learned at login.
 //!
 //! Every RPC the SDK makes is a method here, so the rest of the SDK never
-//! builds a request or touches a token. Underneath is a [`Transport`]: any
+//! builds a request or touches a token. Sends and bundle fetches go over a
+//! second, anonymous transport (by default a TCP connection of its own)
+//! that never carries the token: the relay's `Delivery` service, which
+//! does not learn who sends. Underneath is a [`Transport`]: any
 //! service that carries gRPC requests. The default is a tonic channel over
 //! TCP (HTTP/2); a browser build plugs a grpc-web client in its place
 //! ([`crate::Profile::with_transport`]) and nothing above this file changes.
@@ -12,6 +15,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex as StdMutex};
 
 use alcove_api::v1::auth_client::AuthClient;
+use alcove_api::v1::delivery_client::DeliveryClient;
 
 use alcove_api::v1::key_log_client::KeyLogClient;
 use alcove_api::v1::keys_client::KeysClient;
@@ -20,9 +24,10 @@ use alcove_api::v1::{
     AckRequest, ChallengeRequest, ConsistencyProofResponse, CountPreKeysRequest, Envelope,
     FetchRequest, GetBundleRequest, GetBundleResponse, GetConsistencyProofRequest,
     GetKeyProofRequest, GetTreeHeadRequest, GetTreeHeadResponse, KeyProof, LoginRequest,
-    RegisterRequest, RelayLimits, RotateSignedPreKeyRequest, SendRequest, SubscribeRequest,
-    UploadOneTimePreKeysRequest,
+    RegisterRequest, RelayLimits, RotateSignedPreKeyRequest, SendRequest,
+    SetDeliveryPolicyRequest, SubscribeRequest, UploadOneTimePreKeysRequest,
 };
+use alcove_protocol::delivery::DeliveryVerifier;
 use alcove_protocol::identity::IdentityKeyPair;
 use alcove_protocol::prekeys::{OneTimePreKeyPair, SignedPreKeyPair};
 use http::Uri;
@@ -108,6 +113,8 @@ impl tower::Service<http::Request<tonic::body::Body>> for Transport {
 
 pub(crate) struct Relay {
     channel: Transport,
+    /// Never carries the token: sends and bundle fetches.
+    anonymous: Transport,
     identity: Arc<IdentityKeyPair>,
     token: Mutex<Option<String>>,
     /// The server id this profile pinned (`None` until registration).
@@ -150,6 +157,16 @@ pub(crate) fn authed<T>(token: &str, message: T) -> Request<T> {
     r
 }
 
+/// A Delivery refusal: PERMISSION_DENIED means the recipient wants a key
+/// this device does not have (yet); everything else maps as usual.
+fn delivery_error(s: Status) -> Error {
+    if s.code() == Code::PermissionDenied {
+        crate::delivery::not_accepted(s.message().to_string())
+    } else {
+        s.into()
+    }
+}
+
 /// Checks that `url` is an absolute `http://` or `https://` URL with a
 /// host, before anything is written or dialled.
 pub(crate) fn parse_url(url: &str) -> Result<Uri> {
@@ -178,11 +195,13 @@ pub(crate) fn parse_url(url: &str) -> Result<Uri> {
 impl Relay {
     pub(crate) fn new(
         transport: Transport,
+        anonymous: Transport,
         identity: Arc<IdentityKeyPair>,
         server_id: Option<String>,
     ) -> Self {
         Self {
             channel: transport,
+            anonymous,
             identity,
             token: Mutex::new(None),
             server_id: StdMutex::new(server_id),
@@ -237,6 +256,7 @@ impl Relay {
         &self,
         signed_prekey: &SignedPreKeyPair,
         one_time_prekeys: &[OneTimePreKeyPair],
+        delivery: &DeliveryVerifier,
     ) -> Result<String> {
         let (challenge, signature, server_id) = self.proof().await?;
         let r = AuthClient::new(self.channel.clone())
@@ -249,6 +269,7 @@ impl Relay {
                     .collect(),
                 challenge,
                 signature,
+                delivery_verifier: delivery.0.to_vec(),
             })
             .await?
             .into_inner();
@@ -329,22 +350,47 @@ impl Relay {
         self.limits.lock().ok().and_then(|g| *g)
     }
 
+    fn delivery(&self) -> DeliveryClient<Transport> {
+        DeliveryClient::new(self.anonymous.clone()).max_decoding_message_size(MAX_DECODE)
+    }
+
+    /// Delivers an envelope without identifying this device: no token, on
+    /// the anonymous transport, with the recipient's delivery key. A
+    /// refusal for want of the right key is [`Error::NotAccepted`].
     pub(crate) async fn send(
         &self,
         recipient: &[u8; 32],
         relay_id: &[u8; 16],
         envelope: &[u8],
+        access_key: Option<&[u8; 16]>,
     ) -> Result<()> {
+        self.delivery()
+            .send(SendRequest {
+                recipient: recipient.to_vec(),
+                client_message_id: relay_id.to_vec(),
+                envelope: envelope.to_vec(),
+                access_key: access_key.map(|k| k.to_vec()).unwrap_or_default(),
+            })
+            .await
+            .map(|_| ())
+            .map_err(delivery_error)
+    }
+
+    /// Sets who may deliver to this device: holders of the key behind
+    /// `verifier`, or (None) anyone.
+    pub(crate) async fn set_delivery_policy(&self, verifier: Option<[u8; 32]>) -> Result<()> {
+        use alcove_api::v1::set_delivery_policy_request::Policy;
         self.call(|c, token| {
             let req = authed(
                 &token,
-                SendRequest {
-                    recipient: recipient.to_vec(),
-                    client_message_id: relay_id.to_vec(),
-                    envelope: envelope.to_vec(),
+                SetDeliveryPolicyRequest {
+                    policy: Some(match verifier {
+                        Some(v) => Policy::Verifier(v.to_vec()),
+                        None => Policy::Open(true),
+                    }),
                 },
             );
-            async move { c.mailbox().send(req).await.map(|_| ()) }
+            async move { c.keys().set_delivery_policy(req).await.map(|_| ()) }
         })
         .await
     }
@@ -431,22 +477,22 @@ impl Relay {
         .await
     }
 
+    /// Another device's bundle, without identifying this device.
     pub(crate) async fn get_bundle(
         &self,
         address: &[u8; 32],
         known_tree_size: u64,
+        access_key: Option<&[u8; 16]>,
     ) -> Result<GetBundleResponse> {
-        self.call(|c, token| {
-            let req = authed(
-                &token,
-                GetBundleRequest {
-                    address: address.to_vec(),
-                    known_tree_size,
-                },
-            );
-            async move { c.keys().get_bundle(req).await.map(|r| r.into_inner()) }
-        })
-        .await
+        self.delivery()
+            .get_bundle(GetBundleRequest {
+                address: address.to_vec(),
+                known_tree_size,
+                access_key: access_key.map(|k| k.to_vec()).unwrap_or_default(),
+            })
+            .await
+            .map(|r| r.into_inner())
+            .map_err(delivery_error)
     }
 
     pub(crate) async fn tree_head(&self, known_tree_size: u64) -> Result<GetTreeHeadResponse> {

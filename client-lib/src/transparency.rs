@@ -134,11 +134,18 @@ impl Client {
     /// seen, an epoch not older than one seen before, and a signed prekey
     /// not older than [`SIGNED_PREKEY_MAX_AGE`]. Nothing is used (and no
     /// session opened) unless all of it holds.
-    pub(crate) async fn fetch_bundle(&self, address: &[u8; 32]) -> Result<PreKeyBundle> {
+    pub(crate) async fn fetch_bundle(
+        &self,
+        address: &[u8; 32],
+        access_key: Option<[u8; 16]>,
+    ) -> Result<PreKeyBundle> {
         self.pin_log_key().await?;
         let _guard = self.transparency.lock().await;
         let known = self.latest_tree_head()?.map_or(0, |h| h.size);
-        let r = self.relay.get_bundle(address, known).await?;
+        let r = self
+            .relay
+            .get_bundle(address, known, access_key.as_ref())
+            .await?;
         let bundle = PreKeyBundle::from_bytes(&r.bundle)
             .map_err(|e| Error::VerificationFailed(format!("bundle: {e}")))?;
         if bundle.identity().address().as_bytes() != address {

@@ -18,8 +18,10 @@ pub const MAX_UPLOAD_PIECE: usize = 1 << 20;
 pub const DOWNLOAD_PIECE: usize = 256 << 10;
 /// How long a challenge may be answered.
 pub const CHALLENGE_TTL: Duration = Duration::from_secs(60);
-/// Challenges waiting for an answer, relay-wide (oldest dropped beyond).
-pub const MAX_PENDING_CHALLENGES: usize = 100_000;
+/// Validly answered challenges remembered (to refuse a replay) until they
+/// expire, relay-wide. Only registered identities' signed answers count,
+/// rate-limited per IP; beyond this, logins wait for older ones to expire.
+pub const MAX_ANSWERED_CHALLENGES: usize = 200_000;
 /// How long an idempotency key is remembered after a send.
 pub const DEDUPE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How many of a mailbox's latest sequences keep their idempotency keys
@@ -57,7 +59,8 @@ pub struct Limits {
     /// Most envelopes waiting in one mailbox.
     #[arg(long, env = "ALCOVE_MAX_MAILBOX_DEPTH", default_value_t = 10_000)]
     pub max_mailbox_depth: u64,
-    /// Sustained requests per second per device (and per IP before login).
+    /// Sustained requests per second per device (and per IP before login,
+    /// and per IP for unidentified deliveries).
     #[arg(long, env = "ALCOVE_RATE_PER_SEC", default_value_t = 200.0)]
     pub rate_per_sec: f64,
     /// Burst allowance of the rate limit.
@@ -67,6 +70,31 @@ pub struct Limits {
     /// contact's one-time prekeys).
     #[arg(long, env = "ALCOVE_BUNDLE_FETCHES_PER_MIN", default_value_t = 30.0)]
     pub bundle_fetches_per_min: f64,
+    /// Challenges one IP may ask for per minute (burst: as many at once).
+    #[arg(long, env = "ALCOVE_CHALLENGES_PER_MIN", default_value_t = 600.0)]
+    pub challenges_per_min: f64,
+    /// Registrations one IP may make per minute (burst: as many at once).
+    #[arg(long, env = "ALCOVE_REGISTRATIONS_PER_MIN", default_value_t = 60.0)]
+    pub registrations_per_min: f64,
+    /// Envelopes per second one recipient's delivery key (or, for a
+    /// recipient that accepts anyone, one recipient) may bring in, from
+    /// all senders together; ten seconds' worth at once.
+    #[arg(long, env = "ALCOVE_DELIVERIES_PER_SEC_PER_KEY", default_value_t = 50.0)]
+    pub deliveries_per_sec_per_key: f64,
+    /// Bundles one IP may fetch per minute without a login (as many at
+    /// once).
+    #[arg(long, env = "ALCOVE_BUNDLE_FETCHES_PER_MIN_PER_IP", default_value_t = 120.0)]
+    pub bundle_fetches_per_min_per_ip: f64,
+    /// One-time prekeys handed out per target device per hour (as many at
+    /// once); bundles beyond it carry only the signed prekey, so a flood of
+    /// fetches cannot drain a device's one-time prekeys.
+    #[arg(long, env = "ALCOVE_ONE_TIME_PREKEYS_PER_HOUR_PER_TARGET", default_value_t = 30.0)]
+    pub one_time_prekeys_per_hour_per_target: f64,
+    /// Granularity of the time the relay stores with each envelope,
+    /// seconds: `received_at` is rounded down to it (1 keeps the second).
+    #[arg(long, env = "ALCOVE_RECEIVED_AT_GRANULARITY_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub received_at_granularity_secs: u64,
     /// Live subscriptions per device.
     #[arg(long, env = "ALCOVE_MAX_SUBSCRIPTIONS", default_value_t = 4)]
     pub max_subscriptions_per_device: usize,
@@ -106,6 +134,12 @@ impl Default for Limits {
             rate_per_sec: 200.0,
             rate_burst: 400.0,
             bundle_fetches_per_min: 30.0,
+            challenges_per_min: 600.0,
+            registrations_per_min: 60.0,
+            deliveries_per_sec_per_key: 50.0,
+            bundle_fetches_per_min_per_ip: 120.0,
+            one_time_prekeys_per_hour_per_target: 30.0,
+            received_at_granularity_secs: 60,
             max_subscriptions_per_device: 4,
             token_ttl_secs: 3600,
             upload_idle_secs: 30,
@@ -117,6 +151,14 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// `now_ms` rounded down to the stored-time granularity.
+    pub fn coarse_time(&self, now_ms: i64) -> i64 {
+        let g = i64::try_from(self.received_at_granularity_secs.max(1))
+            .unwrap_or(1)
+            .saturating_mul(1000);
+        now_ms - now_ms.rem_euclid(g)
+    }
+
     /// The part of the limits clients are told at login.
     pub fn for_clients(&self) -> alcove_api::v1::RelayLimits {
         alcove_api::v1::RelayLimits {

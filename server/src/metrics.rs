@@ -23,6 +23,11 @@ pub struct Metrics {
     pub queue_depth: AtomicI64,
     /// Prekey bundles served.
     pub bundles_served: AtomicU64,
+    /// Bundles served without a one-time prekey because the target's
+    /// hand-out rate was exhausted.
+    pub bundles_without_prekey_by_limit: AtomicU64,
+    /// Envelopes accepted through Delivery.Send (no sender identity).
+    pub unidentified_sends: AtomicU64,
     /// Blobs stored.
     pub blobs_uploaded: AtomicU64,
     /// Live subscriptions.
@@ -89,6 +94,16 @@ impl Metrics {
             "alcove_bundles_served_total",
             "Prekey bundles served.",
             self.bundles_served.load(Ordering::Relaxed),
+        );
+        counter(
+            "alcove_bundles_without_one_time_prekey_by_limit_total",
+            "Bundles served without a one-time prekey because the target's hand-out limit was reached.",
+            self.bundles_without_prekey_by_limit.load(Ordering::Relaxed),
+        );
+        counter(
+            "alcove_unidentified_sends_total",
+            "Envelopes accepted through Delivery.Send, without a sender identity.",
+            self.unidentified_sends.load(Ordering::Relaxed),
         );
         counter(
             "alcove_blobs_uploaded_total",

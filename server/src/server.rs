@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use alcove_api::v1::auth_server::AuthServer;
 use alcove_api::v1::blobs_server::BlobsServer;
+use alcove_api::v1::delivery_server::DeliveryServer;
 use alcove_api::v1::key_log_server::KeyLogServer;
 use alcove_api::v1::keys_server::KeysServer;
 use alcove_api::v1::mailbox_server::MailboxServer;
@@ -25,6 +26,7 @@ use crate::config::Config;
 use crate::limits::{RateLimiter, SHUTDOWN_GRACE, SWEEP_INTERVAL};
 use crate::metrics::{self, Metrics};
 use crate::notify::Notifier;
+use crate::service::delivery::{refuse_tokens, Unidentified};
 use crate::service::{Relay, Services};
 
 /// A running relay.
@@ -244,6 +246,27 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
             limits.bundle_fetches_per_min.max(1.0),
         ),
         ip_rate: RateLimiter::new(limits.rate_per_sec, limits.rate_burst),
+        challenge_rate: RateLimiter::new(
+            limits.challenges_per_min / 60.0,
+            limits.challenges_per_min.max(1.0),
+        ),
+        register_rate: RateLimiter::new(
+            limits.registrations_per_min / 60.0,
+            limits.registrations_per_min.max(1.0),
+        ),
+        delivery_ip_rate: RateLimiter::new(limits.rate_per_sec, limits.rate_burst),
+        credential_rate: RateLimiter::new(
+            limits.deliveries_per_sec_per_key,
+            (limits.deliveries_per_sec_per_key * 10.0).max(1.0),
+        ),
+        bundle_ip_rate: RateLimiter::new(
+            limits.bundle_fetches_per_min_per_ip / 60.0,
+            limits.bundle_fetches_per_min_per_ip.max(1.0),
+        ),
+        prekey_target_rate: RateLimiter::new(
+            limits.one_time_prekeys_per_hour_per_target / 3600.0,
+            limits.one_time_prekeys_per_hour_per_target.max(1.0),
+        ),
         limits,
         metrics: metrics.clone(),
         notifier: Notifier::default(),
@@ -306,6 +329,9 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
         .set_serving::<KeyLogServer<Services>>()
         .await;
     health_reporter.set_serving::<BlobsServer<Services>>().await;
+    health_reporter
+        .set_serving::<DeliveryServer<Unidentified>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(alcove_api::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -328,6 +354,13 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
         .add_service(KeysServer::new(services.clone()).max_decoding_message_size(64 * 1024))
         .add_service(KeyLogServer::new(services.clone()).max_decoding_message_size(4 * 1024))
         .add_service(MailboxServer::new(services.clone()).max_decoding_message_size(max_message))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            DeliveryServer::new(Unidentified {
+                relay: relay.clone(),
+            })
+            .max_decoding_message_size(max_message),
+            refuse_tokens,
+        ))
         .add_service(
             BlobsServer::new(services.clone())
                 .max_decoding_message_size(crate::limits::MAX_UPLOAD_PIECE + 1024),

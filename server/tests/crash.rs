@@ -142,6 +142,7 @@ async fn sigkill_at_random_moments(store: Option<(&str, &str)>) {
                             recipient: targets[to].clone(),
                             client_message_id: id.to_vec(),
                             envelope: env.clone(),
+                            ..Default::default()
                         }))
                         .await;
                     match r {

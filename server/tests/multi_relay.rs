@@ -94,6 +94,7 @@ async fn a_subscriber_on_one_relay_gets_what_another_accepted() {
                 recipient: alice.address(),
                 client_message_id: vec![i; 16],
                 envelope: envelope(i),
+                ..Default::default()
             }))
             .await
             .unwrap();
@@ -162,6 +163,7 @@ async fn one_time_prekeys_are_handed_out_once_across_relays() {
                     .get_bundle(d.req(GetBundleRequest {
                         address: target,
                         known_tree_size: 0,
+                        ..Default::default()
                     }))
                     .await
                     .unwrap()
@@ -204,6 +206,7 @@ async fn a_relay_killed_mid_load_loses_nothing_acknowledged() {
                         recipient: to.clone(),
                         client_message_id: id.to_vec(),
                         envelope: envelope_with(&id),
+                        ..Default::default()
                     }))
                     .await;
                 match r {

@@ -216,6 +216,7 @@ async fn an_oversized_frame_gets_resource_exhausted_with_the_limit() {
         recipient: recipient.address().to_vec(),
         client_message_id: vec![1; 16],
         envelope: vec![1; 5_000_000],
+        ..Default::default()
     };
     let e = sender.mailbox().send(sender.req(huge)).await.unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");

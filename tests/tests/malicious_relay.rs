@@ -2,7 +2,8 @@
 //!
 //! The harness is a gRPC proxy that exists only in this test file (it is
 //! not part of any binary): it forwards the SDK's calls to a real relay on
-//! loopback and, when told to, rewrites what `Keys.GetBundle` returns. It
+//! loopback and, when told to, rewrites what `Delivery.GetBundle` (or the
+//! older `Keys.GetBundle`) returns. It
 //! holds the log's signing key, as an operator gone bad would, so it can
 //! also sign forked or backdated heads. Each attack the SDK must detect:
 //! a substituted identity key, a stale signed prekey (both for a contact
@@ -18,6 +19,8 @@ use std::time::Duration;
 use alcove_api::keylog::{hashes_to_wire, head_to_wire, proof_from_wire};
 use alcove_api::v1::auth_client::AuthClient;
 use alcove_api::v1::auth_server::{Auth, AuthServer};
+use alcove_api::v1::delivery_client::DeliveryClient;
+use alcove_api::v1::delivery_server::{Delivery, DeliveryServer};
 use alcove_api::v1::key_log_client::KeyLogClient;
 use alcove_api::v1::key_log_server::{KeyLog, KeyLogServer};
 use alcove_api::v1::keys_client::KeysClient;
@@ -259,11 +262,53 @@ impl Keys for Svc {
             .get_bundle(forward(r))
             .await?
             .into_inner();
+        self.served(target, known, genuine).await
+    }
+    async fn set_delivery_policy(
+        &self,
+        r: Request<SetDeliveryPolicyRequest>,
+    ) -> Result<Response<SetDeliveryPolicyResponse>, Status> {
+        KeysClient::new(self.0.upstream.clone())
+            .set_delivery_policy(forward(r))
+            .await
+    }
+}
+
+impl Svc {
+    /// Records a genuine bundle answer and tampers with it if it is the
+    /// victim's.
+    async fn served(
+        &self,
+        target: Vec<u8>,
+        known: u64,
+        genuine: GetBundleResponse,
+    ) -> Result<Response<GetBundleResponse>, Status> {
         self.0.seen.lock().unwrap().push(genuine.clone());
         if target.as_slice() != self.0.victim.lock().unwrap().as_slice() {
             return Ok(Response::new(genuine));
         }
         Ok(Response::new(self.tamper(genuine, known).await))
+    }
+}
+
+#[tonic::async_trait]
+impl Delivery for Svc {
+    async fn send(&self, r: Request<SendRequest>) -> Result<Response<SendResponse>, Status> {
+        DeliveryClient::new(self.0.upstream.clone())
+            .send(forward(r))
+            .await
+    }
+    async fn get_bundle(
+        &self,
+        r: Request<GetBundleRequest>,
+    ) -> Result<Response<GetBundleResponse>, Status> {
+        let target = r.get_ref().address.clone();
+        let known = r.get_ref().known_tree_size;
+        let genuine = DeliveryClient::new(self.0.upstream.clone())
+            .get_bundle(forward(r))
+            .await?
+            .into_inner();
+        self.served(target, known, genuine).await
     }
 }
 
@@ -436,7 +481,8 @@ impl Setup {
                 .add_service(AuthServer::new(svc.clone()))
                 .add_service(KeysServer::new(svc.clone()))
                 .add_service(KeyLogServer::new(svc.clone()))
-                .add_service(MailboxServer::new(svc))
+                .add_service(MailboxServer::new(svc.clone()))
+                .add_service(DeliveryServer::new(svc))
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
         );
         Self {

@@ -52,6 +52,7 @@ fn send(to: &Device, tag: u8) -> SendRequest {
         recipient: to.address().to_vec(),
         client_message_id: id16(tag),
         envelope: envelope(tag),
+        ..Default::default()
     }
 }
 

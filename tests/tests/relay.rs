@@ -221,6 +221,7 @@ async fn send_fetch_ack_and_idempotency(backend: Backend) {
         recipient: bob.address().to_vec(),
         client_message_id: cid.clone(),
         envelope: env.clone(),
+        ..Default::default()
     };
     let first = alice
         .mailbox()
@@ -245,6 +246,7 @@ async fn send_fetch_ack_and_idempotency(backend: Backend) {
                 recipient: bob.address().to_vec(),
                 client_message_id: id16(i + 2),
                 envelope: e,
+                ..Default::default()
             }))
             .await
             .unwrap();
@@ -331,6 +333,7 @@ async fn acknowledged_ids_are_forgotten_beyond_the_window(backend: Backend) {
                 recipient: to.address().to_vec(),
                 client_message_id: id.to_vec(),
                 envelope: from.seal_to(to, b"m"),
+                ..Default::default()
             }))
             .await
             .unwrap()
@@ -382,6 +385,7 @@ async fn mailbox_errors(backend: Backend) {
         recipient,
         client_message_id: cid,
         envelope,
+        ..Default::default()
     };
     let mb = alice.mailbox();
 
@@ -516,6 +520,7 @@ async fn a_device_cannot_touch_another_mailbox(backend: Backend) {
             recipient: bob.address().to_vec(),
             client_message_id: id16(1),
             envelope: env,
+            ..Default::default()
         }))
         .await
         .unwrap();
@@ -709,6 +714,7 @@ async fn subscriber_gets_waiting_then_live_messages(backend: Backend) {
             recipient: bob.address().to_vec(),
             client_message_id: id16(n),
             envelope: env,
+            ..Default::default()
         });
         async move { client.send(req).await }
     };
@@ -798,6 +804,7 @@ async fn messages_survive_a_restart_and_acked_ones_are_gone(backend: Backend) {
                 recipient: bob.address().to_vec(),
                 client_message_id: id16(i),
                 envelope: env.clone(),
+                ..Default::default()
             }))
             .await
             .unwrap();
@@ -1020,6 +1027,7 @@ async fn metrics_endpoint_counts(backend: Backend) {
             recipient: bob.address().to_vec(),
             client_message_id: id16(1),
             envelope: env,
+            ..Default::default()
         }))
         .await
         .unwrap();
@@ -1029,6 +1037,7 @@ async fn metrics_endpoint_counts(backend: Backend) {
             recipient: vec![1],
             client_message_id: id16(2),
             envelope: vec![],
+            ..Default::default()
         }))
         .await;
     let addr = relay.handle.as_ref().unwrap().metrics_addr.unwrap();
@@ -1095,6 +1104,7 @@ async fn key_log_records_every_key_change_and_survives_restart(backend: Backend)
         .get_bundle(bob.req(GetBundleRequest {
             address: alice.address().to_vec(),
             known_tree_size: 2,
+            ..Default::default()
         }))
         .await
         .unwrap()

@@ -255,6 +255,7 @@ async fn raw_initial_message(
             body: text.into(),
             reply_to: vec![],
         })),
+        ..Default::default()
     };
     let wire = session
         .encrypt(&mut rng, &content::encode(&message))
@@ -376,6 +377,7 @@ async fn out_of_order_and_lost_messages_through_the_relay(backend: Backend) {
                     body: format!("m{i}"),
                     reply_to: vec![],
                 })),
+                ..Default::default()
             };
             let wire = session
                 .encrypt(&mut rng, &content::encode(&message))

@@ -65,6 +65,7 @@ fn sealed_text(
             body: text.into(),
             reply_to: vec![],
         })),
+        ..Default::default()
     };
     let wire = session
         .encrypt(&mut rand::rngs::OsRng, &content::encode(&message))

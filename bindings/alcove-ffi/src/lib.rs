@@ -107,7 +107,7 @@ impl From<sdk::Error> for AlcoveError {
         let message = e.to_string();
         use sdk::Error as E;
         match e {
-            E::Offline(_) | E::Busy(_) => AlcoveError::Offline {
+            E::Offline(_) | E::Busy(_) | E::NotAccepted(_) => AlcoveError::Offline {
                 reason: message,
                 retryable,
             },
@@ -430,7 +430,9 @@ impl From<sdk::Event> for Event {
                     display_name: i.display_name,
                 },
                 // Handled inside the SDK; never a message event.
-                Body::RetryRequest(_) | Body::RetryUnavailable(_) => EventKind::Undecryptable {
+                Body::RetryRequest(_)
+                | Body::RetryUnavailable(_)
+                | Body::DeliveryKeyChanged(_) => EventKind::Undecryptable {
                     reason: "an internal recovery message reached the app".into(),
                 },
             },

@@ -130,6 +130,7 @@ async fn register(channel: Channel, identity: &IdentityKeyPair) -> anyhow::Resul
             one_time_prekeys: vec![],
             challenge: c.challenge,
             signature: signature.to_bytes().to_vec(),
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -411,6 +412,7 @@ async fn measure_relay(
                                 recipient: recipient.to_vec(),
                                 client_message_id: cid.to_vec(),
                                 envelope: envelope.clone(),
+                                ..Default::default()
                             },
                         ))
                         .await?;

@@ -45,6 +45,7 @@ fn describe(e: &Event) -> String {
             i.display_name
         ),
         Body::RetryRequest(_) | Body::RetryUnavailable(_) => format!("{who}: session recovery"),
+        Body::DeliveryKeyChanged(_) => format!("{who}: new delivery key"),
     }
 }
 

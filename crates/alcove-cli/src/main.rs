@@ -325,6 +325,7 @@ fn describe_body(body: &Body) -> (&'static str, String, serde_json::Value) {
         // Recovery messages are handled inside the SDK and never become
         // message events.
         Body::RetryRequest(_) | Body::RetryUnavailable(_) => ("recovery", String::new(), json!({})),
+        Body::DeliveryKeyChanged(_) => ("delivery-key", String::new(), json!({})),
     }
 }
 

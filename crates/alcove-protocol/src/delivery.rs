@@ -48,6 +48,11 @@ impl DeliveryKey {
         Self(key)
     }
 
+    /// The key with these 16 bytes.
+    pub fn from_array(bytes: [u8; DELIVERY_KEY_LEN]) -> Self {
+        Self(bytes)
+    }
+
     /// Parses the 16 raw bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let key: [u8; DELIVERY_KEY_LEN] =

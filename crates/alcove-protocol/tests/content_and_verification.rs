@@ -21,6 +21,7 @@ fn msg(body: Body) -> Content {
         message_id: vec![9; 16],
         sent_at_ms: 1,
         body: Some(body),
+        ..Default::default()
     }
 }
 
@@ -76,6 +77,7 @@ fn content_validation_names_the_problem() {
                 message_id: vec![1; 15],
                 sent_at_ms: 0,
                 body: Some(Body::Text(Text::default())),
+                ..Default::default()
             },
             "message_id",
         ),
@@ -84,6 +86,7 @@ fn content_validation_names_the_problem() {
                 message_id: vec![1; 16],
                 sent_at_ms: 0,
                 body: None,
+                ..Default::default()
             },
             "no body",
         ),

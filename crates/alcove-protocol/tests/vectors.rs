@@ -29,6 +29,7 @@ fn content(id: u8, body: Body) -> Vec<u8> {
         message_id: vec![id; 16],
         sent_at_ms: 1_700_000_000_000 + i64::from(id),
         body: Some(body),
+        ..Default::default()
     })
 }
 

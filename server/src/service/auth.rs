@@ -44,11 +44,11 @@ impl Auth for Services {
     ) -> Result<Response<ChallengeResponse>, Status> {
         let relay = &self.relay;
         relay.track((|| {
-            relay.limit_anonymous(&request)?;
+            super::limit_ip(&relay.challenge_rate, &request, "challenges")?;
             let addr = address(&request.get_ref().address, "address")?;
             let (challenge, expires_at_ms) = relay.auth.issue_challenge(addr);
             Ok(Response::new(ChallengeResponse {
-                challenge: challenge.to_vec(),
+                challenge,
                 expires_at_ms,
                 server_id: relay.auth.server_id().to_owned(),
             }))
@@ -61,7 +61,7 @@ impl Auth for Services {
     ) -> Result<Response<LoginResponse>, Status> {
         let relay = &self.relay;
         let result = async {
-            relay.limit_anonymous(&request)?;
+            super::limit_ip(&relay.register_rate, &request, "registrations")?;
             let req = request.get_ref();
             let identity = PublicIdentity::from_bytes(&req.identity)
                 .map_err(|e| Status::invalid_argument(format!("identity: {e}")))?;
@@ -69,6 +69,15 @@ impl Auth for Services {
                 .map_err(|e| Status::invalid_argument(format!("signed_prekey: {e}")))?;
             let otks =
                 parse_one_time_prekeys(&req.one_time_prekeys, relay.limits.max_one_time_prekeys)?;
+            let delivery = if req.delivery_verifier.is_empty() {
+                None
+            } else {
+                Some(super::keys::delivery_policy(Some(
+                    &alcove_api::v1::set_delivery_policy_request::Policy::Verifier(
+                        req.delivery_verifier.clone(),
+                    ),
+                ))?)
+            };
             let addr = *identity.address().as_bytes();
             relay.auth.verify_proof(
                 &addr,
@@ -85,6 +94,13 @@ impl Auth for Services {
                 relay
                     .store
                     .add_one_time_prekeys(&addr, &otks, relay.limits.max_one_time_prekeys)
+                    .await
+                    .map_err(store_status)?;
+            }
+            if let Some(policy) = delivery {
+                relay
+                    .store
+                    .set_delivery_policy(&addr, policy)
                     .await
                     .map_err(store_status)?;
             }

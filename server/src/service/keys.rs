@@ -2,19 +2,19 @@
 
 use alcove_api::v1::keys_server::Keys;
 use alcove_api::v1::{
-    CountPreKeysRequest, GetBundleRequest, GetBundleResponse, PreKeyCount,
-    RotateSignedPreKeyRequest, UploadOneTimePreKeysRequest,
+    set_delivery_policy_request, CountPreKeysRequest, GetBundleRequest, GetBundleResponse,
+    PreKeyCount, RotateSignedPreKeyRequest, SetDeliveryPolicyRequest, SetDeliveryPolicyResponse,
+    UploadOneTimePreKeysRequest,
 };
+use alcove_protocol::delivery::DeliveryVerifier;
+use alcove_store::DeliveryPolicy;
 use alcove_protocol::prekeys::SignedPreKey;
 use alcove_protocol::PublicIdentity;
-use std::sync::atomic::Ordering;
 use tonic::{Request, Response, Status};
-
-use alcove_api::keylog::hashes_to_wire;
 
 use super::auth::parse_one_time_prekeys;
 use super::Services;
-use crate::errors::{address, store_status};
+use crate::errors::store_status;
 
 fn count(n: usize) -> Response<PreKeyCount> {
     Response::new(PreKeyCount {
@@ -113,56 +113,54 @@ impl Keys for Services {
         let relay = &self.relay;
         let result = async {
             let me = relay.authorize(&request)?;
-            let target = address(&request.get_ref().address, "address")?;
-            let known_tree_size = request.get_ref().known_tree_size;
             if !relay.bundle_rate.allow(&me) {
                 return Err(Status::resource_exhausted(
                     "too many bundle fetches from this device; one-time prekeys are rate-limited",
                 ));
             }
-            let device = relay
+            super::delivery::bundle(relay, request.get_ref()).await
+        }
+        .await;
+        relay.track(result).map(Response::new)
+    }
+
+    async fn set_delivery_policy(
+        &self,
+        request: Request<SetDeliveryPolicyRequest>,
+    ) -> Result<Response<SetDeliveryPolicyResponse>, Status> {
+        let relay = &self.relay;
+        let result = async {
+            let me = relay.authorize(&request)?;
+            let policy = delivery_policy(request.get_ref().policy.as_ref())?;
+            relay
                 .store
-                .device(&target)
+                .set_delivery_policy(&me, policy)
                 .await
-                .map_err(store_status)?
-                .ok_or_else(|| Status::not_found("no device registered at that address"))?;
-            let otk = relay
-                .store
-                .take_one_time_prekey(&target)
-                .await
-                .map_err(store_status)?;
-            let mut bundle = Vec::with_capacity(1 + 128 + 108 + 1 + 36);
-            bundle.push(1);
-            bundle.extend_from_slice(&device.identity);
-            bundle.extend_from_slice(&device.signed_prekey);
-            match otk {
-                Some(k) => {
-                    bundle.push(1);
-                    bundle.extend_from_slice(&k);
-                }
-                None => bundle.push(0),
-            }
-            let (entry, proof) = relay
-                .keylog
-                .key_proof(&device)
-                .await
-                .map_err(store_status)?;
-            let consistency_proof = if known_tree_size > 0 && known_tree_size < proof.head.size {
-                relay
-                    .keylog
-                    .consistency(known_tree_size, proof.head.size)
-                    .unwrap_or_default()
-            } else {
-                Vec::new()
-            };
-            relay.metrics.bundles_served.fetch_add(1, Ordering::Relaxed);
-            Ok(Response::new(GetBundleResponse {
-                bundle,
-                key_proof: Some(super::keylog::proof_to_wire(&entry, &proof)),
-                consistency_proof: hashes_to_wire(&consistency_proof),
-            }))
+                .map_err(|e| match e {
+                    alcove_store::StoreError::NotFound(_) => {
+                        Status::failed_precondition("device not registered")
+                    }
+                    e => store_status(e),
+                })?;
+            Ok(Response::new(SetDeliveryPolicyResponse {}))
         }
         .await;
         relay.track(result)
+    }
+}
+
+/// The policy a request asks for: a 32-byte verifier, or open.
+pub(crate) fn delivery_policy(
+    policy: Option<&set_delivery_policy_request::Policy>,
+) -> Result<DeliveryPolicy, Status> {
+    use set_delivery_policy_request::Policy;
+    match policy {
+        Some(Policy::Verifier(v)) => DeliveryVerifier::from_bytes(v)
+            .map(|v| DeliveryPolicy::Verifier(v.0))
+            .map_err(|_| Status::invalid_argument("verifier must be 32 bytes")),
+        Some(Policy::Open(true)) => Ok(DeliveryPolicy::Open),
+        Some(Policy::Open(false)) | None => Err(Status::invalid_argument(
+            "policy must be a 32-byte verifier or open = true",
+        )),
     }
 }

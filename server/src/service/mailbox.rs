@@ -8,15 +8,13 @@ use alcove_api::v1::{
     AckRequest, AckResponse, Envelope, FetchRequest, FetchResponse, SendRequest, SendResponse,
     SubscribeRequest,
 };
-use alcove_protocol::sealed_sender;
 use alcove_store::StoredMessage;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use super::{Relay, Services};
-use crate::auth::now_ms;
-use crate::errors::{address, store_status};
+use crate::errors::store_status;
 use crate::limits::SUBSCRIBE_BUFFER;
 
 /// Only the owner may touch a mailbox: the field is empty or the caller's.
@@ -74,47 +72,10 @@ impl Mailbox for Services {
         let relay = &self.relay;
         let result = async {
             relay.authorize(&request)?;
-            let req = request.get_ref();
-            let recipient = address(&req.recipient, "recipient")?;
-            let client_message_id: [u8; 16] = req
-                .client_message_id
-                .as_slice()
-                .try_into()
-                .map_err(|_| Status::invalid_argument("client_message_id must be 16 bytes"))?;
-            let len = req.envelope.len();
-            if len > relay.limits.max_envelope_bytes {
-                return Err(Status::resource_exhausted(format!(
-                    "envelope of {len} bytes exceeds the limit of {} bytes; send documents as blobs",
-                    relay.limits.max_envelope_bytes
-                )));
-            }
-            if req.envelope.first() != Some(&sealed_sender::ENVELOPE_VERSION) || !sealed_sender::is_envelope_len(len) {
-                return Err(Status::invalid_argument(
-                    "envelope is not a sealed-sender envelope (version 1, padded length)",
-                ));
-            }
-            if relay.store.device(&recipient).await.map_err(store_status)?.is_none() {
-                return Err(Status::not_found("recipient not registered"));
-            }
-            let enqueued = relay
-                .store
-                .enqueue(&recipient, &client_message_id, &req.envelope, now_ms(), relay.limits.max_mailbox_depth)
-                .await
-                .map_err(store_status)?;
-            if enqueued.duplicate {
-                relay.metrics.messages_duplicate.fetch_add(1, Ordering::Relaxed);
-            } else {
-                relay.metrics.messages_accepted.fetch_add(1, Ordering::Relaxed);
-                relay.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
-                relay.notifier.notify(&recipient, enqueued.sequence);
-            }
-            Ok(Response::new(SendResponse {
-                sequence: enqueued.sequence,
-                duplicate: enqueued.duplicate,
-            }))
+            super::delivery::store_envelope(relay, request.get_ref()).await
         }
         .await;
-        relay.track(result)
+        relay.track(result).map(Response::new)
     }
 
     async fn fetch(

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod blobs;
+pub mod delivery;
 pub mod keylog;
 pub mod keys;
 pub mod mailbox;
@@ -38,6 +39,18 @@ pub struct Relay {
     pub bundle_rate: RateLimiter,
     /// Per-IP rate before login.
     pub ip_rate: RateLimiter,
+    /// Per-IP challenges.
+    pub challenge_rate: RateLimiter,
+    /// Per-IP registrations.
+    pub register_rate: RateLimiter,
+    /// Per-IP unidentified deliveries.
+    pub delivery_ip_rate: RateLimiter,
+    /// Per recipient delivery key (or open recipient).
+    pub credential_rate: RateLimiter,
+    /// Per-IP unidentified bundle fetches.
+    pub bundle_ip_rate: RateLimiter,
+    /// One-time prekeys handed out per target.
+    pub prekey_target_rate: RateLimiter,
     /// Live subscriptions per device.
     pub subscriptions: Mutex<HashMap<[u8; 32], usize>>,
     /// Becomes true when the relay shuts down (ends live streams).
@@ -69,17 +82,7 @@ impl Relay {
 
     /// Rate limit for calls made before login, keyed by the peer's IP.
     pub fn limit_anonymous<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        let key = request
-            .remote_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default();
-        if self.ip_rate.allow(key.as_bytes()) {
-            Ok(())
-        } else {
-            Err(Status::resource_exhausted(
-                "rate limit exceeded for this address; slow down",
-            ))
-        }
+        limit_ip(&self.ip_rate, request, "requests")
     }
 
     /// Counts a refused request before returning it.
@@ -89,6 +92,21 @@ impl Relay {
             tracing::debug!(code = ?status.code(), message = status.message(), "request refused");
         }
         result
+    }
+}
+
+/// Takes one token of `limiter` for the peer's IP address.
+pub fn limit_ip<T>(limiter: &RateLimiter, request: &Request<T>, what: &str) -> Result<(), Status> {
+    let key = request
+        .remote_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    if limiter.allow(key.as_bytes()) {
+        Ok(())
+    } else {
+        Err(Status::resource_exhausted(format!(
+            "rate limit for {what} from this address exceeded; slow down"
+        )))
     }
 }
 

@@ -111,6 +111,7 @@ impl Device {
                         one_time_prekeys: vec![],
                         challenge,
                         signature,
+                        ..Default::default()
                     })
                     .await
             }

@@ -237,6 +237,7 @@ impl Device {
                     .collect(),
                 challenge,
                 signature,
+                ..Default::default()
             })
             .await?
             .into_inner();
@@ -303,6 +304,7 @@ impl Device {
                 recipient: to.to_vec(),
                 client_message_id,
                 envelope,
+                ..Default::default()
             }))
             .await
             .unwrap();

@@ -63,6 +63,7 @@ async fn register(channel: &Channel, identity: &IdentityKeyPair) -> anyhow::Resu
             one_time_prekeys: vec![],
             challenge: c.challenge,
             signature: signature.to_bytes().to_vec(),
+            ..Default::default()
         })
         .await?
         .into_inner();
@@ -83,6 +84,7 @@ async fn send_first(
             GetBundleRequest {
                 address: to.as_bytes().to_vec(),
                 known_tree_size: 0,
+                ..Default::default()
             },
         ))
         .await?
@@ -96,6 +98,7 @@ async fn send_first(
             body: text.into(),
             reply_to: vec![],
         })),
+        ..Default::default()
     };
     let wire = session.encrypt(&mut rng, &content::encode(&message))?;
     let envelope = sealed_sender::seal(&mut rng, identity, bundle.identity(), &wire)?;
@@ -106,6 +109,7 @@ async fn send_first(
                 recipient: to.as_bytes().to_vec(),
                 client_message_id: MessageId::random(&mut rng).0.to_vec(),
                 envelope,
+                ..Default::default()
             },
         ))
         .await?;

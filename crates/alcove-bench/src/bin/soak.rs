@@ -109,6 +109,7 @@ async fn register(channel: Channel) -> anyhow::Result<(IdentityKeyPair, String)>
             one_time_prekeys: vec![],
             challenge: c.challenge,
             signature: sig.to_bytes().to_vec(),
+            ..Default::default()
         })
         .await?
         .into_inner()
@@ -185,6 +186,7 @@ async fn main() -> anyhow::Result<()> {
                             recipient: to.clone(),
                             client_message_id: id.to_vec(),
                             envelope: envelope.clone(),
+                            ..Default::default()
                         },
                     ))
                     .await;
