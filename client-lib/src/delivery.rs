@@ -158,7 +158,10 @@ impl Client {
 /// its contacts gave it.
 pub(crate) fn load(
     vault: &crate::vault::Vault,
-) -> Result<(OwnDelivery, std::collections::HashMap<[u8; 32], [u8; DELIVERY_KEY_LEN]>)> {
+) -> Result<(
+    OwnDelivery,
+    std::collections::HashMap<[u8; 32], [u8; DELIVERY_KEY_LEN]>,
+)> {
     let own = match vault.get(records::DELIVERY)? {
         Some(bytes) => records::decode("delivery", &bytes)?,
         None => OwnDelivery::generate(),

@@ -108,7 +108,10 @@ pub enum Error {
 impl Error {
     /// Whether retrying the same call later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Offline(_) | Error::Busy(_) | Error::NotAccepted(_))
+        matches!(
+            self,
+            Error::Offline(_) | Error::Busy(_) | Error::NotAccepted(_)
+        )
     }
 }
 

@@ -282,7 +282,11 @@ struct Core {
 
 /// The transports a profile chose: the logged-in one and the anonymous
 /// one, by default two separate TCP channels to `url` (native builds).
-fn transports_for(profile_transport: Option<Transport>, anonymous: Option<Transport>, url: &str) -> Result<(Transport, Transport)> {
+fn transports_for(
+    profile_transport: Option<Transport>,
+    anonymous: Option<Transport>,
+    url: &str,
+) -> Result<(Transport, Transport)> {
     let anonymous = match (anonymous, &profile_transport) {
         (Some(a), _) => a,
         (None, Some(t)) => t.clone(),

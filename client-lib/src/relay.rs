@@ -24,8 +24,8 @@ use alcove_api::v1::{
     AckRequest, ChallengeRequest, ConsistencyProofResponse, CountPreKeysRequest, Envelope,
     FetchRequest, GetBundleRequest, GetBundleResponse, GetConsistencyProofRequest,
     GetKeyProofRequest, GetTreeHeadRequest, GetTreeHeadResponse, KeyProof, LoginRequest,
-    RegisterRequest, RelayLimits, RotateSignedPreKeyRequest, SendRequest,
-    SetDeliveryPolicyRequest, SubscribeRequest, UploadOneTimePreKeysRequest,
+    RegisterRequest, RelayLimits, RotateSignedPreKeyRequest, SendRequest, SetDeliveryPolicyRequest,
+    SubscribeRequest, UploadOneTimePreKeysRequest,
 };
 use alcove_protocol::delivery::DeliveryVerifier;
 use alcove_protocol::identity::IdentityKeyPair;

@@ -117,9 +117,8 @@ impl Authenticator {
         signature: &[u8],
         key: &VerifyingKey,
     ) -> Result<(), Status> {
-        let unknown = || {
-            Status::unauthenticated("unknown, used or expired challenge; request a new one")
-        };
+        let unknown =
+            || Status::unauthenticated("unknown, used or expired challenge; request a new one");
         if challenge.len() != CHALLENGE_LEN {
             return Err(Status::invalid_argument(format!(
                 "challenge must be {CHALLENGE_LEN} bytes, as Challenge returned it"
@@ -167,7 +166,10 @@ impl Authenticator {
 
     /// Challenges answered and still remembered (for tests and metrics).
     pub fn answered_challenges(&self) -> usize {
-        self.answered.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.answered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 
     fn mac(&self, address: &[u8], expires: &[u8]) -> [u8; 32] {

@@ -79,16 +79,28 @@ pub struct Limits {
     /// Envelopes per second one recipient's delivery key (or, for a
     /// recipient that accepts anyone, one recipient) may bring in, from
     /// all senders together; ten seconds' worth at once.
-    #[arg(long, env = "ALCOVE_DELIVERIES_PER_SEC_PER_KEY", default_value_t = 50.0)]
+    #[arg(
+        long,
+        env = "ALCOVE_DELIVERIES_PER_SEC_PER_KEY",
+        default_value_t = 50.0
+    )]
     pub deliveries_per_sec_per_key: f64,
     /// Bundles one IP may fetch per minute without a login (as many at
     /// once).
-    #[arg(long, env = "ALCOVE_BUNDLE_FETCHES_PER_MIN_PER_IP", default_value_t = 120.0)]
+    #[arg(
+        long,
+        env = "ALCOVE_BUNDLE_FETCHES_PER_MIN_PER_IP",
+        default_value_t = 120.0
+    )]
     pub bundle_fetches_per_min_per_ip: f64,
     /// One-time prekeys handed out per target device per hour (as many at
     /// once); bundles beyond it carry only the signed prekey, so a flood of
     /// fetches cannot drain a device's one-time prekeys.
-    #[arg(long, env = "ALCOVE_ONE_TIME_PREKEYS_PER_HOUR_PER_TARGET", default_value_t = 30.0)]
+    #[arg(
+        long,
+        env = "ALCOVE_ONE_TIME_PREKEYS_PER_HOUR_PER_TARGET",
+        default_value_t = 30.0
+    )]
     pub one_time_prekeys_per_hour_per_target: f64,
     /// Granularity of the time the relay stores with each envelope,
     /// seconds: `received_at` is rounded down to it (1 keeps the second).

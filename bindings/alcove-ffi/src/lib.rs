@@ -430,11 +430,11 @@ impl From<sdk::Event> for Event {
                     display_name: i.display_name,
                 },
                 // Handled inside the SDK; never a message event.
-                Body::RetryRequest(_)
-                | Body::RetryUnavailable(_)
-                | Body::DeliveryKeyChanged(_) => EventKind::Undecryptable {
-                    reason: "an internal recovery message reached the app".into(),
-                },
+                Body::RetryRequest(_) | Body::RetryUnavailable(_) | Body::DeliveryKeyChanged(_) => {
+                    EventKind::Undecryptable {
+                        reason: "an internal recovery message reached the app".into(),
+                    }
+                }
             },
             K::SessionReset { reason } => EventKind::SessionReset { reason },
             K::Resent { id } => EventKind::Resent {

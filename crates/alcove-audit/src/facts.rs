@@ -31,6 +31,8 @@ pub struct Facts {
     pub dedupe: Vec<([u8; 32], [u8; 16], u64)>,
     /// Owners of one-time prekeys.
     pub prekey_owners: BTreeSet<[u8; 32]>,
+    /// Devices with a delivery policy.
+    pub delivery_policies: BTreeSet<[u8; 32]>,
     /// Times to check: (table or tree, record, what, ms, latest allowed
     /// beyond now).
     pub times: Vec<(String, String, &'static str, i64, i64)>,
@@ -54,6 +56,15 @@ impl Facts {
                 reason,
             })
         };
+        for address in &self.delivery_policies {
+            if !self.devices.contains(address) {
+                finding(
+                    "delivery policies",
+                    hex::encode(address),
+                    "a delivery policy for an address no device registered".into(),
+                );
+            }
+        }
         let mut waiting: BTreeMap<[u8; 32], u64> = BTreeMap::new();
         for (address, seq) in self.messages.keys() {
             *waiting.entry(*address).or_default() += 1;
@@ -177,6 +188,7 @@ mod tests {
                 messages: f.messages.clone(),
                 dedupe: f.dedupe.clone(),
                 prekey_owners: f.prekey_owners.clone(),
+                delivery_policies: f.delivery_policies.clone(),
                 times: f.times.clone(),
             };
             edit(&mut g);
@@ -214,6 +226,12 @@ mod tests {
                 }),
             ),
             (
+                "delivery policy for an address",
+                Box::new(|g| {
+                    g.delivery_policies.insert(stranger);
+                }),
+            ),
+            (
                 "plausible time",
                 Box::new(|g| g.time("mailboxes", "y", "received at", now + 2 * SKEW_MS, SKEW_MS)),
             ),
@@ -229,5 +247,56 @@ mod tests {
                 "{want}: {found:?}"
             );
         }
+    }
+}
+
+/// Finds device addresses inside mailbox records: a stored envelope must
+/// name no one, so another device's address in a recipient's mailbox would
+/// link a sender to that recipient. Sealed sender puts the sender's
+/// identity inside the encryption; this checks the relay (or anything
+/// writing to the store) added none beside it.
+pub struct SenderLinks {
+    addresses: Vec<[u8; 32]>,
+    automaton: Option<aho_corasick::AhoCorasick>,
+}
+
+impl SenderLinks {
+    /// A search for every registered address.
+    pub fn new(devices: &BTreeSet<[u8; 32]>) -> anyhow::Result<Self> {
+        let addresses: Vec<[u8; 32]> = devices.iter().copied().collect();
+        let automaton = if addresses.is_empty() {
+            None
+        } else {
+            Some(aho_corasick::AhoCorasick::new(&addresses)?)
+        };
+        Ok(Self {
+            addresses,
+            automaton,
+        })
+    }
+
+    /// A finding if `value`, stored in `owner`'s mailbox at `location`,
+    /// contains the address of a device other than `owner`.
+    pub fn check(
+        &self,
+        table: &str,
+        location: String,
+        owner: &[u8; 32],
+        value: &[u8],
+    ) -> Option<Finding> {
+        let automaton = self.automaton.as_ref()?;
+        automaton
+            .find_overlapping_iter(value)
+            .map(|m| self.addresses[m.pattern().as_usize()])
+            .find(|a| a != owner)
+            .map(|other| Finding {
+                tree: table.to_owned(),
+                key: location,
+                reason: format!(
+                    "a mailbox record contains the address of another device ({}...): \
+                     it would link a sender to this recipient",
+                    &hex::encode(other)[..16]
+                ),
+            })
     }
 }

@@ -57,6 +57,7 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "signed_prekey",
         ],
     ),
+    ("delivery_policies", &["address", "verifier"]),
     ("mailbox_heads", &["address", "last_seq", "depth"]),
     (
         "mailboxes",
@@ -197,6 +198,13 @@ pub async fn audit(url: &str, canaries: &[String]) -> anyhow::Result<StoreReport
             });
         }
     }
+    // A schema without Alcove's tables (a mistyped schema or database)
+    // would audit clean: refuse it instead.
+    anyhow::ensure!(
+        columns.contains_key("schema_migrations") && columns.contains_key("devices"),
+        "schema {schema} is not an Alcove store: it has no schema_migrations or devices table \
+         (a mistyped URL or search_path?)"
+    );
     let known: BTreeMap<&str, &[&str]> = SCHEMA.iter().copied().collect();
     for (table, cols) in &columns {
         match known.get(table.as_str()) {
@@ -298,6 +306,29 @@ pub async fn audit(url: &str, canaries: &[String]) -> anyhow::Result<StoreReport
             }
         }
     }
+    if columns.contains_key("mailboxes") {
+        let links = crate::facts::SenderLinks::new(&facts.devices)?;
+        for row in tx
+            .query("SELECT address, seq, envelope FROM mailboxes", &[])
+            .await
+            .context("reading mailboxes for sender links")?
+        {
+            let (Ok(address), Ok(seq), Ok(envelope)) = (
+                row.try_get::<_, Vec<u8>>(0),
+                row.try_get::<_, i64>(1),
+                row.try_get::<_, Vec<u8>>(2),
+            ) else {
+                continue;
+            };
+            let Ok(owner) = <[u8; 32]>::try_from(address.as_slice()) else {
+                continue;
+            };
+            let location = format!("{}/{seq}", hex::encode(owner));
+            if let Some(f) = links.check("mailboxes", location, &owner, &envelope) {
+                findings.push(f);
+            }
+        }
+    }
     tx.commit().await?;
     findings.extend(facts.check(crate::now_ms() as i64));
     let keylog = keylog_summary(&mut entries, log_seed.as_deref(), &mut findings);
@@ -377,6 +408,19 @@ fn classify(
             OneTimePreKey::from_bytes(&bytes(2)?).map_err(|e| format!("one-time prekey: {e}"))?;
             facts.prekey_owners.insert(address);
             Ok("public keys")
+        }
+        "delivery_policies" => {
+            let address = fixed::<32>(&bytes(0)?, "address")?;
+            *key = hex::encode(address);
+            facts.delivery_policies.insert(address);
+            let verifier: Option<Vec<u8>> = row.try_get(1).map_err(|e| format!("column 1: {e}"))?;
+            match verifier {
+                None => Ok("delivery policy (anyone)"),
+                Some(v) => {
+                    fixed::<32>(&v, "verifier")?;
+                    Ok("delivery policy (key verifier)")
+                }
+            }
         }
         "mailbox_heads" => {
             let address = fixed::<32>(&bytes(0)?, "address")?;

@@ -14,7 +14,7 @@ use alcove_protocol::prekeys::{OneTimePreKey, SignedPreKey};
 use alcove_protocol::sealed_sender::{is_envelope_len, ENVELOPE_VERSION};
 use alcove_protocol::PublicIdentity;
 use alcove_store::records::RECORD_VERSION;
-use alcove_store::{device_tag, mailbox_tag, BlobInfo, DeviceRecord, LogEntry};
+use alcove_store::{device_tag, mailbox_tag, BlobInfo, DeliveryPolicy, DeviceRecord, LogEntry};
 use serde::Serialize;
 
 use crate::canary::{self, CanaryResult};
@@ -125,6 +125,13 @@ fn classify(tree: &str, key: &[u8], value: &[u8]) -> Result<&'static str, String
                 let e = LogEntry::decode(index, value).map_err(|e| e.to_string())?;
                 public_keys(&e.address, &e.identity, &e.signed_prekey)?;
                 Ok("public keys (key log)")
+            }
+            Some((&device_tag::DELIVERY, address)) => {
+                key_len(address, 32)?;
+                match DeliveryPolicy::decode(value).map_err(|e| e.to_string())? {
+                    DeliveryPolicy::Open => Ok("delivery policy (anyone)"),
+                    DeliveryPolicy::Verifier(_) => Ok("delivery policy (key verifier)"),
+                }
             }
             Some((&device_tag::LOG_SIZE, [])) => {
                 if value.len() == 8 {
@@ -246,6 +253,9 @@ fn note(facts: &mut Facts, tree: &str, key: &[u8], value: &[u8]) {
                 facts.time(tree, &k, "registered at", d.registered_at_ms, SKEW_MS);
             }
         }
+        ("devices", Some(&device_tag::DELIVERY), _) => {
+            facts.delivery_policies.insert(arr::<32>(&key[1..]));
+        }
         ("devices", Some(&device_tag::LOG_ENTRY), _) => {
             if let Ok(e) = LogEntry::decode(&key[1..], value) {
                 facts.time(tree, &k, "logged at", e.logged_at_ms, SKEW_MS);
@@ -286,6 +296,16 @@ fn note(facts: &mut Facts, tree: &str, key: &[u8], value: &[u8]) {
 /// reads its raw files).
 pub fn audit(dir: &Path, canaries: &[String]) -> anyhow::Result<StoreReport> {
     anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
+    // An empty or foreign directory would open as a new, empty sled
+    // database and audit clean: refuse it instead.
+    for file in ["conf", "db"] {
+        anyhow::ensure!(
+            dir.join(file).is_file(),
+            "{} is not an Alcove store: it has no sled `{file}` file \
+             (a mistyped path? the relay's --data-dir holds one)",
+            dir.display()
+        );
+    }
     let copy = tempfile::tempdir()?;
     copy_dir(dir, copy.path())?;
     let db = sled::Config::new()
@@ -328,6 +348,25 @@ pub fn audit(dir: &Path, canaries: &[String]) -> anyhow::Result<StoreReport> {
                     key: hex::encode(&k),
                     reason,
                 }),
+            }
+        }
+    }
+    let is_store = db
+        .open_tree("meta")
+        .ok()
+        .and_then(|m| m.get("schema_version").ok().flatten())
+        .is_some();
+    anyhow::ensure!(
+        is_store,
+        "{} is a sled database but not an Alcove store: it has no meta/schema_version",
+        dir.display()
+    );
+    let links = crate::facts::SenderLinks::new(&facts.devices)?;
+    for item in db.open_tree("mailboxes")?.iter() {
+        let (k, v) = item?;
+        if k.len() >= 33 && k[32] == mailbox_tag::MESSAGE {
+            if let Some(f) = links.check("mailboxes", hex::encode(&k), &arr::<32>(&k), &v) {
+                findings.push(f);
             }
         }
     }

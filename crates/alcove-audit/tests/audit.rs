@@ -531,3 +531,110 @@ async fn a_postgres_store_audits_clean_read_only_and_a_planted_row_fails_it() {
         .await
         .unwrap();
 }
+
+/// A path that is not an Alcove store is an error (exit 2, a message
+/// naming the path), never a clean report: an empty directory, a directory
+/// of other files, and a sled database of something else.
+#[test]
+fn the_store_audit_refuses_what_is_not_a_store() {
+    let empty = tempfile::tempdir().unwrap();
+    let (code, out) = audit(&["store", empty.path().to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("not an Alcove store"), "{out}");
+
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("notes.txt"), "session notes").unwrap();
+    let (code, out) = audit(&["store", other.path().to_str().unwrap(), "--json"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(!out.contains("\"clean\""), "no report at all: {out}");
+
+    let foreign = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(foreign.path()).unwrap();
+        db.insert("k", "v").unwrap();
+        db.flush().unwrap();
+    }
+    let (code, out) = audit(&["store", foreign.path().to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("not an Alcove store"), "{out}");
+
+    let missing = empty.path().join("nowhere");
+    let (code, _) = audit(&["store", missing.to_str().unwrap()]);
+    assert_eq!(code, 2);
+}
+
+/// Delivery policies are classified; a policy for an unknown address, and
+/// a mailbox record that carries another device's address (a link from
+/// sender to recipient), are findings.
+#[tokio::test]
+async fn delivery_policies_are_audited_and_a_sender_link_is_a_finding() {
+    let data = tempfile::tempdir().unwrap();
+    let profiles = tempfile::tempdir().unwrap();
+    let r = relay(data.path()).await;
+    let therapist = register(&r, profiles.path(), "t").await;
+    let client = register(&r, profiles.path(), "c").await;
+    drop(client);
+    r.shutdown().await.unwrap();
+    let dir = data.path().to_str().unwrap();
+    let (code, out) = audit(&["store", dir, "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let json = report(&out);
+    assert_eq!(
+        json["trees"]["devices"]["classes"]["delivery policy (key verifier)"], 2,
+        "{out}"
+    );
+    {
+        let db = sled::open(data.path()).unwrap();
+        // A policy for an address nobody registered.
+        let mut key = vec![alcove_store::device_tag::DELIVERY];
+        key.extend_from_slice(&[0xAB; 32]);
+        let mut value = vec![1u8, 1u8];
+        value.extend_from_slice(&[7; 32]);
+        db.open_tree("devices").unwrap().insert(key, value).unwrap();
+        // An envelope (random, of a valid size) in some mailbox that has
+        // the therapist's address inside: a record naming its sender.
+        let mut envelope = vec![0u8; alcove_protocol::sealed_sender::MIN_ENVELOPE_LEN];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut envelope);
+        envelope[0] = 1;
+        envelope[100..132].copy_from_slice(therapist.address().as_bytes());
+        let mut value = vec![1u8];
+        value.extend_from_slice(&1_800_000_000_000i64.to_be_bytes());
+        value.extend_from_slice(&[0x5c; 16]);
+        value.extend_from_slice(&envelope);
+        db.open_tree("mailboxes")
+            .unwrap()
+            .insert(key_of(0xEE, 1), value)
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let (code, out) = audit(&["store", dir, "--json"]);
+    assert_eq!(code, 1, "{out}");
+    let findings = report(&out)["findings"].as_array().unwrap().clone();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["reason"].as_str().unwrap().contains("link a sender")
+                && f["key"] == hex::encode(key_of(0xEE, 1)).as_str()),
+        "{findings:?}"
+    );
+    assert!(
+        findings.iter().any(|f| f["reason"]
+            .as_str()
+            .unwrap()
+            .contains("delivery policy for an address no device registered")),
+        "{findings:?}"
+    );
+}
+
+/// The PostgreSQL side of the same rule: a schema without Alcove's tables
+/// (a mistyped URL or search path) is an error, not a clean report.
+#[tokio::test]
+async fn an_empty_postgres_schema_is_not_a_store() {
+    let Some(base) = alcove_store::testing::postgres_url("the empty-schema audit") else {
+        return;
+    };
+    let schema = alcove_store::testing::TestSchema::create(&base).await;
+    let (code, out) = audit(&["store", "--postgres", schema.url()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("not an Alcove store"), "{out}");
+}

@@ -19,8 +19,8 @@ pub mod pb {
 
 pub use pb::content::Body;
 pub use pb::{
-    AttachmentPointer, Content, DeliveryKeyChanged, DeliveryReceipt, Feedback, HomeworkAssignment, HomeworkSubmission,
-    InviteAccepted, ReadReceipt, RetryRequest, RetryUnavailable, Text,
+    AttachmentPointer, Content, DeliveryKeyChanged, DeliveryReceipt, Feedback, HomeworkAssignment,
+    HomeworkSubmission, InviteAccepted, ReadReceipt, RetryRequest, RetryUnavailable, Text,
 };
 
 /// Length of the envelope digest a [`RetryRequest`] names.
@@ -122,7 +122,9 @@ pub fn validate(content: &Content) -> Result<(), ContentError> {
     if !(content.delivery_key.is_empty()
         || content.delivery_key.len() == crate::delivery::DELIVERY_KEY_LEN)
     {
-        return Err(ContentError::Invalid("delivery_key must be empty or 16 bytes"));
+        return Err(ContentError::Invalid(
+            "delivery_key must be empty or 16 bytes",
+        ));
     }
     match &content.body {
         None => Err(ContentError::Invalid("no body")),
@@ -158,7 +160,9 @@ pub fn validate(content: &Content) -> Result<(), ContentError> {
         Some(Body::Attachment(a)) => attachment_ok(a),
         Some(Body::DeliveryKeyChanged(_)) => {
             if content.delivery_key.is_empty() {
-                Err(ContentError::Invalid("DeliveryKeyChanged needs a delivery_key"))
+                Err(ContentError::Invalid(
+                    "DeliveryKeyChanged needs a delivery_key",
+                ))
             } else {
                 Ok(())
             }

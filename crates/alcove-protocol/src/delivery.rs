@@ -55,11 +55,10 @@ impl DeliveryKey {
 
     /// Parses the 16 raw bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let key: [u8; DELIVERY_KEY_LEN] =
-            bytes.try_into().map_err(|_| DecodeError::Malformed {
-                what: "delivery key",
-                reason: "must be 16 bytes",
-            })?;
+        let key: [u8; DELIVERY_KEY_LEN] = bytes.try_into().map_err(|_| DecodeError::Malformed {
+            what: "delivery key",
+            reason: "must be 16 bytes",
+        })?;
         Ok(Self(key))
     }
 

@@ -309,7 +309,9 @@ async fn delivery_policies_belong_to_registered_devices() {
             s.delivery_policy(&A).await.unwrap(),
             Some(DeliveryPolicy::Verifier([8; 32]))
         );
-        s.set_delivery_policy(&A, DeliveryPolicy::Open).await.unwrap();
+        s.set_delivery_policy(&A, DeliveryPolicy::Open)
+            .await
+            .unwrap();
         assert_eq!(
             s.delivery_policy(&A).await.unwrap(),
             Some(DeliveryPolicy::Open)

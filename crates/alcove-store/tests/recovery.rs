@@ -108,3 +108,26 @@ async fn the_key_log_is_made_whole_again() {
         assert_eq!((e.address, &e.identity), ([b; 32], &d.identity));
     }
 }
+
+/// Start-up recovery reads the whole devices tree: a delivery policy kept
+/// there must not stop a relay from opening its own store again.
+#[tokio::test]
+async fn a_store_with_delivery_policies_opens_again() {
+    use alcove_store::DeliveryPolicy;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = SledStore::open(dir.path()).unwrap();
+        s.publish_keys(&[1; 32], Some(&[7; 128]), &[1; 108], &[3; 32], 5)
+            .await
+            .unwrap();
+        s.set_delivery_policy(&[1; 32], DeliveryPolicy::Verifier([9; 32]))
+            .await
+            .unwrap();
+        s.close().await.unwrap();
+    }
+    let s = SledStore::open(dir.path()).unwrap();
+    assert_eq!(
+        s.delivery_policy(&[1; 32]).await.unwrap(),
+        Some(DeliveryPolicy::Verifier([9; 32]))
+    );
+}

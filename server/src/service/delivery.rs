@@ -40,10 +40,7 @@ pub struct Unidentified {
 /// device, even by a careless client.
 #[allow(clippy::result_large_err)]
 pub fn refuse_tokens(request: Request<()>) -> Result<Request<()>, Status> {
-    if request
-        .metadata()
-        .contains_key(alcove_api::AUTHORIZATION)
-    {
+    if request.metadata().contains_key(alcove_api::AUTHORIZATION) {
         return Err(Status::invalid_argument(
             "Delivery calls must not carry a login token (authorization metadata): \
              they are how senders stay unidentified",
@@ -52,10 +49,12 @@ pub fn refuse_tokens(request: Request<()>) -> Result<Request<()>, Status> {
     Ok(request)
 }
 
-/// Checks `access_key` against the recipient's delivery policy, then the
-/// per-key rate. An unregistered recipient is NOT_FOUND; a missing, wrong
-/// or rotated-away key is PERMISSION_DENIED.
-async fn admit(relay: &Relay, recipient: &[u8; 32], access_key: &[u8]) -> Result<(), Status> {
+/// Checks `access_key` against the recipient's delivery policy. An
+/// unregistered recipient is NOT_FOUND; a missing, wrong or rotated-away key
+/// is PERMISSION_DENIED. Returns the rate-limit bucket of the credential
+/// used: the recipient and its key, or the recipient alone if it accepts
+/// anyone.
+async fn admit(relay: &Relay, recipient: &[u8; 32], access_key: &[u8]) -> Result<Vec<u8>, Status> {
     let policy = relay
         .store
         .delivery_policy(recipient)
@@ -80,18 +79,15 @@ async fn admit(relay: &Relay, recipient: &[u8; 32], access_key: &[u8]) -> Result
             bucket.extend_from_slice(access_key);
         }
     }
-    if relay.credential_rate.allow(&bucket) {
-        Ok(())
-    } else {
-        Err(Status::resource_exhausted(
-            "too many deliveries with this recipient's key; retry later",
-        ))
-    }
+    Ok(bucket)
 }
 
 /// Validates, admits and stores one envelope; shared by `Delivery.Send`
 /// and the deprecated `Mailbox.Send`.
-pub(crate) async fn store_envelope(relay: &Relay, req: &SendRequest) -> Result<SendResponse, Status> {
+pub(crate) async fn store_envelope(
+    relay: &Relay,
+    req: &SendRequest,
+) -> Result<SendResponse, Status> {
     let recipient = address(&req.recipient, "recipient")?;
     let client_message_id: [u8; 16] = req
         .client_message_id
@@ -112,7 +108,12 @@ pub(crate) async fn store_envelope(relay: &Relay, req: &SendRequest) -> Result<S
             "envelope is not a sealed-sender envelope (version 1, padded length)",
         ));
     }
-    admit(relay, &recipient, &req.access_key).await?;
+    let credential = admit(relay, &recipient, &req.access_key).await?;
+    if !relay.credential_rate.allow(&credential) {
+        return Err(Status::resource_exhausted(
+            "too many deliveries to this recipient with this key; retry later",
+        ));
+    }
     let enqueued = relay
         .store
         .enqueue(
@@ -213,15 +214,13 @@ impl Delivery for Unidentified {
             store_envelope(relay, request.get_ref()).await
         }
         .await;
-        relay
-            .track(result)
-            .map(|r| {
-                relay
-                    .metrics
-                    .unidentified_sends
-                    .fetch_add(1, Ordering::Relaxed);
-                Response::new(r)
-            })
+        relay.track(result).map(|r| {
+            relay
+                .metrics
+                .unidentified_sends
+                .fetch_add(1, Ordering::Relaxed);
+            Response::new(r)
+        })
     }
 
     async fn get_bundle(

@@ -7,9 +7,9 @@ use alcove_api::v1::{
     UploadOneTimePreKeysRequest,
 };
 use alcove_protocol::delivery::DeliveryVerifier;
-use alcove_store::DeliveryPolicy;
 use alcove_protocol::prekeys::SignedPreKey;
 use alcove_protocol::PublicIdentity;
+use alcove_store::DeliveryPolicy;
 use tonic::{Request, Response, Status};
 
 use super::auth::parse_one_time_prekeys;

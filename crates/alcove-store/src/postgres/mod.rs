@@ -41,8 +41,8 @@ pub use connect::{PgSettings, SslMode, Target};
 pub use migrate::{Migration, MIGRATIONS};
 
 use crate::{
-    Address, BlobId, BlobInfo, ClientMessageId, DeliveryPolicy, DeviceRecord, Enqueued, LogEntry, Result, Store,
-    StoreError, StoredMessage,
+    Address, BlobId, BlobInfo, ClientMessageId, DeliveryPolicy, DeviceRecord, Enqueued, LogEntry,
+    Result, Store, StoreError, StoredMessage,
 };
 
 /// A dedicated connection as tokio-postgres drives it.

@@ -21,8 +21,8 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::records::{body, i64_at, u64_at, versioned};
 use crate::{
-    Address, BlobId, BlobInfo, ClientMessageId, DeliveryPolicy, DeviceRecord, Enqueued, LogEntry, Result, Store,
-    StoreError, StoredMessage,
+    Address, BlobId, BlobInfo, ClientMessageId, DeliveryPolicy, DeviceRecord, Enqueued, LogEntry,
+    Result, Store, StoreError, StoredMessage,
 };
 
 /// Counters of the group commit, for the relay's metrics.
@@ -324,17 +324,29 @@ impl Store for SledStore {
     }
 
     async fn delivery_policy(&self, address: &Address) -> Result<Option<DeliveryPolicy>> {
-        if !self.devices.contains_key(device_key(address)).map_err(backend)? {
+        if !self
+            .devices
+            .contains_key(device_key(address))
+            .map_err(backend)?
+        {
             return Ok(None);
         }
-        match self.devices.get(layout::delivery_key(address)).map_err(backend)? {
+        match self
+            .devices
+            .get(layout::delivery_key(address))
+            .map_err(backend)?
+        {
             None => Ok(Some(DeliveryPolicy::Open)),
             Some(v) => DeliveryPolicy::decode(&v).map(Some),
         }
     }
 
     async fn set_delivery_policy(&self, address: &Address, policy: DeliveryPolicy) -> Result<()> {
-        if !self.devices.contains_key(device_key(address)).map_err(backend)? {
+        if !self
+            .devices
+            .contains_key(device_key(address))
+            .map_err(backend)?
+        {
             return Err(StoreError::NotFound("device"));
         }
         self.devices

@@ -155,6 +155,11 @@ pub(crate) fn repair_key_log(tree: &sled::Tree, now_ms: i64, repairs: &mut Repai
             }
             Some((&1, index)) => entries.push(LogEntry::decode(index, &value)?),
             Some((&2, [])) => stored_size = Some(u64_at(&value, 0, "devices: log size")?),
+            // Delivery policies stand on their own: nothing to repair, but
+            // a record must decode.
+            Some((&3, address)) if address.len() == 32 => {
+                crate::DeliveryPolicy::decode(&value)?;
+            }
             _ => return Err(StoreError::Corrupt("devices: unknown key")),
         }
     }
