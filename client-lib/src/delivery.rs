@@ -22,6 +22,9 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use crate::error::{Error, Result};
 use crate::{records, Client, Core};
 
+/// The delivery key each contact gave this device, by address.
+pub(crate) type ContactKeys = std::collections::HashMap<[u8; 32], [u8; DELIVERY_KEY_LEN]>;
+
 /// This device's delivery key and what the relay was told.
 #[derive(Serialize, Deserialize, Clone, Zeroize, ZeroizeOnDrop)]
 pub(crate) struct OwnDelivery {
@@ -156,12 +159,7 @@ impl Client {
 /// Reads the delivery records of a profile: this device's key (a profile
 /// from before delivery keys gets a fresh, unpublished one) and the keys
 /// its contacts gave it.
-pub(crate) fn load(
-    vault: &crate::vault::Vault,
-) -> Result<(
-    OwnDelivery,
-    std::collections::HashMap<[u8; 32], [u8; DELIVERY_KEY_LEN]>,
-)> {
+pub(crate) fn load(vault: &crate::vault::Vault) -> Result<(OwnDelivery, ContactKeys)> {
     let own = match vault.get(records::DELIVERY)? {
         Some(bytes) => records::decode("delivery", &bytes)?,
         None => OwnDelivery::generate(),

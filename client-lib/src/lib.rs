@@ -277,7 +277,7 @@ struct Core {
     /// This device's delivery key and policy.
     own_delivery: delivery::OwnDelivery,
     /// The delivery key each contact gave this device.
-    delivery_keys: std::collections::HashMap<[u8; 32], [u8; 16]>,
+    delivery_keys: delivery::ContactKeys,
 }
 
 /// The transports a profile chose: the logged-in one and the anonymous
@@ -481,10 +481,7 @@ impl Client {
         relay: Relay,
         state: ProfileState,
         contacts: Vec<ContactRecord>,
-        (own_delivery, delivery_keys): (
-            delivery::OwnDelivery,
-            std::collections::HashMap<[u8; 32], [u8; 16]>,
-        ),
+        (own_delivery, delivery_keys): (delivery::OwnDelivery, delivery::ContactKeys),
         next_outbox: u64,
     ) -> Self {
         Self {

@@ -120,7 +120,7 @@ async fn serves_tls_with_a_given_certificate() {
         })
         .await
         .unwrap();
-    assert_eq!(r.into_inner().challenge.len(), 32);
+    assert_eq!(r.into_inner().challenge.len(), 56);
     // Plain text against the TLS port fails.
     let plain = Channel::from_shared(format!("http://127.0.0.1:{port}"))
         .unwrap()

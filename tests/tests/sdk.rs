@@ -274,8 +274,11 @@ async fn a_changed_identity_key_is_flagged_and_sending_held(backend: Backend) {
     let therapist = Client::create(&dir.path().join("t"), &[1; 32], &url(&relay), "T")
         .await
         .unwrap();
-    // A device talks to the therapist.
+    // A device talks to the therapist (it holds the therapist's delivery
+    // key, as anyone given an invite does).
     let device = common::Device::registered(&relay, 0).await;
+    let key = common::sdk::delivery_key(&therapist).await;
+    device.knows(therapist.address().as_bytes(), key.clone());
     raw_initial_message(&device, &therapist.address(), "first").await;
     assert_eq!(texts(&therapist.sync().await.unwrap()), ["first"]);
     let contact = therapist.contacts().await.pop().unwrap();
@@ -303,7 +306,9 @@ async fn a_changed_identity_key_is_flagged_and_sending_held(backend: Backend) {
         one_time_prekeys: vec![],
         token: String::new(),
         channel: relay.channel().await,
+        access_keys: Default::default(),
     };
+    again.knows(therapist.address().as_bytes(), key.clone());
     again.register().await.unwrap();
     raw_initial_message(&again, &therapist.address(), "new phone").await;
     let got = therapist.sync().await.unwrap();
@@ -331,7 +336,9 @@ async fn signed_prekey_rotation_keeps_in_flight_first_messages(backend: Backend)
         .await
         .unwrap();
     // A first message made with signed prekey 1 is on its way...
+    let key = common::sdk::delivery_key(&therapist).await;
     let early = common::Device::registered(&relay, 0).await;
+    early.knows(therapist.address().as_bytes(), key.clone());
     raw_initial_message(
         &early,
         &therapist.address(),
@@ -341,6 +348,7 @@ async fn signed_prekey_rotation_keeps_in_flight_first_messages(backend: Backend)
     // ...when the therapist rotates twice.
     therapist.rotate_signed_prekey().await.unwrap();
     let late = common::Device::registered(&relay, 0).await;
+    late.knows(therapist.address().as_bytes(), key.clone());
     raw_initial_message(&late, &therapist.address(), "made with the new one").await;
     let got = therapist.sync().await.unwrap();
     assert_eq!(
@@ -352,6 +360,7 @@ async fn signed_prekey_rotation_keeps_in_flight_first_messages(backend: Backend)
     assert_eq!(bundle.signed_prekey().id(), 2);
     // A second rotation moves the relay on to signed prekey 3.
     let stale = common::Device::registered(&relay, 0).await;
+    stale.knows(therapist.address().as_bytes(), key.clone());
     therapist.rotate_signed_prekey().await.unwrap();
     let bundle3 = stale.bundle_of(therapist.address().as_bytes()).await;
     assert_eq!(bundle3.signed_prekey().id(), 3);
@@ -365,6 +374,10 @@ async fn out_of_order_and_lost_messages_through_the_relay(backend: Backend) {
         .await
         .unwrap();
     let sender = common::Device::registered(&relay, 0).await;
+    sender.knows(
+        therapist.address().as_bytes(),
+        common::sdk::delivery_key(&therapist).await,
+    );
     let mut rng = rand::rngs::OsRng;
     let bundle = sender.bundle_of(therapist.address().as_bytes()).await;
     let mut session = alcove_protocol::x3dh::initiate(&mut rng, &sender.identity, &bundle).unwrap();

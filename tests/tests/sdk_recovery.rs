@@ -85,6 +85,7 @@ async fn a_replayed_first_message_is_refused_after_the_session_moved_on(backend:
     let therapist = profile(&relay, dir.path(), "t", 1, "T").await;
     let to = *therapist.address().as_bytes();
     let sender = Device::registered(&relay, 5).await;
+    sender.knows(&to, common::sdk::delivery_key(&therapist).await);
     let first = first_message(&sender, &to, "hello, first session").await;
     sender
         .send_envelope(&to, common::id16(1), first.clone())
@@ -510,6 +511,7 @@ async fn malformed_content_is_reported_and_its_session_kept(backend: Backend) {
     let therapist = profile(&relay, dir.path(), "t", 1, "T").await;
     let to = *therapist.address().as_bytes();
     let sender = Device::registered(&relay, 5).await;
+    sender.knows(&to, common::sdk::delivery_key(&therapist).await);
     let (mut session, bundle) = new_session(&sender, &to).await;
     // A first message that decrypts but is not valid content (a buggy or
     // newer sender), then a normal one on the same session.

@@ -385,12 +385,15 @@ async fn stored_times_are_coarse_and_order_stays_by_sequence(backend: Backend) {
     store.close().await.unwrap();
 }
 
+/// Calls seen on a transport: path, and whether it carried a token.
+type Calls = Arc<Mutex<Vec<(String, bool)>>>;
+
 /// A transport that records, for every call, its path and whether it
 /// carried an `authorization` header, then forwards it on its own channel.
 #[derive(Clone)]
 struct Recording {
     channel: Channel,
-    calls: Arc<Mutex<Vec<(String, bool)>>>,
+    calls: Calls,
 }
 
 impl tower::Service<http::Request<tonic::body::Body>> for Recording {
@@ -417,7 +420,7 @@ impl tower::Service<http::Request<tonic::body::Body>> for Recording {
     }
 }
 
-fn recording(relay: &TestRelay) -> (Transport, Arc<Mutex<Vec<(String, bool)>>>) {
+fn recording(relay: &TestRelay) -> (Transport, Calls) {
     let channel = Endpoint::from_shared(url(relay)).unwrap().connect_lazy();
     let calls = Arc::new(Mutex::new(Vec::new()));
     let t = Transport::new(Recording {

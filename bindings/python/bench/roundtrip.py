@@ -67,7 +67,8 @@ def measure(count):
              # Every round trip is several calls (send, fetch, ack, prekey
              # count): lift the per-device rate limit, which is not what
              # this measures.
-             "--rate-per-sec", "1000000", "--rate-burst", "1000000"],
+             "--rate-per-sec", "1000000", "--rate-burst", "1000000",
+             "--deliveries-per-sec-per-key", "1000000"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             for _ in range(200):

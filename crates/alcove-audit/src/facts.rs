@@ -163,6 +163,57 @@ impl Facts {
     }
 }
 
+/// Finds device addresses inside mailbox records: a stored envelope must
+/// name no one, so another device's address in a recipient's mailbox would
+/// link a sender to that recipient. Sealed sender puts the sender's
+/// identity inside the encryption; this checks the relay (or anything
+/// writing to the store) added none beside it.
+pub struct SenderLinks {
+    addresses: Vec<[u8; 32]>,
+    automaton: Option<aho_corasick::AhoCorasick>,
+}
+
+impl SenderLinks {
+    /// A search for every registered address.
+    pub fn new(devices: &BTreeSet<[u8; 32]>) -> anyhow::Result<Self> {
+        let addresses: Vec<[u8; 32]> = devices.iter().copied().collect();
+        let automaton = if addresses.is_empty() {
+            None
+        } else {
+            Some(aho_corasick::AhoCorasick::new(&addresses)?)
+        };
+        Ok(Self {
+            addresses,
+            automaton,
+        })
+    }
+
+    /// A finding if `value`, stored in `owner`'s mailbox at `location`,
+    /// contains the address of a device other than `owner`.
+    pub fn check(
+        &self,
+        table: &str,
+        location: String,
+        owner: &[u8; 32],
+        value: &[u8],
+    ) -> Option<Finding> {
+        let automaton = self.automaton.as_ref()?;
+        automaton
+            .find_overlapping_iter(value)
+            .map(|m| self.addresses[m.pattern().as_usize()])
+            .find(|a| a != owner)
+            .map(|other| Finding {
+                tree: table.to_owned(),
+                key: location,
+                reason: format!(
+                    "a mailbox record contains the address of another device ({}...): \
+                     it would link a sender to this recipient",
+                    &hex::encode(other)[..16]
+                ),
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,56 +298,5 @@ mod tests {
                 "{want}: {found:?}"
             );
         }
-    }
-}
-
-/// Finds device addresses inside mailbox records: a stored envelope must
-/// name no one, so another device's address in a recipient's mailbox would
-/// link a sender to that recipient. Sealed sender puts the sender's
-/// identity inside the encryption; this checks the relay (or anything
-/// writing to the store) added none beside it.
-pub struct SenderLinks {
-    addresses: Vec<[u8; 32]>,
-    automaton: Option<aho_corasick::AhoCorasick>,
-}
-
-impl SenderLinks {
-    /// A search for every registered address.
-    pub fn new(devices: &BTreeSet<[u8; 32]>) -> anyhow::Result<Self> {
-        let addresses: Vec<[u8; 32]> = devices.iter().copied().collect();
-        let automaton = if addresses.is_empty() {
-            None
-        } else {
-            Some(aho_corasick::AhoCorasick::new(&addresses)?)
-        };
-        Ok(Self {
-            addresses,
-            automaton,
-        })
-    }
-
-    /// A finding if `value`, stored in `owner`'s mailbox at `location`,
-    /// contains the address of a device other than `owner`.
-    pub fn check(
-        &self,
-        table: &str,
-        location: String,
-        owner: &[u8; 32],
-        value: &[u8],
-    ) -> Option<Finding> {
-        let automaton = self.automaton.as_ref()?;
-        automaton
-            .find_overlapping_iter(value)
-            .map(|m| self.addresses[m.pattern().as_usize()])
-            .find(|a| a != owner)
-            .map(|other| Finding {
-                tree: table.to_owned(),
-                key: location,
-                reason: format!(
-                    "a mailbox record contains the address of another device ({}...): \
-                     it would link a sender to this recipient",
-                    &hex::encode(other)[..16]
-                ),
-            })
     }
 }

@@ -18,10 +18,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alcove_api::v1::auth_client::AuthClient;
+use alcove_api::v1::delivery_client::DeliveryClient;
 use alcove_api::v1::mailbox_client::MailboxClient;
 use alcove_api::v1::{
     AckRequest, ChallengeRequest, RegisterRequest, SendRequest, SubscribeRequest,
 };
+use alcove_protocol::delivery::DeliveryKey;
 use alcove_protocol::identity::IdentityKeyPair;
 use alcove_protocol::prekeys::SignedPreKeyPair;
 use anyhow::Context;
@@ -59,6 +61,34 @@ struct Args {
     /// run in a fresh schema, dropped afterwards).
     #[arg(long)]
     postgres: Option<String>,
+    /// Instead of the echo comparison: unidentified sends (Delivery.Send,
+    /// no token, the recipient's delivery key) against authenticated sends
+    /// (Mailbox.Send with a token), alternating, on one sled relay.
+    #[arg(long)]
+    compare_send_paths: bool,
+    /// Rounds of each path for --compare-send-paths.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+}
+
+/// How the relay benchmark's senders send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SendPath {
+    /// `Mailbox.Send` with the sender's login token (the recipient accepts
+    /// anyone).
+    Authenticated,
+    /// `Delivery.Send` on a connection without a token, presenting the
+    /// recipient's delivery key (the recipient requires it).
+    Unidentified,
+}
+
+/// Limits out of the way of a load test (one IP, many devices).
+fn unlimited(limits: &mut alcove_server::limits::Limits) {
+    limits.rate_per_sec = 1e9;
+    limits.rate_burst = 1e9;
+    limits.challenges_per_min = 1e9;
+    limits.registrations_per_min = 1e9;
+    limits.deliveries_per_sec_per_key = 1e9;
 }
 
 /// Envelopes a recipient acknowledges per Ack request.
@@ -107,7 +137,11 @@ fn authed<T>(token: &str, message: T) -> Request<T> {
     r
 }
 
-async fn register(channel: Channel, identity: &IdentityKeyPair) -> anyhow::Result<String> {
+async fn register(
+    channel: Channel,
+    identity: &IdentityKeyPair,
+    delivery: Option<&DeliveryKey>,
+) -> anyhow::Result<String> {
     let mut rng = rand::rngs::OsRng;
     let mut auth = AuthClient::new(channel);
     let address = identity.public().address();
@@ -130,7 +164,9 @@ async fn register(channel: Channel, identity: &IdentityKeyPair) -> anyhow::Resul
             one_time_prekeys: vec![],
             challenge: c.challenge,
             signature: signature.to_bytes().to_vec(),
-            ..Default::default()
+            delivery_verifier: delivery
+                .map(|k| k.verifier().0.to_vec())
+                .unwrap_or_default(),
         })
         .await?
         .into_inner();
@@ -170,11 +206,22 @@ async fn main() -> anyhow::Result<()> {
     // --- Relay on sled in a temporary directory.
     let dir = tempfile::tempdir()?;
     let mut config = alcove_server::Config::for_dir(dir.path());
-    config.limits.rate_per_sec = 1e9;
-    config.limits.rate_burst = 1e9;
+    unlimited(&mut config.limits);
     config.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     let relay = alcove_server::start(config).await?;
     let relay_addr = relay.addr;
+
+    if args.compare_send_paths {
+        let table = compare_send_paths(&args, relay_addr, window, warmup).await?;
+        relay.shutdown().await?;
+        print!("{table}");
+        if let Some(path) = args.write {
+            let mut doc = std::fs::read_to_string(&path).unwrap_or_default();
+            doc.push_str(&table);
+            std::fs::write(&path, doc)?;
+        }
+        return Ok(());
+    }
 
     let (relay_run, envelope_len) = measure_relay(
         &[relay_addr],
@@ -182,6 +229,7 @@ async fn main() -> anyhow::Result<()> {
         window,
         warmup,
         args.message_bytes,
+        SendPath::Unidentified,
     )
     .await?;
     let flush = flush_summary(relay.metrics_addr).await;
@@ -263,13 +311,19 @@ async fn main() -> anyhow::Result<()> {
                 let mut config = alcove_server::Config::for_dir(dir.path().join("unused"));
                 config.store = Some(scoped.clone());
                 config.secrets_file = Some(dir.path().join(format!("{schema}.secrets")));
-                config.limits.rate_per_sec = 1e9;
-                config.limits.rate_burst = 1e9;
+                unlimited(&mut config.limits);
                 relays.push(alcove_server::start(config).await?);
             }
             let addrs: Vec<_> = relays.iter().map(|r| r.addr).collect();
-            let (run, _) =
-                measure_relay(&addrs, args.clients, window, warmup, args.message_bytes).await?;
+            let (run, _) = measure_relay(
+                &addrs,
+                args.clients,
+                window,
+                warmup,
+                args.message_bytes,
+                SendPath::Unidentified,
+            )
+            .await?;
             for r in relays {
                 r.shutdown().await?;
             }
@@ -346,6 +400,57 @@ fn chrono_date() -> String {
         .unwrap_or_else(|| "date unknown".into())
 }
 
+/// Unidentified against authenticated sends, alternating rounds on one
+/// relay, as a Markdown section.
+async fn compare_send_paths(
+    args: &Args,
+    relay: std::net::SocketAddr,
+    window: Duration,
+    warmup: Duration,
+) -> anyhow::Result<String> {
+    let mut rows = Vec::new();
+    let mut sums = [0.0f64; 2];
+    for round in 1..=args.rounds {
+        for (slot, path) in [SendPath::Authenticated, SendPath::Unidentified]
+            .into_iter()
+            .enumerate()
+        {
+            let (run, _) = measure_relay(
+                &[relay],
+                args.clients,
+                window,
+                warmup,
+                args.message_bytes,
+                path,
+            )
+            .await?;
+            sums[slot] += run.rate();
+            rows.push(format!(
+                "| {round} | {path:?} | {:.0} | {:.2} | {:.2} |",
+                run.rate(),
+                run.percentile(0.5),
+                run.percentile(0.99)
+            ));
+        }
+    }
+    let ratio = sums[1] / sums[0];
+    Ok(format!(
+        "\n### Unidentified against authenticated sends, {clients} clients ({date})\n\n\
+         Command: `cargo run --release -p alcove-bench -- --compare-send-paths --clients {clients} \
+         --seconds {secs} --rounds {rounds}`. One sled relay; each round runs the authenticated \
+         path (`Mailbox.Send` with a token) and then the unidentified one (`Delivery.Send` on a \
+         connection without a token, with the recipient's delivery key checked against its \
+         verifier); send → live delivery → ack as in the table above.\n\n\
+         | Round | Send path | Messages/s | p50 ms | p99 ms |\n|---|---|---|---|---|\n{rows}\n\n\
+         Unidentified over authenticated, sum of rounds: **{ratio:.2}x**.\n",
+        clients = args.clients,
+        date = chrono_date(),
+        secs = args.seconds,
+        rounds = args.rounds,
+        rows = rows.join("\n"),
+    ))
+}
+
 /// The relay measurement: `clients` sender/recipient pairs; sender `i`
 /// talks to `addrs[i % n]`, its recipient subscribes on `addrs[(i + 1) % n]`
 /// (with two relays, every message crosses from one to the other).
@@ -355,17 +460,26 @@ async fn measure_relay(
     window: Duration,
     warmup: Duration,
     message_bytes: usize,
+    path: SendPath,
 ) -> anyhow::Result<(Run, usize)> {
     // Devices and their envelopes, set up before the clock starts.
     let mut pairs = Vec::new();
+    let mut keys = Vec::new();
     for i in 0..clients {
         let mut rng = rand::rngs::OsRng;
         let channel = connect(addrs[i % addrs.len()]).await?;
         let recv_channel = connect(addrs[(i + 1) % addrs.len()]).await?;
         let sender = IdentityKeyPair::generate(&mut rng);
         let recipient = IdentityKeyPair::generate(&mut rng);
-        let sender_token = register(channel.clone(), &sender).await?;
-        let recipient_token = register(recv_channel.clone(), &recipient).await?;
+        let key = DeliveryKey::generate(&mut rng);
+        let sender_token = register(channel.clone(), &sender, None).await?;
+        let recipient_token = register(
+            recv_channel.clone(),
+            &recipient,
+            (path == SendPath::Unidentified).then_some(&key),
+        )
+        .await?;
+        keys.push(Arc::new(key.as_bytes().to_vec()));
         let envelope = alcove_protocol::sealed_sender::seal(
             &mut rng,
             &sender,
@@ -385,9 +499,18 @@ async fn measure_relay(
 
     let relay_run = {
         let pairs = pairs.clone();
+        let addrs = addrs.to_vec();
         measure(clients, window, move |i| {
             let pair = pairs[i].clone();
+            let key = keys[i].clone();
+            let addr = addrs[i % addrs.len()];
             async move {
+                // The unidentified path sends on a connection of its own
+                // that never carries a token, as the SDK does.
+                let mut delivery = match path {
+                    SendPath::Unidentified => Some(DeliveryClient::new(connect(addr).await?)),
+                    SendPath::Authenticated => None,
+                };
                 let (channel, recv_channel, sender_token, recipient_token, recipient, envelope) =
                     &*pair;
                 let mut mailbox = MailboxClient::new(channel.clone());
@@ -405,17 +528,24 @@ async fn measure_relay(
                     let mut cid = [0u8; 16];
                     rand::thread_rng().fill_bytes(&mut cid);
                     let t = Instant::now();
-                    mailbox
-                        .send(authed(
-                            sender_token,
-                            SendRequest {
-                                recipient: recipient.to_vec(),
-                                client_message_id: cid.to_vec(),
-                                envelope: envelope.clone(),
-                                ..Default::default()
-                            },
-                        ))
-                        .await?;
+                    let request = SendRequest {
+                        recipient: recipient.to_vec(),
+                        client_message_id: cid.to_vec(),
+                        envelope: envelope.clone(),
+                        access_key: Vec::new(),
+                    };
+                    match delivery.as_mut() {
+                        Some(d) => {
+                            d.send(SendRequest {
+                                access_key: key.to_vec(),
+                                ..request
+                            })
+                            .await?;
+                        }
+                        None => {
+                            mailbox.send(authed(sender_token, request)).await?;
+                        }
+                    }
                     let got = stream.next().await.context("subscription ended")??;
                     let latency = t.elapsed();
                     if begin.elapsed() > warmup && begin.elapsed() < warmup + window {

@@ -27,6 +27,13 @@ pub fn start_with(dir: &Path, addr: &str, extra: &[&str]) -> Child {
         .args(["--listen", addr, "--data-dir"])
         .arg(dir)
         .args(["--rate-per-sec", "100000", "--rate-burst", "100000"])
+        .args([
+            "--registrations-per-min",
+            "1000000",
+            "--challenges-per-min",
+            "1000000",
+        ])
+        .args(["--deliveries-per-sec-per-key", "100000"])
         .args(extra)
         .env("RUST_LOG", "error,alcove_store=warn")
         .stdout(Stdio::piped())

@@ -171,6 +171,9 @@ pub struct Device {
     pub one_time_prekeys: Vec<OneTimePreKeyPair>,
     pub token: String,
     pub channel: Channel,
+    /// Delivery keys other devices gave this one (address → key), presented
+    /// when sending to them or fetching their bundles.
+    pub access_keys: std::sync::Mutex<std::collections::HashMap<[u8; 32], Vec<u8>>>,
 }
 
 impl Device {
@@ -187,6 +190,7 @@ impl Device {
             one_time_prekeys,
             token: String::new(),
             channel,
+            access_keys: Default::default(),
         }
     }
 
@@ -282,12 +286,28 @@ impl Device {
         BlobsClient::new(self.channel.clone())
     }
 
+    /// Remembers the delivery key `address` gave out (an SDK profile
+    /// requires it of senders).
+    pub fn knows(&self, address: &[u8], key: Vec<u8>) {
+        if let Ok(a) = <[u8; 32]>::try_from(address) {
+            self.access_keys.lock().unwrap().insert(a, key);
+        }
+    }
+
+    fn access_key(&self, address: &[u8]) -> Vec<u8> {
+        <[u8; 32]>::try_from(address)
+            .ok()
+            .and_then(|a| self.access_keys.lock().unwrap().get(&a).cloned())
+            .unwrap_or_default()
+    }
+
     /// The verified prekey bundle of `address`, fetched from the relay.
     pub async fn bundle_of(&self, address: &[u8]) -> alcove_protocol::prekeys::PreKeyBundle {
         let bytes = self
             .keys()
             .get_bundle(self.req(alcove_api::v1::GetBundleRequest {
                 address: address.to_vec(),
+                access_key: self.access_key(address),
                 ..Default::default()
             }))
             .await
@@ -304,7 +324,7 @@ impl Device {
                 recipient: to.to_vec(),
                 client_message_id,
                 envelope,
-                ..Default::default()
+                access_key: self.access_key(to),
             }))
             .await
             .unwrap();

@@ -60,3 +60,18 @@ pub fn texts(events: &[alcove_client::Event]) -> Vec<String> {
         })
         .collect()
 }
+
+/// The delivery key `client` hands out (read from one of its invites), for
+/// raw test devices that write to it.
+pub async fn delivery_key(client: &Client) -> Vec<u8> {
+    let invite = client
+        .create_invite(Duration::from_secs(600))
+        .await
+        .unwrap();
+    alcove_protocol::invite::Invite::decode(&invite)
+        .unwrap()
+        .delivery_key
+        .expect("an invite carries the delivery key")
+        .as_bytes()
+        .to_vec()
+}

@@ -126,6 +126,13 @@ fn start(
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .args(["--rate-per-sec", "1000000", "--rate-burst", "1000000"])
+        .args([
+            "--registrations-per-min",
+            "1000000",
+            "--challenges-per-min",
+            "1000000",
+        ])
+        .args(["--deliveries-per-sec-per-key", "1000000"])
         .args(extra)
         .env("RUST_LOG", "error")
         .stdout(Stdio::piped())
