@@ -162,7 +162,12 @@ impl Client {
 pub(crate) fn load(vault: &crate::vault::Vault) -> Result<(OwnDelivery, ContactKeys)> {
     let own = match vault.get(records::DELIVERY)? {
         Some(bytes) => records::decode("delivery", &bytes)?,
-        None => OwnDelivery::generate(),
+        None => {
+            // Kept at once: contents carry the key before the relay has it.
+            let own = OwnDelivery::generate();
+            vault.commit(vec![own.record()?], &[])?;
+            own
+        }
     };
     let keys: Vec<([u8; 32], [u8; DELIVERY_KEY_LEN])> = match vault.get(records::DELIVERY_KEYS)? {
         Some(bytes) => records::decode("delivery keys", &bytes)?,
