@@ -4,7 +4,9 @@
 //! service on loopback, then drives N concurrent clients through each:
 //!
 //! - relay: each client is a sender and a recipient device; the sender
-//!   sends a 1 KiB sealed envelope, the recipient's live subscription
+//!   sends a 1 KiB sealed envelope as the SDK does (unidentified:
+//!   `Delivery.Send` on a connection without a token, with the
+//!   recipient's delivery key), the recipient's live subscription
 //!   receives it, the recipient acknowledges it (which deletes it, durably);
 //!   the next send waits for the receipt. End-to-end latency is send to
 //!   receipt.
@@ -12,6 +14,9 @@
 //!   for the answer: one round trip, nothing stored. The ceiling.
 //!
 //! `cargo run --release -p alcove-bench -- --clients 64 --seconds 10 --write docs/benchmarks.md`
+//!
+//! With `--compare-send-paths`: unidentified against authenticated sends
+//! (`Mailbox.Send` with a token), alternating rounds on one relay.
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
