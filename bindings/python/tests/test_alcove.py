@@ -178,9 +178,11 @@ def test_a_changed_identity_key_is_flagged_and_sending_held(relay, tmp_path):
         therapist = await alcove.create_profile(str(tmp_path / "t"), T_KEY, relay.url, "T")
         # A peer writes, then comes back with another identity key under the
         # same address (a test helper: the SDK cannot be made to do this).
+        # The invite gives the peer the therapist's delivery key.
+        invite = await therapist.create_invite(3600, 1)
         peer = subprocess.run(
             [binary("key_change_peer", "ALCOVE_KEY_CHANGE_PEER_BIN"), "--url", relay.url,
-             "--to", therapist.address()],
+             "--invite", invite],
             check=True, capture_output=True, text=True,
         ).stdout.strip()
         got = await therapist.sync()

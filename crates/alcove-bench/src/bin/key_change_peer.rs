@@ -4,41 +4,33 @@
 //! (same Ed25519 key) with another X25519 key, as after a reinstall that
 //! kept only the signing key, and sends again.
 //!
-//! `key_change_peer --url http://127.0.0.1:PORT --to ADDRESS` prints the
-//! peer's address.
+//! `key_change_peer --url http://127.0.0.1:PORT --invite LINK` (an invite
+//! of the device to write to: its address and delivery key) prints the
+//! peer's address. It writes as the SDK does, through `Delivery` without a
+//! login token.
 
 #![forbid(unsafe_code)]
 
 use alcove_api::v1::auth_client::AuthClient;
-use alcove_api::v1::keys_client::KeysClient;
-use alcove_api::v1::mailbox_client::MailboxClient;
+use alcove_api::v1::delivery_client::DeliveryClient;
 use alcove_api::v1::{ChallengeRequest, GetBundleRequest, RegisterRequest, SendRequest};
 use alcove_protocol::content::{self, Body, Content, MessageId, Text};
 use alcove_protocol::identity::IdentityKeyPair;
+use alcove_protocol::invite::Invite;
 use alcove_protocol::prekeys::{PreKeyBundle, SignedPreKeyPair};
 use alcove_protocol::{sealed_sender, x3dh, DeviceAddress};
 use clap::Parser;
-use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
-use tonic::Request;
 
 #[derive(Parser)]
 struct Args {
     #[arg(long)]
     url: String,
     #[arg(long, allow_hyphen_values = true)]
-    to: String,
+    invite: String,
 }
 
-fn authed<T>(token: &str, message: T) -> Request<T> {
-    let mut r = Request::new(message);
-    if let Ok(v) = MetadataValue::try_from(format!("Bearer {token}")) {
-        r.metadata_mut().insert(alcove_api::AUTHORIZATION, v);
-    }
-    r
-}
-
-async fn register(channel: &Channel, identity: &IdentityKeyPair) -> anyhow::Result<String> {
+async fn register(channel: &Channel, identity: &IdentityKeyPair) -> anyhow::Result<()> {
     let mut auth = AuthClient::new(channel.clone());
     let address = identity.public().address();
     let c = auth
@@ -56,37 +48,33 @@ async fn register(channel: &Channel, identity: &IdentityKeyPair) -> anyhow::Resu
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
     let spk = SignedPreKeyPair::generate(&mut rand::rngs::OsRng, identity, 1, now);
-    let r = auth
-        .register(RegisterRequest {
-            identity: identity.public().to_bytes().to_vec(),
-            signed_prekey: spk.public().to_bytes().to_vec(),
-            one_time_prekeys: vec![],
-            challenge: c.challenge,
-            signature: signature.to_bytes().to_vec(),
-            ..Default::default()
-        })
-        .await?
-        .into_inner();
-    Ok(r.token)
+    auth.register(RegisterRequest {
+        identity: identity.public().to_bytes().to_vec(),
+        signed_prekey: spk.public().to_bytes().to_vec(),
+        one_time_prekeys: vec![],
+        challenge: c.challenge,
+        signature: signature.to_bytes().to_vec(),
+        ..Default::default()
+    })
+    .await?;
+    Ok(())
 }
 
 async fn send_first(
     channel: &Channel,
     identity: &IdentityKeyPair,
     to: &DeviceAddress,
+    access_key: &[u8],
     text: &str,
 ) -> anyhow::Result<()> {
     let mut rng = rand::rngs::OsRng;
-    let token = register(channel, identity).await?;
-    let r = KeysClient::new(channel.clone())
-        .get_bundle(authed(
-            &token,
-            GetBundleRequest {
-                address: to.as_bytes().to_vec(),
-                known_tree_size: 0,
-                ..Default::default()
-            },
-        ))
+    register(channel, identity).await?;
+    let r = DeliveryClient::new(channel.clone())
+        .get_bundle(GetBundleRequest {
+            address: to.as_bytes().to_vec(),
+            known_tree_size: 0,
+            access_key: access_key.to_vec(),
+        })
         .await?
         .into_inner();
     let bundle = PreKeyBundle::from_bytes(&r.bundle)?;
@@ -102,16 +90,13 @@ async fn send_first(
     };
     let wire = session.encrypt(&mut rng, &content::encode(&message))?;
     let envelope = sealed_sender::seal(&mut rng, identity, bundle.identity(), &wire)?;
-    MailboxClient::new(channel.clone())
-        .send(authed(
-            &token,
-            SendRequest {
-                recipient: to.as_bytes().to_vec(),
-                client_message_id: MessageId::random(&mut rng).0.to_vec(),
-                envelope,
-                ..Default::default()
-            },
-        ))
+    DeliveryClient::new(channel.clone())
+        .send(SendRequest {
+            recipient: to.as_bytes().to_vec(),
+            client_message_id: MessageId::random(&mut rng).0.to_vec(),
+            envelope,
+            access_key: access_key.to_vec(),
+        })
         .await?;
     Ok(())
 }
@@ -119,16 +104,22 @@ async fn send_first(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let to: DeviceAddress = args.to.parse().map_err(|e| anyhow::anyhow!("--to: {e}"))?;
+    let invite = Invite::decode(&args.invite).map_err(|e| anyhow::anyhow!("--invite: {e}"))?;
+    let to = invite.address;
+    let key = invite
+        .delivery_key
+        .as_ref()
+        .map(|k| k.as_bytes().to_vec())
+        .unwrap_or_default();
     let channel = Channel::from_shared(args.url)?.connect().await?;
     let identity = IdentityKeyPair::generate(&mut rand::rngs::OsRng);
-    send_first(&channel, &identity, &to, "old phone").await?;
+    send_first(&channel, &identity, &to, &key, "old phone").await?;
     // Same Ed25519 key (so the same address), another X25519 key.
     let mut secret = identity.to_secret_bytes().to_vec();
     secret[32..].copy_from_slice(&[0x42; 32]);
     let changed = IdentityKeyPair::from_secret_bytes(&secret)?;
     anyhow::ensure!(changed.public().address() == identity.public().address());
-    send_first(&channel, &changed, &to, "new phone").await?;
+    send_first(&channel, &changed, &to, &key, "new phone").await?;
     println!("{}", identity.public().address());
     Ok(())
 }
