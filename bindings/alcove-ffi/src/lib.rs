@@ -568,6 +568,21 @@ impl AlcoveClient {
         .await
     }
 
+    /// Replaces this device's delivery key: contacts get the new one at
+    /// once; anyone else holding the old one (a leaked invite) is cut off,
+    /// and invites made before stop working.
+    pub async fn rotate_delivery_key(&self) -> Result<()> {
+        let client = self.client()?;
+        on_runtime(async move { Ok(client.rotate_delivery_key().await?) }).await
+    }
+
+    /// Whether anyone may write to this device without its delivery key
+    /// (off by default: contacts and invite holders only).
+    pub async fn accept_messages_from_anyone(&self, open: bool) -> Result<()> {
+        let client = self.client()?;
+        on_runtime(async move { Ok(client.accept_messages_from_anyone(open).await?) }).await
+    }
+
     /// Accepts an invite link; the inviter becomes a verified contact.
     pub async fn accept_invite(&self, link: String) -> Result<Contact> {
         let client = self.client()?;

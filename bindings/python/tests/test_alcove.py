@@ -198,3 +198,33 @@ def test_a_changed_identity_key_is_flagged_and_sending_held(relay, tmp_path):
         await therapist.send_text(peer, "after re-verification")
 
     run(main())
+
+
+def test_a_rotated_delivery_key_cuts_off_old_invites_but_not_contacts(relay, tmp_path):
+    async def main():
+        therapist, client, to_client, to_therapist = await pair(relay, tmp_path)
+        old_invite = await therapist.create_invite(3600, 1)
+        await therapist.rotate_delivery_key()
+        # Someone holding only the invite from before can no longer write.
+        peer = subprocess.run(
+            [binary("key_change_peer", "ALCOVE_KEY_CHANGE_PEER_BIN"), "--url", relay.url,
+             "--invite", old_invite],
+            capture_output=True, text=True,
+        )
+        assert peer.returncode != 0
+        assert "not the recipient's current delivery key" in peer.stderr, peer.stderr
+        assert texts(await therapist.sync()) == []
+        # The contact gets the new key with its next sync and still writes.
+        await client.sync()
+        await client.send_text(to_therapist.address, "still here")
+        assert texts(await therapist.sync()) == ["still here"]
+        # Open to anyone: the old invite's holder gets through.
+        await therapist.accept_messages_from_anyone(True)
+        subprocess.run(
+            [binary("key_change_peer", "ALCOVE_KEY_CHANGE_PEER_BIN"), "--url", relay.url,
+             "--invite", old_invite],
+            check=True, capture_output=True, text=True,
+        )
+        assert texts(await therapist.sync()) == ["old phone", "new phone"]
+
+    run(main())

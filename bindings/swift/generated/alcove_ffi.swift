@@ -623,6 +623,12 @@ public protocol AlcoveClientProtocol: AnyObject, Sendable {
     func acceptKeyChange(address: String) async throws 
     
     /**
+     * Whether anyone may write to this device without its delivery key
+     * (off by default: contacts and invite holders only).
+     */
+    func acceptMessagesFromAnyone(`open`: Bool) async throws 
+    
+    /**
      * This device's address (base64url).
      */
     func address() throws  -> String
@@ -678,6 +684,13 @@ public protocol AlcoveClientProtocol: AnyObject, Sendable {
      * Renames a contact.
      */
     func renameContact(address: String, name: String) async throws 
+    
+    /**
+     * Replaces this device's delivery key: contacts get the new one at
+     * once; anyone else holding the old one (a leaked invite) is cut off,
+     * and invites made before stop working.
+     */
+    func rotateDeliveryKey() async throws 
     
     /**
      * Sends a document on its own.
@@ -806,6 +819,26 @@ open func acceptKeyChange(address: String)async throws   {
             rustFutureFunc: {
                 uniffi_alcove_ffi_fn_method_alcoveclient_accept_key_change(
                         self.uniffiCloneHandle(),FfiConverterString.lower(address)
+                )
+            },
+            pollFunc: ffi_alcove_ffi_rust_future_poll_void,
+            completeFunc: ffi_alcove_ffi_rust_future_complete_void,
+            freeFunc: ffi_alcove_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeAlcoveError_lift
+        )
+}
+    
+    /**
+     * Whether anyone may write to this device without its delivery key
+     * (off by default: contacts and invite holders only).
+     */
+open func acceptMessagesFromAnyone(`open`: Bool)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_alcove_ffi_fn_method_alcoveclient_accept_messages_from_anyone(
+                        self.uniffiCloneHandle(),FfiConverterBool.lower(`open`)
                 )
             },
             pollFunc: ffi_alcove_ffi_rust_future_poll_void,
@@ -1002,6 +1035,27 @@ open func renameContact(address: String, name: String)async throws   {
             rustFutureFunc: {
                 uniffi_alcove_ffi_fn_method_alcoveclient_rename_contact(
                         self.uniffiCloneHandle(),FfiConverterString.lower(address),FfiConverterString.lower(name)
+                )
+            },
+            pollFunc: ffi_alcove_ffi_rust_future_poll_void,
+            completeFunc: ffi_alcove_ffi_rust_future_complete_void,
+            freeFunc: ffi_alcove_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeAlcoveError_lift
+        )
+}
+    
+    /**
+     * Replaces this device's delivery key: contacts get the new one at
+     * once; anyone else holding the old one (a leaked invite) is cut off,
+     * and invites made before stop working.
+     */
+open func rotateDeliveryKey()async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_alcove_ffi_fn_method_alcoveclient_rotate_delivery_key(
+                        self.uniffiCloneHandle()
                 )
             },
             pollFunc: ffi_alcove_ffi_rust_future_poll_void,
@@ -2943,6 +2997,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_accept_key_change() != 17338) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_alcove_ffi_checksum_method_alcoveclient_accept_messages_from_anyone() != 51978) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_address() != 6885) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -2974,6 +3031,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_rename_contact() != 43892) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_alcove_ffi_checksum_method_alcoveclient_rotate_delivery_key() != 56549) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_send_document() != 44233) {
