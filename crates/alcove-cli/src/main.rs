@@ -133,11 +133,30 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Who may write to this profile without identifying themselves to
+    /// the relay (docs/protocol.md §14).
+    Delivery {
+        #[command(subcommand)]
+        action: DeliveryAction,
+    },
     /// Run a therapist and a client through an embedded relay, end to end.
     Demo {
         /// Keep the demo's files in this directory instead of a temporary one.
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeliveryAction {
+    /// Replace the delivery key: contacts get the new one at once; anyone
+    /// else holding the old one (an invite handed out earlier) is cut off.
+    Rotate,
+    /// Accept messages from anyone (`on`), or only from contacts and
+    /// invite holders (`off`, the default).
+    Open {
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
     },
 }
 
@@ -450,6 +469,28 @@ async fn main() -> anyhow::Result<()> {
                     "verified contact {} — safety number {}",
                     contact.address, contact.safety_number
                 );
+            }
+        }
+        Command::Delivery { action } => {
+            let done = match action {
+                DeliveryAction::Rotate => {
+                    client.rotate_delivery_key().await?;
+                    "rotated"
+                }
+                DeliveryAction::Open { state } => {
+                    let open = state == "on";
+                    client.accept_messages_from_anyone(open).await?;
+                    if open {
+                        "open to anyone"
+                    } else {
+                        "contacts and invite holders only"
+                    }
+                }
+            };
+            if json {
+                println!("{}", json!({ "delivery": done }));
+            } else {
+                println!("delivery key {done}");
             }
         }
         Command::Contacts => {

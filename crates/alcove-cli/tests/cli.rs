@@ -112,6 +112,16 @@ async fn two_profiles_talk_through_the_cli() {
             inbox.contains("homework_submission") && inbox.contains("Done!"),
             "{inbox}"
         );
+        // A key rotation: the contact learns the new key with its next
+        // inbox and keeps writing.
+        let rotated = alcove(&t2, &tk2, &["delivery", "rotate"]);
+        assert!(rotated.contains("\"delivery\":\"rotated\""), "{rotated}");
+        alcove(&c2, &ck2, &["inbox"]);
+        alcove(&c2, &ck2, &["send", "Dr. Rivera", "After the rotation"]);
+        let inbox = alcove(&t2, &tk2, &["inbox"]);
+        assert!(inbox.contains("After the rotation"), "{inbox}");
+        let open = alcove(&t2, &tk2, &["delivery", "open", "on"]);
+        assert!(open.contains("open to anyone"), "{open}");
     })
     .await
     .unwrap();
