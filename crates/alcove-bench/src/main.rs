@@ -26,7 +26,7 @@ use alcove_api::v1::auth_client::AuthClient;
 use alcove_api::v1::delivery_client::DeliveryClient;
 use alcove_api::v1::mailbox_client::MailboxClient;
 use alcove_api::v1::{
-    AckRequest, ChallengeRequest, RegisterRequest, SendRequest, SubscribeRequest,
+    AckRequest, ChallengeRequest, FetchRequest, RegisterRequest, SendRequest, SubscribeRequest,
 };
 use alcove_protocol::delivery::DeliveryKey;
 use alcove_protocol::identity::IdentityKeyPair;
@@ -71,9 +71,18 @@ struct Args {
     /// (Mailbox.Send with a token), alternating, on one sled relay.
     #[arg(long)]
     compare_send_paths: bool,
-    /// Rounds of each path for --compare-send-paths.
+    /// Rounds of each path for --compare-send-paths and --store-size.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Instead of the echo comparison: the same load on an empty store and
+    /// on one holding this many envelopes waiting (spread over
+    /// --mailboxes registered devices), two relays side by side, rounds
+    /// alternating.
+    #[arg(long)]
+    store_size: Option<u64>,
+    /// Mailboxes the --store-size envelopes are spread over.
+    #[arg(long, default_value_t = 10_000)]
+    mailboxes: u64,
 }
 
 /// How the relay benchmark's senders send.
@@ -215,6 +224,18 @@ async fn main() -> anyhow::Result<()> {
     config.metrics_listen = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
     let relay = alcove_server::start(config).await?;
     let relay_addr = relay.addr;
+
+    if let Some(envelopes) = args.store_size {
+        relay.shutdown().await?;
+        let table = compare_store_sizes(&args, envelopes, window, warmup).await?;
+        print!("{table}");
+        if let Some(path) = args.write {
+            let mut doc = std::fs::read_to_string(&path).unwrap_or_default();
+            doc.push_str(&table);
+            std::fs::write(&path, doc)?;
+        }
+        return Ok(());
+    }
 
     if args.compare_send_paths {
         let table = compare_send_paths(&args, relay_addr, window, warmup).await?;
@@ -403,6 +424,234 @@ fn chrono_date() -> String {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|| "date unknown".into())
+}
+
+/// Fills a sled store in `dir` with `mailboxes` registered devices and
+/// `envelopes` envelopes waiting, spread evenly over them, written through
+/// the store API by 256 concurrent writers (each write durable, as a
+/// relay's). Returns how long it took.
+async fn preload(
+    dir: &std::path::Path,
+    envelopes: u64,
+    mailboxes: u64,
+) -> anyhow::Result<Duration> {
+    use alcove_store::Store;
+    let begin = Instant::now();
+    let store = Arc::new(alcove_store::SledStore::open(dir)?);
+    let mut addresses = Vec::new();
+    let mut rng = rand::rngs::OsRng;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    for _ in 0..mailboxes {
+        let identity = IdentityKeyPair::generate(&mut rng);
+        let spk = SignedPreKeyPair::generate(&mut rng, &identity, 1, (now / 1000) as u64);
+        let address = *identity.public().address().as_bytes();
+        let mut salt = [0u8; 32];
+        rng.fill_bytes(&mut salt);
+        addresses.push((
+            address,
+            identity.public().to_bytes().to_vec(),
+            spk.public().to_bytes().to_vec(),
+            salt,
+        ));
+    }
+    let addresses = Arc::new(addresses);
+    let writers = 256u64;
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let store = store.clone();
+        let addresses = addresses.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = rand::rngs::OsRng;
+            let mut envelope = vec![0u8; alcove_protocol::sealed_sender::MIN_ENVELOPE_LEN];
+            let mut i = w;
+            while i < mailboxes {
+                let (address, identity, spk, salt) = &addresses[i as usize];
+                store
+                    .publish_keys(address, Some(identity), spk, salt, now)
+                    .await?;
+                i += writers;
+            }
+            let mut n = w;
+            while n < envelopes {
+                let (address, ..) = &addresses[(n % mailboxes) as usize];
+                rng.fill_bytes(&mut envelope);
+                envelope[0] = alcove_protocol::sealed_sender::ENVELOPE_VERSION;
+                let mut id = [0u8; 16];
+                rng.fill_bytes(&mut id);
+                store
+                    .enqueue(address, &id, &envelope, now - now % 60_000, u64::MAX)
+                    .await?;
+                n += writers;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    store.close().await?;
+    Ok(begin.elapsed())
+}
+
+/// Fetch rate: each client reads the same full page (100 envelopes waiting,
+/// not acknowledged) of its own mailbox again and again.
+async fn measure_fetch(
+    relay: std::net::SocketAddr,
+    clients: usize,
+    window: Duration,
+    warmup: Duration,
+) -> anyhow::Result<Run> {
+    let mut devices = Vec::new();
+    for _ in 0..clients {
+        let mut rng = rand::rngs::OsRng;
+        let channel = connect(relay).await?;
+        let identity = IdentityKeyPair::generate(&mut rng);
+        let token = register(channel.clone(), &identity, None).await?;
+        let mut delivery = DeliveryClient::new(connect(relay).await?);
+        let envelope = alcove_protocol::sealed_sender::seal(
+            &mut rng,
+            &identity,
+            identity.public(),
+            &[0x42; 800],
+        )?;
+        for _ in 0..100 {
+            let mut cid = [0u8; 16];
+            rng.fill_bytes(&mut cid);
+            delivery
+                .send(SendRequest {
+                    recipient: identity.public().address().as_bytes().to_vec(),
+                    client_message_id: cid.to_vec(),
+                    envelope: envelope.clone(),
+                    access_key: Vec::new(),
+                })
+                .await?;
+        }
+        devices.push(Arc::new((channel, token)));
+    }
+    measure(clients, window, move |i| {
+        let device = devices[i].clone();
+        async move {
+            let (channel, token) = &*device;
+            let mut mailbox =
+                MailboxClient::new(channel.clone()).max_decoding_message_size(8 << 20);
+            let begin = Instant::now();
+            let mut latencies = Vec::new();
+            while begin.elapsed() < warmup + window {
+                let t = Instant::now();
+                let page = mailbox
+                    .fetch(authed(
+                        token,
+                        FetchRequest {
+                            limit: 100,
+                            ..Default::default()
+                        },
+                    ))
+                    .await?
+                    .into_inner();
+                anyhow::ensure!(page.envelopes.len() == 100, "a page of 100");
+                if begin.elapsed() > warmup && begin.elapsed() < warmup + window {
+                    latencies.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+                }
+            }
+            Ok(latencies)
+        }
+    })
+    .await
+}
+
+/// Sends and fetches on an empty store against a store holding
+/// `envelopes` waiting envelopes, as a Markdown section.
+async fn compare_store_sizes(
+    args: &Args,
+    envelopes: u64,
+    window: Duration,
+    warmup: Duration,
+) -> anyhow::Result<String> {
+    let empty_dir = tempfile::tempdir()?;
+    let full_dir = tempfile::tempdir()?;
+    let took = preload(full_dir.path(), envelopes, args.mailboxes).await?;
+    let mut relays = Vec::new();
+    let mut started = Vec::new();
+    for dir in [empty_dir.path(), full_dir.path()] {
+        let mut config = alcove_server::Config::for_dir(dir);
+        unlimited(&mut config.limits);
+        config.limits.max_mailbox_depth = u64::MAX;
+        let t = Instant::now();
+        relays.push(alcove_server::start(config).await?);
+        started.push(t.elapsed());
+    }
+    let mut rows = Vec::new();
+    // [store][send, fetch] sums of rates.
+    let mut sums = [[0.0f64; 2]; 2];
+    let full = format!("{envelopes} waiting");
+    for round in 1..=args.rounds {
+        for (slot, name) in ["empty", full.as_str()].into_iter().enumerate() {
+            let addr = relays[slot].addr;
+            let (send, _) = measure_relay(
+                &[addr],
+                args.clients,
+                window,
+                warmup,
+                args.message_bytes,
+                SendPath::Unidentified,
+            )
+            .await?;
+            let fetch = measure_fetch(addr, args.clients, window, warmup).await?;
+            sums[slot][0] += send.rate();
+            sums[slot][1] += fetch.rate();
+            rows.push(format!(
+                "| {round} | {name} | {:.0} | {:.2} | {:.0} | {:.2} |",
+                send.rate(),
+                send.percentile(0.99),
+                fetch.rate(),
+                fetch.percentile(0.99),
+            ));
+        }
+    }
+    for r in relays {
+        r.shutdown().await?;
+    }
+    let size: u64 = walk_size(full_dir.path());
+    Ok(format!(
+        "\n### Cost against store size: {envelopes} envelopes waiting in {mailboxes} mailboxes ({date})\n\n\
+         Command: `cargo run --release -p alcove-bench -- --store-size {envelopes} --mailboxes {mailboxes} \
+         --clients {clients} --seconds {secs} --rounds {rounds}`. Two sled relays side by side, one on an \
+         empty store and one on a store preloaded through the store API ({mailboxes} registered devices, \
+         {envelopes} sealed-size envelopes of 449 bytes waiting, {mb:.0} MB on disk, written in {took:.0} s; \
+         the relay on it started in {start:.1} s, recovery scan included). Rounds alternate between them. \
+         Send: send → live delivery → ack, as above (unidentified). Fetch: each client reads its own \
+         mailbox's full page of 100 waiting envelopes, again and again.\n\n\
+         | Round | Store | Sends/s | p99 ms | Fetches/s (100 envelopes each) | p99 ms |\n|---|---|---|---|---|---|\n{rows}\n\n\
+         Full over empty, sum of rounds: sends **{send:.2}x**, fetches **{fetch:.2}x**.\n",
+        mailboxes = args.mailboxes,
+        date = chrono_date(),
+        clients = args.clients,
+        secs = args.seconds,
+        rounds = args.rounds,
+        mb = size as f64 / 1e6,
+        took = took.as_secs_f64(),
+        start = started[1].as_secs_f64(),
+        rows = rows.join("\n"),
+        send = sums[1][0] / sums[0][0],
+        fetch = sums[1][1] / sums[0][1],
+    ))
+}
+
+/// Bytes of the files under `dir`.
+fn walk_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.file_type() {
+                    Ok(t) if t.is_dir() => walk_size(&e.path()),
+                    _ => e.metadata().map(|m| m.len()).unwrap_or(0),
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// Unidentified against authenticated sends, alternating rounds on one
