@@ -57,6 +57,11 @@ impl RelayHandle {
     }
 }
 
+/// A limiter of `n` a minute that allows all `n` at once.
+fn per_minute(n: f64) -> RateLimiter {
+    RateLimiter::new(n / 60.0, n.max(1.0))
+}
+
 fn hex_key(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -241,28 +246,16 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
         ),
         keylog,
         device_rate: RateLimiter::new(limits.rate_per_sec, limits.rate_burst),
-        bundle_rate: RateLimiter::new(
-            limits.bundle_fetches_per_min / 60.0,
-            limits.bundle_fetches_per_min.max(1.0),
-        ),
+        bundle_rate: per_minute(limits.bundle_fetches_per_min),
         ip_rate: RateLimiter::new(limits.rate_per_sec, limits.rate_burst),
-        challenge_rate: RateLimiter::new(
-            limits.challenges_per_min / 60.0,
-            limits.challenges_per_min.max(1.0),
-        ),
-        register_rate: RateLimiter::new(
-            limits.registrations_per_min / 60.0,
-            limits.registrations_per_min.max(1.0),
-        ),
+        challenge_rate: per_minute(limits.challenges_per_min),
+        register_rate: per_minute(limits.registrations_per_min),
         delivery_ip_rate: RateLimiter::new(limits.rate_per_sec, limits.rate_burst),
         credential_rate: RateLimiter::new(
             limits.deliveries_per_sec_per_key,
             (limits.deliveries_per_sec_per_key * 10.0).max(1.0),
         ),
-        bundle_ip_rate: RateLimiter::new(
-            limits.bundle_fetches_per_min_per_ip / 60.0,
-            limits.bundle_fetches_per_min_per_ip.max(1.0),
-        ),
+        bundle_ip_rate: per_minute(limits.bundle_fetches_per_min_per_ip),
         prekey_target_rate: RateLimiter::new(
             limits.one_time_prekeys_per_hour_per_target / 3600.0,
             limits.one_time_prekeys_per_hour_per_target.max(1.0),

@@ -228,25 +228,13 @@ async fn main() -> anyhow::Result<()> {
     if let Some(envelopes) = args.store_size {
         relay.shutdown().await?;
         let table = compare_store_sizes(&args, envelopes, window, warmup).await?;
-        print!("{table}");
-        if let Some(path) = args.write {
-            let mut doc = std::fs::read_to_string(&path).unwrap_or_default();
-            doc.push_str(&table);
-            std::fs::write(&path, doc)?;
-        }
-        return Ok(());
+        return emit(&table, args.write.as_deref());
     }
 
     if args.compare_send_paths {
         let table = compare_send_paths(&args, relay_addr, window, warmup).await?;
         relay.shutdown().await?;
-        print!("{table}");
-        if let Some(path) = args.write {
-            let mut doc = std::fs::read_to_string(&path).unwrap_or_default();
-            doc.push_str(&table);
-            std::fs::write(&path, doc)?;
-        }
-        return Ok(());
+        return emit(&table, args.write.as_deref());
     }
 
     let (relay_run, envelope_len) = measure_relay(
@@ -379,11 +367,16 @@ async fn main() -> anyhow::Result<()> {
             scale = two / one,
         ));
     }
+    emit(&table, args.write.as_deref())
+}
+
+/// Prints a result section and appends it to `write`, if given.
+fn emit(table: &str, write: Option<&std::path::Path>) -> anyhow::Result<()> {
     print!("{table}");
-    if let Some(path) = args.write {
-        let mut doc = std::fs::read_to_string(&path).unwrap_or_default();
-        doc.push_str(&table);
-        std::fs::write(&path, doc)?;
+    if let Some(path) = write {
+        let mut doc = std::fs::read_to_string(path).unwrap_or_default();
+        doc.push_str(table);
+        std::fs::write(path, doc)?;
     }
     Ok(())
 }
