@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the fuzz targets from the committed test
-vectors (crates/alcove-protocol/tests/vectors/conversation-v1.json) into
+vectors (crates/alcove-protocol/tests/vectors/conversation-v2.json) into
 crates/alcove-fuzz/seeds/<target>/. Run by scripts/fuzz.sh."""
 import json
 import os
 import struct
 
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-vectors = json.load(open(os.path.join(root, "crates/alcove-protocol/tests/vectors/conversation-v1.json")))
+vectors = json.load(open(os.path.join(root, "crates/alcove-protocol/tests/vectors/conversation-v2.json")))
 out = os.path.join(root, "crates/alcove-fuzz/seeds")
 
 

@@ -352,6 +352,14 @@ impl Client {
             };
             let spk = SignedPreKeyPair::from_secret_bytes(&spk_bytes, self.identity.public())
                 .map_err(|_| Error::ProfileCorrupt("a signed prekey".into()))?;
+            // The transition rule (docs/protocol.md §17): once this device
+            // has post-quantum prekeys, a classical first message is a
+            // downgrade, whichever prekey it names.
+            if !initial.is_post_quantum() && self.has_hybrid_signed_prekey()? {
+                return Ok(Outcome::Failed(
+                    alcove_protocol::KeyError::Downgrade.to_string(),
+                ));
+            }
             let otk = match initial.one_time_prekey_id() {
                 Some(id) => self
                     .vault
@@ -395,6 +403,18 @@ impl Client {
             }
         }
         Ok(Outcome::Failed(last_error))
+    }
+
+    /// Whether any signed prekey this device keeps carries an ML-KEM key.
+    fn has_hybrid_signed_prekey(&self) -> Result<bool> {
+        for (_, value) in self.vault.scan(records::SPK)? {
+            let spk = SignedPreKeyPair::from_secret_bytes(&value, self.identity.public())
+                .map_err(|_| Error::ProfileCorrupt("a signed prekey".into()))?;
+            if spk.public().is_hybrid() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     fn base_key_seen(&self, spk_id: u32, base: &[u8; 32]) -> Result<bool> {

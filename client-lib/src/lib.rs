@@ -360,7 +360,7 @@ impl Client {
         let now_secs = (clock.now_ms() / 1000).max(0) as u64;
         let spk = SignedPreKeyPair::generate(&mut rng, &identity, 1, now_secs);
         let otks: Vec<OneTimePreKeyPair> = (1..=PREKEY_STOCK)
-            .map(|i| OneTimePreKeyPair::generate(&mut rng, i))
+            .map(|i| OneTimePreKeyPair::generate(&mut rng, &identity, i))
             .collect();
         let (transport, anonymous) =
             transports_for(profile.transport, profile.anonymous, relay_url)?;

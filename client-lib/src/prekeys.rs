@@ -8,6 +8,11 @@
 //!   against it, however late it arrives within that window, opens.
 //! - Keys that did not reach the relay (offline, relay error) are marked
 //!   unpublished in the profile and uploaded by the next [`Client::sync`].
+//! - Prekeys are hybrid (X25519 and ML-KEM-768, for PQXDH). A profile made
+//!   before PQXDH is upgraded by its next [`Client::sync`]: its classical
+//!   signed prekey is replaced at once, and every classical one-time prekey
+//!   it still holds is replaced by a fresh hybrid one under the same id,
+//!   which overwrites the relay's copy (docs/protocol.md §17).
 //! - One-time prekeys are topped up when the relay reports fewer than
 //!   [`PREKEY_LOW_WATER`]; at most [`MAX_PREKEYS_PER_DAY`] are generated per
 //!   UTC day, however low the relay says the stock is (a relay, or
@@ -144,9 +149,43 @@ impl Client {
     /// rotate the signed prekey when due, top up one-time prekeys.
     pub(crate) async fn maintain_prekeys(&self) -> Result<()> {
         self.publish_signed_prekey().await?;
-        self.publish_one_time_prekeys().await?;
         self.rotate_if_due().await?;
+        self.upgrade_one_time_prekeys().await?;
+        self.publish_one_time_prekeys().await?;
         self.replenish_prekeys().await
+    }
+
+    /// Replaces every classical one-time prekey this device still holds by
+    /// a fresh hybrid one under the same id, and marks them for upload
+    /// (which replaces the relay's copies). Runs after the signed prekey
+    /// became hybrid: the relay takes hybrid one-time prekeys only from a
+    /// device whose signed prekey is hybrid.
+    async fn upgrade_one_time_prekeys(&self) -> Result<()> {
+        let mut core = self.core.lock().await;
+        let mut puts = Vec::new();
+        let mut ids = Vec::new();
+        for (name, value) in self.vault.scan(records::OTK)? {
+            let k = OneTimePreKeyPair::from_secret_bytes(&value)
+                .map_err(|_| Error::ProfileCorrupt("a one-time prekey".into()))?;
+            if !k.is_hybrid() {
+                let fresh =
+                    OneTimePreKeyPair::generate(&mut rand::rngs::OsRng, &self.identity, k.id());
+                puts.push((name, fresh.to_secret_bytes().to_vec()));
+                ids.push(k.id());
+            }
+        }
+        let (Some(&low), Some(&high)) = (ids.iter().min(), ids.iter().max()) else {
+            return Ok(());
+        };
+        let (start, end) = core
+            .state
+            .unpublished_prekeys
+            .map_or((low, high + 1), |(s, e)| (s.min(low), e.max(high + 1)));
+        core.state.unpublished_prekeys = Some((start, end));
+        puts.push((records::STATE.to_vec(), records::encode(&core.state)?));
+        self.vault.commit(puts, &[])?;
+        tracing::info!(count = ids.len(), "one-time prekeys upgraded to hybrid");
+        Ok(())
     }
 
     async fn rotate_if_due(&self) -> Result<()> {
@@ -157,7 +196,9 @@ impl Client {
         let spk = SignedPreKeyPair::from_secret_bytes(&bytes, self.identity.public())
             .map_err(|_| Error::ProfileCorrupt("a signed prekey".into()))?;
         let age = self.now_secs().saturating_sub(spk.public().created_at());
-        if age >= SIGNED_PREKEY_LIFETIME.as_secs() {
+        // A classical signed prekey (a profile from before PQXDH) is
+        // replaced at once by a hybrid one.
+        if age >= SIGNED_PREKEY_LIFETIME.as_secs() || !spk.public().is_hybrid() {
             self.rotate_signed_prekey().await?;
         }
         Ok(())
@@ -188,7 +229,7 @@ impl Client {
             let end = first + count;
             let mut puts: Vec<(Vec<u8>, Vec<u8>)> = (first..end)
                 .map(|i| {
-                    let k = OneTimePreKeyPair::generate(&mut rand::rngs::OsRng, i);
+                    let k = OneTimePreKeyPair::generate(&mut rand::rngs::OsRng, &self.identity, i);
                     (records::otk(i), k.to_secret_bytes().to_vec())
                 })
                 .collect();

@@ -42,6 +42,7 @@ pub(crate) const INBOX: &[u8] = b"inbox/";
 pub(crate) const OUTBOX: &[u8] = b"outbox/";
 pub(crate) const RESEND: &[u8] = b"resend/";
 pub(crate) const SPK: &[u8] = b"spk/";
+pub(crate) const OTK: &[u8] = b"otk/";
 
 /// Prefix of HMAC-named per-contact session records.
 pub(crate) const SESSION: &str = "session";

@@ -134,10 +134,14 @@ async fn one_time_prekeys_are_handed_out_once_across_relays() {
     owner.register().await;
     let keys: Vec<Vec<u8>> = (1..=20u32)
         .map(|i| {
-            alcove_protocol::prekeys::OneTimePreKeyPair::generate(&mut rand::rngs::OsRng, i)
-                .public()
-                .to_bytes()
-                .to_vec()
+            alcove_protocol::prekeys::OneTimePreKeyPair::generate(
+                &mut rand::rngs::OsRng,
+                &owner.identity,
+                i,
+            )
+            .public()
+            .to_bytes()
+            .to_vec()
         })
         .collect();
     KeysClient::new(owner.channel.clone())

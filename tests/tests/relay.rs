@@ -53,7 +53,7 @@ async fn register_login_and_keys(backend: Backend) {
         .into_inner();
     assert_eq!(n.one_time_prekeys, 5);
     let mut rng = rand::rngs::OsRng;
-    let more = common::one_time_prekeys(100..110);
+    let more = common::one_time_prekeys(&alice.identity, 100..110);
     let n = alice
         .keys()
         .upload_one_time_pre_keys(alice.req(UploadOneTimePreKeysRequest {
@@ -666,7 +666,7 @@ async fn prekey_limits(backend: Backend) {
     let relay = TestRelay::start_on(backend, |c| c.limits.max_one_time_prekeys = 10).await;
     let alice = Device::registered(&relay, 8).await;
     let mut rng = rand::rngs::OsRng;
-    let three = common::one_time_prekeys(50..53);
+    let three = common::one_time_prekeys(&alice.identity, 50..53);
     let r = alice
         .keys()
         .upload_one_time_pre_keys(alice.req(UploadOneTimePreKeysRequest {

@@ -144,7 +144,7 @@ fn classify(tree: &str, key: &[u8], value: &[u8]) -> Result<&'static str, String
         },
         "one_time_prekeys" => {
             key_len(key, 36)?;
-            OneTimePreKey::from_bytes(body(value, Some(36))?)
+            OneTimePreKey::from_bytes(body(value, None)?)
                 .map_err(|e| format!("one-time prekey: {e}"))?;
             Ok("public keys")
         }

@@ -12,7 +12,7 @@ pub fn get() -> &'static Vectors {
     static V: OnceLock<Vectors> = OnceLock::new();
     V.get_or_init(|| {
         let json: serde_json::Value = serde_json::from_str(include_str!(
-            "../../alcove-protocol/tests/vectors/conversation-v1.json"
+            "../../alcove-protocol/tests/vectors/conversation-v2.json"
         ))
         .unwrap();
         let hex_of = |v: &serde_json::Value| hex::decode(v.as_str().unwrap()).unwrap();

@@ -30,7 +30,7 @@ fn alcove_pair(rng: &mut ChaCha20Rng) -> Pair {
     let a = IdentityKeyPair::generate(rng);
     let b = IdentityKeyPair::generate(rng);
     let spk = SignedPreKeyPair::generate(rng, &b, 1, 0);
-    let otk = OneTimePreKeyPair::generate(rng, 1);
+    let otk = OneTimePreKeyPair::generate(rng, &b, 1);
     let bundle =
         PreKeyBundle::new(b.public().clone(), spk.public().clone(), Some(otk.public())).unwrap();
     let mut alice = x3dh::initiate(rng, &a, &bundle).unwrap();
@@ -89,7 +89,7 @@ fn session_setup(c: &mut Criterion) {
     let prepare = |rng: &mut ChaCha20Rng, iters: u64| -> Vec<(OneTimePreKeyPair, Vec<u8>)> {
         (0..iters)
             .map(|i| {
-                let otk = OneTimePreKeyPair::generate(rng, i as u32);
+                let otk = OneTimePreKeyPair::generate(rng, &b, i as u32);
                 let bundle =
                     PreKeyBundle::new(b.public().clone(), spk.public().clone(), Some(otk.public()))
                         .unwrap()

@@ -51,6 +51,14 @@ pub enum KeyError {
     /// An initial message names a prekey the caller did not supply.
     #[error("unknown prekey: {0}")]
     UnknownPreKey(&'static str),
+    /// A bundle mixes hybrid (ML-KEM) and classical prekeys.
+    #[error("a bundle mixes hybrid and classical prekeys")]
+    MixedPreKeys,
+    /// A classical (X3DH) initial message names a prekey that carries an
+    /// ML-KEM key: the responder published post-quantum prekeys, so a
+    /// session without them would be a downgrade.
+    #[error("downgrade refused: a classical initial message to post-quantum prekeys")]
+    Downgrade,
 }
 
 /// Problems encrypting or decrypting within a ratchet session.

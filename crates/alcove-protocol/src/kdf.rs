@@ -23,6 +23,13 @@ pub(crate) mod labels {
     pub const SIGNED_PREKEY_SIGNATURE: &[u8] = b"Alcove/v1/signed-prekey";
     /// X3DH: SK = HKDF(0^32, 0xFF^32 || DH1..DH4, X3DH).
     pub const X3DH: &[u8] = b"Alcove/v1/X3DH";
+    /// PQXDH: SK = HKDF(0^32, 0xFF^32 || DH1..DH4 || SS, PQXDH), naming
+    /// the curve, the hash and the KEM as the PQXDH specification asks.
+    pub const PQXDH: &[u8] = b"Alcove/v2/PQXDH/X25519/SHA-256/ML-KEM-768";
+    /// Signature over a hybrid signed prekey (X25519 and ML-KEM keys).
+    pub const HYBRID_SIGNED_PREKEY_SIGNATURE: &[u8] = b"Alcove/v2/signed-prekey";
+    /// Signature over a hybrid one-time prekey (X25519 and ML-KEM keys).
+    pub const HYBRID_ONE_TIME_PREKEY_SIGNATURE: &[u8] = b"Alcove/v2/one-time-prekey";
     /// Double Ratchet root step: (RK', CK) = HKDF(RK, DH, RATCHET_ROOT).
     pub const RATCHET_ROOT: &[u8] = b"Alcove/v1/ratchet-root";
     /// Associated data prefix: SHA-256(AD || initiator id || responder id).

@@ -34,7 +34,7 @@
 //!
 //! // The client publishes a bundle (through the relay, in real life).
 //! let spk = SignedPreKeyPair::generate(&mut rng, &client, 1, 1_700_000_000);
-//! let otk = OneTimePreKeyPair::generate(&mut rng, 7);
+//! let otk = OneTimePreKeyPair::generate(&mut rng, &client, 7);
 //! let bundle = PreKeyBundle::new(client.public().clone(), spk.public().clone(), Some(otk.public())).unwrap();
 //!
 //! // The therapist starts a session from it, while the client is offline.
@@ -65,6 +65,7 @@ pub mod fingerprint;
 pub mod identity;
 pub mod invite;
 mod kdf;
+pub mod kem;
 pub mod keys;
 pub mod limits;
 pub mod padding;

@@ -26,9 +26,15 @@ pub const MAX_PREVIOUS_RATCHET_KEYS: usize = 8;
 
 /// The padding buckets, in bytes: a sealed plaintext is padded to the
 /// smallest bucket that holds it plus one marker byte.
-pub const PADDING_BUCKETS: [usize; 8] = [
+///
+/// Every ratchet message is padded as if it carried the 1 262-byte PQXDH
+/// prefix ([`crate::sealed_sender::padded_message_len`]), so a short text
+/// lands in the 2 KiB bucket, which PQXDH added; 256 B and 1 KiB remain
+/// for envelopes written before it.
+pub const PADDING_BUCKETS: [usize; 9] = [
     256,
     1 << 10,
+    2 << 10,
     4 << 10,
     16 << 10,
     64 << 10,

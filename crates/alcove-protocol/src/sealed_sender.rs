@@ -32,7 +32,7 @@ use crate::identity::{IdentityKeyPair, PublicIdentity, PUBLIC_IDENTITY_LEN};
 use crate::kdf::{self, labels};
 use crate::keys::DhPublicKey;
 use crate::limits::{MAX_SEALED_PLAINTEXT, PADDING_BUCKETS};
-use crate::{padding, ratchet, x3dh};
+use crate::{padding, ratchet};
 
 /// Envelope format version (first byte).
 pub const ENVELOPE_VERSION: u8 = 1;
@@ -51,11 +51,7 @@ pub const MIN_ENVELOPE_LEN: usize = ENVELOPE_OVERHEAD + PADDING_BUCKETS[0];
 /// message and a later one with the same content land in the same bucket:
 /// the relay cannot tell a new (or unanswered) conversation by size.
 pub fn padded_message_len(message: &[u8]) -> Result<usize, SealError> {
-    let as_initial = if x3dh::InitialMessage::is_initial(message) {
-        message.len()
-    } else {
-        message.len() + ratchet::INITIAL_OVERHEAD
-    };
+    let as_initial = message.len() - ratchet::prefix_len_of(message) + ratchet::INITIAL_OVERHEAD;
     padding::padded_len(as_initial).map_err(|_| SealError::TooLarge {
         size: message.len(),
         max: MAX_SEALED_PLAINTEXT,

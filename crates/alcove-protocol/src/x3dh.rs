@@ -9,6 +9,20 @@
 //!                   info = "Alcove/v1/X3DH"), 64 bytes
 //! ```
 //!
+//! PQXDH (a version 2, hybrid bundle) adds an ML-KEM-768 encapsulation to
+//! the bundle's one-time KEM key, or to the signed prekey's last-resort
+//! KEM key when no one-time prekey was handed out, and mixes its shared
+//! secret in after the DH outputs, under a new label:
+//!
+//! ```text
+//! (CT, SS) = ML-KEM-768.Encaps(PQPK_B)
+//! SK  = HKDF-SHA256(salt = 0^32, ikm = 0xFF^32 || DH1 || DH2 || DH3 [|| DH4] || SS,
+//!                   info = "Alcove/v2/PQXDH/X25519/SHA-256/ML-KEM-768"), 64 bytes
+//! ```
+//!
+//! A hybrid bundle is only ever used with PQXDH, and [`accept`] refuses a
+//! classical initial message that names a hybrid signed prekey.
+//!
 //! The first 32 bytes of SK are the Double Ratchet's root key, the last 32
 //! the initiator's first sending chain. Every Diffie-Hellman result is
 //! checked to be contributory. The associated data binds both identities
@@ -30,19 +44,26 @@ use crate::ratchet::{
 
 const F: [u8; 32] = [0xFF; 32];
 
-fn derive(dhs: &[&Zeroizing<[u8; 32]>]) -> (RootKey, ChainKey) {
-    let mut ikm = Zeroizing::new([0u8; 32 * 5]);
+/// `dhs` are the DH outputs in order; `kem` is PQXDH's shared secret,
+/// `None` for X3DH.
+fn derive(dhs: &[&Zeroizing<[u8; 32]>], kem: Option<&Zeroizing<[u8; 32]>>) -> (RootKey, ChainKey) {
+    let mut ikm = Zeroizing::new([0u8; 32 * 6]);
     ikm[..32].copy_from_slice(&F);
-    for (i, dh) in dhs.iter().enumerate() {
-        ikm[32 * (i + 1)..32 * (i + 2)].copy_from_slice(dh.as_ref());
+    for (i, secret) in dhs.iter().chain(kem.iter()).enumerate() {
+        ikm[32 * (i + 1)..32 * (i + 2)].copy_from_slice(secret.as_ref());
     }
-    let len = 32 * (dhs.len() + 1);
-    let okm = kdf::hkdf::<64>(&[0u8; 32], &ikm[..len], labels::X3DH);
+    let len = 32 * (dhs.len() + kem.iter().len() + 1);
+    let label = match kem {
+        Some(_) => labels::PQXDH,
+        None => labels::X3DH,
+    };
+    let okm = kdf::hkdf::<64>(&[0u8; 32], &ikm[..len], label);
     let (root, chain) = kdf::split64(&okm);
     (RootKey::new(root), ChainKey::new(chain))
 }
 
-/// Starts a session with the owner of `bundle` (the initiator's side).
+/// Starts a session with the owner of `bundle` (the initiator's side):
+/// PQXDH for a hybrid bundle, X3DH for a classical one.
 ///
 /// The bundle was verified when it was built or parsed. The returned
 /// session prefixes every message with what the responder needs to
@@ -61,18 +82,32 @@ pub fn initiate<R: RngCore + CryptoRng>(
     let dh1 = kdf::dh_with(ours.dh_secret(), &spk, "X3DH DH1")?;
     let dh2 = kdf::dh(&ek, &their.dh_key().to_dalek(), "X3DH DH2")?;
     let dh3 = kdf::dh_with(&ek, &spk, "X3DH DH3")?;
+    // The one-time KEM key if a one-time prekey came, else the last
+    // resort; `None` only for a classical bundle.
+    let kem_key = match bundle.one_time_prekey() {
+        Some(otk) => otk.kem_key(),
+        None => bundle.signed_prekey().kem_key(),
+    };
+    let (kem_ciphertext, kem_secret) = match kem_key {
+        Some(key) => {
+            let (ct, ss) = key.encapsulate(rng);
+            (Some(ct), Some(ss))
+        }
+        None => (None, None),
+    };
     let (root, chain) = match bundle.one_time_prekey() {
         Some(otk) => {
             let dh4 = kdf::dh(&ek, &otk.key.to_dalek(), "X3DH DH4")?;
-            derive(&[&dh1, &dh2, &dh3, &dh4])
+            derive(&[&dh1, &dh2, &dh3, &dh4], kem_secret.as_ref())
         }
-        None => derive(&[&dh1, &dh2, &dh3]),
+        None => derive(&[&dh1, &dh2, &dh3], kem_secret.as_ref()),
     };
     let prefix = InitialPrefix {
         identity: ours.public().clone(),
         base_key,
         signed_prekey_id: bundle.signed_prekey().id(),
         one_time_prekey_id: bundle.one_time_prekey().map(|k| k.id),
+        kem_ciphertext,
     };
     Ok(Session::new_initiator(
         rng,
@@ -134,13 +169,24 @@ impl InitialMessage {
     pub fn one_time_prekey_id(&self) -> Option<PreKeyId> {
         self.prefix.one_time_prekey_id
     }
+
+    /// Whether this is a PQXDH initial message (it carries an ML-KEM
+    /// ciphertext) rather than a classical X3DH one.
+    pub fn is_post_quantum(&self) -> bool {
+        self.prefix.kem_ciphertext.is_some()
+    }
 }
 
-/// Completes X3DH on the responder's side and decrypts the first message.
+/// Completes X3DH or PQXDH on the responder's side and decrypts the first
+/// message.
 ///
 /// `sender` is the identity that sealed sender authenticated; it must be
 /// the identity the initial message names. Nothing is returned (and no
-/// prekey should be deleted) unless the first message authenticates.
+/// prekey should be deleted) unless the first message authenticates. A
+/// classical initial message naming a hybrid signed prekey is refused with
+/// [`KeyError::Downgrade`] (the initiator held a post-quantum bundle, or
+/// someone stripped it); callers that have published hybrid prekeys refuse
+/// classical initial messages altogether (see docs/protocol.md §17).
 pub fn accept(
     ours: &IdentityKeyPair,
     signed_prekey: &SignedPreKeyPair,
@@ -162,6 +208,18 @@ pub fn accept(
         (Some(id), Some(k)) if k.id() == id => Some(k),
         (Some(_), _) => return Err(KeyError::UnknownPreKey("one-time prekey not available").into()),
     };
+    let kem_secret = match (&prefix.kem_ciphertext, signed_prekey.kem()) {
+        (None, None) => None,
+        (None, Some(_)) => return Err(KeyError::Downgrade.into()),
+        (Some(ct), last_resort) => {
+            let key = match otk {
+                Some(k) => k.kem(),
+                None => last_resort,
+            };
+            let key = key.ok_or(KeyError::UnknownPreKey("the prekey has no ML-KEM key"))?;
+            Some(key.decapsulate(ct))
+        }
+    };
     let base = kdf::Peer::new(&prefix.base_key.to_dalek());
     let dh1 = kdf::dh(
         signed_prekey.secret(),
@@ -173,9 +231,9 @@ pub fn accept(
     let (root, chain) = match otk {
         Some(k) => {
             let dh4 = kdf::dh_with(k.secret(), &base, "X3DH DH4")?;
-            derive(&[&dh1, &dh2, &dh3, &dh4])
+            derive(&[&dh1, &dh2, &dh3, &dh4], kem_secret.as_ref())
         }
-        None => derive(&[&dh1, &dh2, &dh3]),
+        None => derive(&[&dh1, &dh2, &dh3], kem_secret.as_ref()),
     };
     let first = NormalMessage::parse(&initial.body)?;
     let mut session = Session::new_responder(

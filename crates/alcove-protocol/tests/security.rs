@@ -4,7 +4,9 @@ mod common;
 
 use alcove_protocol::identity::IdentityKeyPair;
 use alcove_protocol::limits::{MAX_SKIPPED_KEYS, MAX_SKIP_PER_CHAIN};
-use alcove_protocol::prekeys::{PreKeyBundle, SignedPreKeyPair};
+use alcove_protocol::prekeys::{
+    PreKeyBundle, SignedPreKeyPair, HYBRID_ONE_TIME_PREKEY_LEN, HYBRID_SIGNED_PREKEY_LEN,
+};
 use alcove_protocol::sealed_sender;
 use alcove_protocol::x3dh::{self, InitialMessage};
 use alcove_protocol::{KeyError, SealError, Session, SessionError};
@@ -152,10 +154,12 @@ fn sealed_envelope_sizes_fall_in_buckets() {
         assert!(sealed_sender::is_envelope_len(env.len()));
         sizes.insert(env.len());
     }
+    // Padded as if each carried the 1 262-byte PQXDH prefix: 2 KiB (up to
+    // 256 bytes), 4 KiB (900 to 1 024) and 16 KiB (3 000 and 5 000).
     assert_eq!(
         sizes.len(),
-        4,
-        "11 lengths should land in 4 buckets: {sizes:?}"
+        3,
+        "11 lengths should land in 3 buckets: {sizes:?}"
     );
 }
 
@@ -312,8 +316,10 @@ fn bundle_verification_rejects_bad_signatures_and_keys() {
     let good = b.bundle().to_bytes();
     assert!(PreKeyBundle::from_bytes(&good).is_ok());
 
-    // Any flipped bit in the identity or signed prekey fails verification.
-    for pos in 1..1 + 128 + 108 {
+    assert_eq!(good[0], 2, "a hybrid bundle is version 2");
+    // Any flipped bit in the identity or the hybrid signed prekey (its
+    // ML-KEM key included) fails verification.
+    for pos in 1..1 + 128 + HYBRID_SIGNED_PREKEY_LEN {
         let mut bad = good.clone();
         bad[pos] ^= 0x01;
         assert!(
@@ -328,10 +334,19 @@ fn bundle_verification_rejects_bad_signatures_and_keys() {
         PreKeyBundle::new(b.identity.public().clone(), foreign.public().clone(), None).unwrap_err(),
         KeyError::BadSignature("signed prekey")
     );
+    // So does any flipped bit in the hybrid one-time prekey.
+    for pos in good.len() - HYBRID_ONE_TIME_PREKEY_LEN..good.len() {
+        let mut bad = good.clone();
+        bad[pos] ^= 0x01;
+        assert!(
+            PreKeyBundle::from_bytes(&bad).is_err(),
+            "byte {pos} not covered"
+        );
+    }
     // Low-order and off-curve one-time prekeys.
-    let otk_at = good.len() - 32;
+    let otk_at = good.len() - HYBRID_ONE_TIME_PREKEY_LEN + 4;
     let mut low = good.clone();
-    low[otk_at..].copy_from_slice(&[0u8; 32]);
+    low[otk_at..otk_at + 32].copy_from_slice(&[0u8; 32]);
     assert!(matches!(
         PreKeyBundle::from_bytes(&low),
         Err(KeyError::InvalidPublicKey(_))
@@ -339,15 +354,19 @@ fn bundle_verification_rejects_bad_signatures_and_keys() {
     let mut low1 = good.clone();
     let mut one = [0u8; 32];
     one[0] = 1;
-    low1[otk_at..].copy_from_slice(&one);
+    low1[otk_at..otk_at + 32].copy_from_slice(&one);
     assert!(matches!(
         PreKeyBundle::from_bytes(&low1),
         Err(KeyError::InvalidPublicKey(_))
     ));
     // Unsupported version and truncation.
-    let mut v2 = good.clone();
-    v2[0] = 2;
-    assert!(PreKeyBundle::from_bytes(&v2).is_err());
+    let mut v3 = good.clone();
+    v3[0] = 3;
+    assert!(PreKeyBundle::from_bytes(&v3).is_err());
+    // A hybrid bundle relabelled as classical does not parse either.
+    let mut v1 = good.clone();
+    v1[0] = 1;
+    assert!(PreKeyBundle::from_bytes(&v1).is_err());
     assert!(PreKeyBundle::from_bytes(&good[..good.len() - 1]).is_err());
 }
 
@@ -489,10 +508,12 @@ fn first_and_later_messages_of_equal_length_share_a_bucket() {
     // message or a first message moves up a bucket (the largest bucket
     // only as far as a first message still fits).
     for &bucket in &PADDING_BUCKETS[..PADDING_BUCKETS.len() - 1] {
-        for edge in [
-            bucket - 1 - MESSAGE_OVERHEAD,
-            bucket - 1 - MESSAGE_OVERHEAD - INITIAL_OVERHEAD,
-        ] {
+        // Buckets below the PQXDH prefix hold no ratchet message at all.
+        let Some(first_edge) = bucket.checked_sub(1 + MESSAGE_OVERHEAD + INITIAL_OVERHEAD + 1)
+        else {
+            continue;
+        };
+        for edge in [bucket - 1 - MESSAGE_OVERHEAD, first_edge + 1] {
             for len in [edge - 1, edge, edge + 1] {
                 let content = vec![0x5a; len];
                 let mut first_session = x3dh::initiate(&mut rng, &a.identity, &bundle).unwrap();

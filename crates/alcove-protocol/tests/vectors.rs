@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 const SEED: u64 = 0x41_4c_43_4f_56_45; // "ALCOVE"
 const PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/tests/vectors/conversation-v1.json"
+    "/tests/vectors/conversation-v2.json"
 );
 
 fn content(id: u8, body: Body) -> Vec<u8> {

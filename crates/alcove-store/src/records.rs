@@ -3,11 +3,11 @@
 //!
 //! | Tree | Key | Value (after the version byte 0x01) |
 //! |---|---|---|
-//! | `devices` | 0x00 · address (32) | registered_at_ms (i64) · identity (128) · signed prekey (108) · log index (u64) · epoch (u64) |
-//! | `devices` | 0x01 · index (u64) | key-log entry: address (32) · epoch (u64) · salt (32) · logged_at_ms (i64) · identity (128) · signed prekey (108) |
+//! | `devices` | 0x00 · address (32) | registered_at_ms (i64) · identity (128) · signed prekey (108, or 1292 hybrid) · log index (u64) · epoch (u64) |
+//! | `devices` | 0x01 · index (u64) | key-log entry: address (32) · epoch (u64) · salt (32) · logged_at_ms (i64) · identity (128) · signed prekey (108 or 1292) |
 //! | `devices` | 0x02 | number of key-log entries (u64, no version byte) |
 //! | `devices` | 0x03 · address (32) | delivery policy: 0x00 (open) or 0x01 · verifier (32) |
-//! | `one_time_prekeys` | address (32) · id (u32) | one-time prekey (36) |
+//! | `one_time_prekeys` | address (32) · id (u32) | one-time prekey (36, or 1284 hybrid) |
 //! | `mailboxes` | address (32) · 0x00 · sequence (u64) | received_at_ms (i64) · client message id (16) · sealed envelope |
 //! | `mailboxes` | address (32) · 0x01 | last sequence (u64) · depth (u64) |
 //! | `mailboxes` | address (32) · 0x02 · client message id (16) | sequence (u64) · received_at_ms (i64) |
@@ -21,6 +21,10 @@
 //!
 //! All integers are big-endian, so keys sort by sequence and index.
 
+/// The two encodings of a signed prekey: classical (X25519) and hybrid
+/// (X25519 and ML-KEM-768), see `alcove_protocol::prekeys`.
+const SIGNED_PREKEY_LENS: [usize; 2] = [108, 1292];
+
 use crate::{Result, StoreError};
 
 /// The record format version this build writes.
@@ -33,7 +37,7 @@ pub struct DeviceRecord {
     pub registered_at_ms: i64,
     /// The 128-byte public identity.
     pub identity: Vec<u8>,
-    /// The 108-byte signed prekey.
+    /// The signed prekey: 108 bytes classical, 1292 hybrid (PQXDH).
     pub signed_prekey: Vec<u8>,
     /// Index of the key-log entry of these keys.
     pub log_index: u64,
@@ -57,7 +61,7 @@ pub struct LogEntry {
     pub logged_at_ms: i64,
     /// The 128-byte public identity.
     pub identity: Vec<u8>,
-    /// The 108-byte signed prekey.
+    /// The signed prekey: 108 bytes classical, 1292 hybrid (PQXDH).
     pub signed_prekey: Vec<u8>,
 }
 
@@ -137,15 +141,17 @@ impl DeviceRecord {
     /// Parses a `devices` value.
     pub fn decode(value: &[u8]) -> Result<Self> {
         let b = body(value, "devices")?;
-        if b.len() != 8 + 128 + 108 + 16 {
+        let spk_len = b.len().wrapping_sub(8 + 128 + 16);
+        if !SIGNED_PREKEY_LENS.contains(&spk_len) {
             return Err(StoreError::Corrupt("devices"));
         }
+        let end = 136 + spk_len;
         Ok(Self {
             registered_at_ms: i64_at(b, 0, "devices")?,
             identity: b[8..136].to_vec(),
-            signed_prekey: b[136..244].to_vec(),
-            log_index: u64_at(b, 244, "devices")?,
-            epoch: u64_at(b, 252, "devices")?,
+            signed_prekey: b[136..end].to_vec(),
+            log_index: u64_at(b, end, "devices")?,
+            epoch: u64_at(b, end + 8, "devices")?,
         })
     }
 }
@@ -166,7 +172,9 @@ impl LogEntry {
     pub fn decode(key: &[u8], value: &[u8]) -> Result<Self> {
         let index = u64_at(key, 0, "keylog")?;
         let b = body(value, "keylog")?;
-        if key.len() != 8 || b.len() != 32 + 8 + 32 + 8 + 128 + 108 {
+        if key.len() != 8
+            || !SIGNED_PREKEY_LENS.contains(&b.len().wrapping_sub(32 + 8 + 32 + 8 + 128))
+        {
             return Err(StoreError::Corrupt("keylog"));
         }
         let mut address = [0u8; 32];

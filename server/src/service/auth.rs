@@ -12,9 +12,14 @@ use super::Services;
 use crate::errors::{address, store_status};
 
 /// Parses one-time prekeys, refusing bad keys and repeated ids.
+/// Parses uploaded one-time prekeys: each must be of the device's kind
+/// (hybrid exactly when its signed prekey is, so that no bundle mixes the
+/// two) and a hybrid one must carry the device's signature.
 pub(crate) fn parse_one_time_prekeys(
     raw: &[Vec<u8>],
     max: usize,
+    identity: &PublicIdentity,
+    hybrid: bool,
 ) -> Result<Vec<(u32, Vec<u8>)>, Status> {
     if raw.len() > max {
         return Err(Status::resource_exhausted(format!(
@@ -25,6 +30,15 @@ pub(crate) fn parse_one_time_prekeys(
     for (i, bytes) in raw.iter().enumerate() {
         let key = OneTimePreKey::from_bytes(bytes)
             .map_err(|e| Status::invalid_argument(format!("one_time_prekeys[{i}]: {e}")))?;
+        if key.is_hybrid() != hybrid {
+            return Err(Status::invalid_argument(format!(
+                "one_time_prekeys[{i}]: a {} one-time prekey for a device whose signed prekey is {}",
+                kind(key.is_hybrid()),
+                kind(hybrid)
+            )));
+        }
+        key.verify(identity)
+            .map_err(|e| Status::invalid_argument(format!("one_time_prekeys[{i}]: {e}")))?;
         if out.iter().any(|(id, _)| *id == key.id) {
             return Err(Status::invalid_argument(format!(
                 "one_time_prekeys[{i}]: repeated id {}",
@@ -34,6 +48,14 @@ pub(crate) fn parse_one_time_prekeys(
         out.push((key.id, bytes.clone()));
     }
     Ok(out)
+}
+
+fn kind(hybrid: bool) -> &'static str {
+    if hybrid {
+        "hybrid (ML-KEM)"
+    } else {
+        "classical"
+    }
 }
 
 #[tonic::async_trait]
@@ -67,8 +89,12 @@ impl Auth for Services {
                 .map_err(|e| Status::invalid_argument(format!("identity: {e}")))?;
             let signed_prekey = SignedPreKey::from_bytes(&req.signed_prekey, &identity)
                 .map_err(|e| Status::invalid_argument(format!("signed_prekey: {e}")))?;
-            let otks =
-                parse_one_time_prekeys(&req.one_time_prekeys, relay.limits.max_one_time_prekeys)?;
+            let otks = parse_one_time_prekeys(
+                &req.one_time_prekeys,
+                relay.limits.max_one_time_prekeys,
+                &identity,
+                signed_prekey.is_hybrid(),
+            )?;
             let delivery = if req.delivery_verifier.is_empty() {
                 None
             } else {

@@ -12,6 +12,7 @@
 //! The deprecated identified calls (`Mailbox.Send`, `Keys.GetBundle`) use
 //! the same checks through [`store_envelope`] and [`bundle`].
 
+use alcove_protocol::prekeys::{HYBRID_ONE_TIME_PREKEY_LEN, HYBRID_SIGNED_PREKEY_LEN};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -144,6 +145,29 @@ pub(crate) async fn store_envelope(
     })
 }
 
+/// Takes the target's next one-time prekey of the kind its signed prekey
+/// has. Classical ones left over from before the device's move to PQXDH
+/// are discarded (the device refuses classical first messages now, and a
+/// bundle never mixes kinds); the loop is bounded by the per-device limit.
+async fn matching_one_time_prekey(
+    relay: &Relay,
+    target: &[u8; 32],
+    hybrid: bool,
+) -> Result<Option<Vec<u8>>, Status> {
+    for _ in 0..=relay.limits.max_one_time_prekeys {
+        match relay
+            .store
+            .take_one_time_prekey(target)
+            .await
+            .map_err(store_status)?
+        {
+            Some(k) if (k.len() == HYBRID_ONE_TIME_PREKEY_LEN) != hybrid => continue,
+            other => return Ok(other),
+        }
+    }
+    Ok(None)
+}
+
 /// A target's bundle, with its key proof; shared by `Delivery.GetBundle`
 /// and the deprecated `Keys.GetBundle`. A one-time prekey is included only
 /// while the target's per-target hand-out rate allows.
@@ -159,12 +183,9 @@ pub(crate) async fn bundle(
         .await
         .map_err(store_status)?
         .ok_or_else(|| Status::not_found("no device registered at that address"))?;
+    let hybrid = device.signed_prekey.len() == HYBRID_SIGNED_PREKEY_LEN;
     let otk = if relay.prekey_target_rate.allow(&target) {
-        relay
-            .store
-            .take_one_time_prekey(&target)
-            .await
-            .map_err(store_status)?
+        matching_one_time_prekey(relay, &target, hybrid).await?
     } else {
         relay
             .metrics
@@ -172,8 +193,10 @@ pub(crate) async fn bundle(
             .fetch_add(1, Ordering::Relaxed);
         None
     };
-    let mut bundle = Vec::with_capacity(1 + 128 + 108 + 1 + 36);
-    bundle.push(1);
+    // Version 2 is the hybrid (PQXDH) bundle, version 1 the classical one.
+    let mut bundle =
+        Vec::with_capacity(1 + 128 + device.signed_prekey.len() + 1 + HYBRID_ONE_TIME_PREKEY_LEN);
+    bundle.push(if hybrid { 2 } else { 1 });
     bundle.extend_from_slice(&device.identity);
     bundle.extend_from_slice(&device.signed_prekey);
     match otk {

@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status};
 use super::auth::parse_one_time_prekeys;
 use super::Services;
 use crate::errors::store_status;
+use alcove_protocol::prekeys::HYBRID_SIGNED_PREKEY_LEN;
 
 fn count(n: usize) -> Response<PreKeyCount> {
     Response::new(PreKeyCount {
@@ -41,19 +42,20 @@ impl Keys for Services {
         let relay = &self.relay;
         let result = async {
             let me = relay.authorize(&request)?;
-            let keys = parse_one_time_prekeys(
-                &request.get_ref().one_time_prekeys,
-                relay.limits.max_one_time_prekeys,
-            )?;
-            if relay
+            let device = relay
                 .store
                 .device(&me)
                 .await
                 .map_err(store_status)?
-                .is_none()
-            {
-                return Err(Status::failed_precondition("device not registered"));
-            }
+                .ok_or_else(|| Status::failed_precondition("device not registered"))?;
+            let identity = PublicIdentity::from_bytes(&device.identity)
+                .map_err(|_| Status::internal("stored identity is corrupt"))?;
+            let keys = parse_one_time_prekeys(
+                &request.get_ref().one_time_prekeys,
+                relay.limits.max_one_time_prekeys,
+                &identity,
+                device.signed_prekey.len() == HYBRID_SIGNED_PREKEY_LEN,
+            )?;
             let n = relay
                 .store
                 .add_one_time_prekeys(&me, &keys, relay.limits.max_one_time_prekeys)

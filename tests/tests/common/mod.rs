@@ -182,7 +182,7 @@ impl Device {
         let identity = IdentityKeyPair::generate(&mut rng);
         let signed_prekey = SignedPreKeyPair::generate(&mut rng, &identity, 1, now_secs());
         let one_time_prekeys = (0..otks)
-            .map(|i| OneTimePreKeyPair::generate(&mut rng, i + 1))
+            .map(|i| OneTimePreKeyPair::generate(&mut rng, &identity, i + 1))
             .collect();
         Self {
             identity,
@@ -363,10 +363,10 @@ pub fn id16(n: u8) -> Vec<u8> {
 }
 
 /// Encoded public one-time prekeys with the given ids (fresh secrets).
-pub fn one_time_prekeys(ids: std::ops::Range<u32>) -> Vec<Vec<u8>> {
+pub fn one_time_prekeys(identity: &IdentityKeyPair, ids: std::ops::Range<u32>) -> Vec<Vec<u8>> {
     let mut rng = rand::rngs::OsRng;
     ids.map(|i| {
-        OneTimePreKeyPair::generate(&mut rng, i)
+        OneTimePreKeyPair::generate(&mut rng, identity, i)
             .public()
             .to_bytes()
             .to_vec()

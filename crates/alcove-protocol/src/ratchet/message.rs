@@ -6,6 +6,8 @@
 //! initial message = 0x22 || initiator identity (128) || base_key (32)
 //!                   || signed_prekey_id (u32 BE) || has_one_time (1)
 //!                   || one_time_prekey_id (u32 BE) || normal message
+//! PQXDH initial    = 0x23 || the same fields as 0x22 || ML-KEM ciphertext (1088)
+//!                   || normal message
 //! ```
 //!
 //! The first byte is the version (high nibble, 2) and the kind (low
@@ -22,12 +24,15 @@ use crate::error::DecodeError;
 use serde::{Deserialize, Serialize};
 
 use crate::identity::{PublicIdentity, PUBLIC_IDENTITY_LEN};
+use crate::kem::{KemCiphertext, KEM_CIPHERTEXT_LEN};
 use crate::keys::DhPublicKey;
 use crate::prekeys::PreKeyId;
 
 pub(crate) const VERSION: u8 = 2;
 pub(crate) const KIND_NORMAL: u8 = (VERSION << 4) | 1;
 pub(crate) const KIND_INITIAL: u8 = (VERSION << 4) | 2;
+/// An initial message of a PQXDH session (with the ML-KEM ciphertext).
+pub(crate) const KIND_INITIAL_PQ: u8 = (VERSION << 4) | 3;
 
 /// Length of the per-message random nonce.
 pub(crate) const NONCE_LEN: usize = 24;
@@ -37,6 +42,8 @@ pub(crate) const HEADER_LEN: usize = 1 + 32 + 4 + 4 + NONCE_LEN;
 pub(crate) const TAG_LEN: usize = 16;
 /// Length of the X3DH prefix of an initial message (kind byte included).
 pub(crate) const INITIAL_PREFIX_LEN: usize = 1 + PUBLIC_IDENTITY_LEN + 32 + 4 + 1 + 4;
+/// Length of the PQXDH prefix: the X3DH fields and the ML-KEM ciphertext.
+pub(crate) const PQ_INITIAL_PREFIX_LEN: usize = INITIAL_PREFIX_LEN + KEM_CIPHERTEXT_LEN;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct Header {
@@ -103,11 +110,26 @@ pub(crate) struct InitialPrefix {
     pub base_key: DhPublicKey,
     pub signed_prekey_id: PreKeyId,
     pub one_time_prekey_id: Option<PreKeyId>,
+    /// PQXDH only. Kept outside the serde layout (the session state writes
+    /// it after its body, see `Session::to_bytes`), so that states saved
+    /// before PQXDH still decode.
+    #[serde(skip)]
+    pub kem_ciphertext: Option<KemCiphertext>,
 }
 
 impl InitialPrefix {
+    pub(crate) fn len(&self) -> usize {
+        match self.kem_ciphertext {
+            Some(_) => PQ_INITIAL_PREFIX_LEN,
+            None => INITIAL_PREFIX_LEN,
+        }
+    }
+
     pub(crate) fn write(&self, out: &mut Vec<u8>) {
-        out.push(KIND_INITIAL);
+        out.push(match self.kem_ciphertext {
+            Some(_) => KIND_INITIAL_PQ,
+            None => KIND_INITIAL,
+        });
         out.extend_from_slice(&self.identity.to_bytes());
         out.extend_from_slice(self.base_key.as_bytes());
         out.extend_from_slice(&self.signed_prekey_id.to_be_bytes());
@@ -121,6 +143,9 @@ impl InitialPrefix {
                 out.extend_from_slice(&[0; 4]);
             }
         }
+        if let Some(ct) = &self.kem_ciphertext {
+            out.extend_from_slice(ct.as_bytes());
+        }
     }
 }
 
@@ -133,6 +158,8 @@ pub(crate) struct WirePrefix {
     pub base_key: DhPublicKey,
     pub signed_prekey_id: PreKeyId,
     pub one_time_prekey_id: Option<PreKeyId>,
+    /// Present exactly in a PQXDH initial message.
+    pub kem_ciphertext: Option<KemCiphertext>,
 }
 
 impl WirePrefix {
@@ -145,7 +172,22 @@ impl WirePrefix {
                 got: bytes.len(),
             });
         }
-        check_kind(bytes[0], KIND_INITIAL, "initial message")?;
+        let pq = bytes[0] == KIND_INITIAL_PQ;
+        if !pq {
+            check_kind(bytes[0], KIND_INITIAL, "initial message")?;
+        }
+        let len = if pq {
+            PQ_INITIAL_PREFIX_LEN
+        } else {
+            INITIAL_PREFIX_LEN
+        };
+        if bytes.len() < len {
+            return Err(DecodeError::Truncated {
+                what: "initial message",
+                needed: len,
+                got: bytes.len(),
+            });
+        }
         let mut identity = [0u8; PUBLIC_IDENTITY_LEN];
         identity.copy_from_slice(&bytes[1..1 + PUBLIC_IDENTITY_LEN]);
         let mut at = 1 + PUBLIC_IDENTITY_LEN;
@@ -166,14 +208,19 @@ impl WirePrefix {
                 })
             }
         };
+        let kem_ciphertext = match pq {
+            true => Some(KemCiphertext::from_bytes(&bytes[INITIAL_PREFIX_LEN..len])?),
+            false => None,
+        };
         Ok((
             Self {
                 identity,
                 base_key,
                 signed_prekey_id,
                 one_time_prekey_id,
+                kem_ciphertext,
             },
-            &bytes[INITIAL_PREFIX_LEN..],
+            &bytes[len..],
         ))
     }
 }
@@ -202,5 +249,5 @@ fn read_u32(bytes: &[u8]) -> u32 {
 
 /// Whether these bytes start like an initial message (kind byte only).
 pub(crate) fn is_initial(bytes: &[u8]) -> bool {
-    bytes.first() == Some(&KIND_INITIAL)
+    matches!(bytes.first(), Some(&KIND_INITIAL) | Some(&KIND_INITIAL_PQ))
 }

@@ -57,13 +57,26 @@ use crate::keys::{DeviceAddress, DhPublicKey};
 use crate::limits::{MAX_PREVIOUS_RATCHET_KEYS, MAX_SKIPPED_KEYS, MAX_SKIP_PER_CHAIN};
 
 /// Version of [`Session::to_bytes`]; bump on any change of the layout.
-pub const SESSION_STATE_VERSION: u16 = 1;
+/// Version 2 (PQXDH) appends the pending ML-KEM ciphertext after the
+/// version 1 body; version 1 states are still read.
+pub const SESSION_STATE_VERSION: u16 = 2;
 
 /// Bytes a normal ratchet message adds to its plaintext (header and tag).
 pub const MESSAGE_OVERHEAD: usize = HEADER_LEN + TAG_LEN;
 
-/// Bytes the X3DH prefix adds to messages sent before the first reply.
-pub const INITIAL_OVERHEAD: usize = message::INITIAL_PREFIX_LEN;
+/// Bytes the largest (PQXDH) prefix adds to messages sent before the
+/// first reply. Every message is padded as if it carried one.
+pub const INITIAL_OVERHEAD: usize = message::PQ_INITIAL_PREFIX_LEN;
+
+/// Length of the initial-message prefix `message` starts with, judged by
+/// its kind byte alone (0 for a normal message); for padding.
+pub(crate) fn prefix_len_of(message: &[u8]) -> usize {
+    match message.first() {
+        Some(&message::KIND_INITIAL) => message::INITIAL_PREFIX_LEN.min(message.len()),
+        Some(&message::KIND_INITIAL_PQ) => message::PQ_INITIAL_PREFIX_LEN.min(message.len()),
+        _ => 0,
+    }
+}
 
 #[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 struct RatchetKeyPair {
@@ -260,10 +273,7 @@ impl Session {
         let message_key = sending.chain.step();
         sending.index += 1;
 
-        let prefix_len = self
-            .pending_initial
-            .as_ref()
-            .map_or(0, |_| message::INITIAL_PREFIX_LEN);
+        let prefix_len = self.pending_initial.as_ref().map_or(0, InitialPrefix::len);
         out.clear();
         out.reserve(prefix_len + MESSAGE_OVERHEAD + plaintext.len());
         if let Some(prefix) = &self.pending_initial {
@@ -338,11 +348,11 @@ impl Session {
         if !is_initial(message) {
             return Ok(0);
         }
-        let (prefix, _) = WirePrefix::parse(message)?;
+        let (prefix, rest) = WirePrefix::parse(message)?;
         if prefix.base_key != self.base_key {
             return Err(SessionError::WrongSession);
         }
-        Ok(message::INITIAL_PREFIX_LEN)
+        Ok(message.len() - rest.len())
     }
 
     /// The ratchet proper. `msg.ciphertext` is decrypted in place.
@@ -451,6 +461,18 @@ impl Session {
         // Serializing plain structs into a Vec cannot fail.
         let body = Zeroizing::new(postcard::to_stdvec(self).unwrap_or_default());
         out.extend_from_slice(&body);
+        // Version 2's trailer: the PQXDH ciphertext of a pending prefix.
+        match self
+            .pending_initial
+            .as_ref()
+            .and_then(|p| p.kem_ciphertext.as_ref())
+        {
+            Some(ct) => {
+                out.push(1);
+                out.extend_from_slice(ct.as_bytes());
+            }
+            None => out.push(0),
+        }
         out
     }
 
@@ -466,20 +488,30 @@ impl Session {
             .into());
         }
         let version = u16::from_be_bytes([bytes[0], bytes[1]]);
-        if version != SESSION_STATE_VERSION {
+        if version != 1 && version != SESSION_STATE_VERSION {
             return Err(DecodeError::UnsupportedVersion {
                 what: "session state",
                 version,
             }
             .into());
         }
-        let (session, rest): (Session, &[u8]) =
-            postcard::take_from_bytes(&bytes[2..]).map_err(|_| DecodeError::Malformed {
+        let (mut session, rest): (Session, &[u8]) = postcard::take_from_bytes(&bytes[2..])
+            .map_err(|_| DecodeError::Malformed {
                 what: "session state",
                 reason: "does not decode",
             })?;
-        if !rest.is_empty() {
-            return Err(corrupt_state("trailing bytes"));
+        let kem = match (version, rest) {
+            (1, []) | (2, [0]) => None,
+            (2, [1, ct @ ..]) => Some(
+                crate::kem::KemCiphertext::from_bytes(ct)
+                    .map_err(|_| corrupt_state("bad ML-KEM ciphertext"))?,
+            ),
+            _ => return Err(corrupt_state("trailing bytes")),
+        };
+        match (&mut session.pending_initial, kem) {
+            (Some(prefix), kem) => prefix.kem_ciphertext = kem,
+            (None, None) => {}
+            (None, Some(_)) => return Err(corrupt_state("ML-KEM ciphertext without a prefix")),
         }
         if !session.skipped.is_consistent() {
             return Err(corrupt_state("skipped-key store inconsistent"));

@@ -18,7 +18,7 @@ impl Device {
     pub fn new(rng: &mut ChaCha20Rng) -> Self {
         let identity = IdentityKeyPair::generate(rng);
         let signed_prekey = SignedPreKeyPair::generate(rng, &identity, 1, 1_700_000_000);
-        let one_time_prekey = OneTimePreKeyPair::generate(rng, 100);
+        let one_time_prekey = OneTimePreKeyPair::generate(rng, &identity, 100);
         Self {
             identity,
             signed_prekey,
