@@ -23,6 +23,8 @@ for i, m in enumerate(vectors["messages"]):
     write("sealed_envelope", f"envelope-{i}", h(m["envelope"]))
     write("ratchet_message", f"message-{i}", h(m["ratchet_message"]))
     write("content", f"content-{i}", h(m["plaintext"]))
+    if m["ratchet_message"].startswith("23"):
+        write("pqxdh", f"initial-{i}", h(m["ratchet_message"]))
 for who in ("client",):
     write("prekey_bundle", "bundle", h(vectors[who]["bundle"]))
     write("prekey_bundle", "identity", h(vectors[who]["identity"]))
@@ -32,7 +34,7 @@ write("stored_records", "session", h(vectors["therapist_session_state"]))
 # A device record and a key-log entry of the documented layouts.
 ident = h(vectors["client"]["identity"])
 bundle = h(vectors["client"]["bundle"])
-spk = bundle[1 + 128:1 + 128 + 108]
+spk = bundle[1 + 128:1 + 128 + 1292]  # a hybrid (PQXDH) signed prekey
 write("stored_records", "device", b"\x01" + struct.pack(">q", 1_800_000_000_000) + ident + spk + struct.pack(">QQ", 3, 1))
 write("stored_records", "blob", b"\x01\x01" + struct.pack(">QIq", 70_000, 2, 1_800_000_000_000))
 write("stored_records", "keylog", b"\x08" + b"\x00" * 7 + b"\x01" + b"\x11" * 32 + struct.pack(">Q", 0) + b"\x22" * 32 + struct.pack(">q", 1) + ident + spk)

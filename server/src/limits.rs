@@ -163,6 +163,16 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The largest Auth or Keys request decoded: a registration or upload
+    /// carrying the per-device maximum of hybrid one-time prekeys (1 284
+    /// bytes each with ML-KEM-768, plus protobuf framing), with room for
+    /// the identity, the 1 292-byte hybrid signed prekey and the rest.
+    pub fn max_keys_message(&self) -> usize {
+        self.max_one_time_prekeys
+            .saturating_mul(alcove_protocol::prekeys::HYBRID_ONE_TIME_PREKEY_LEN + 8)
+            .saturating_add(64 * 1024)
+    }
+
     /// `now_ms` rounded down to the stored-time granularity.
     pub fn coarse_time(&self, now_ms: i64) -> i64 {
         let g = i64::try_from(self.received_at_granularity_secs.max(1))

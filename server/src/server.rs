@@ -312,6 +312,7 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
         + alcove_protocol::limits::PADDING_BUCKETS
             [alcove_protocol::limits::PADDING_BUCKETS.len() - 1];
     let max_message = relay.limits.max_envelope_bytes.max(largest_envelope) + 64 * 1024;
+    let keys_message = relay.limits.max_keys_message();
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
         .set_serving::<MailboxServer<Services>>()
@@ -343,8 +344,8 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
         .add_service(health)
         .add_service(reflection)
         .add_service(reflection_alpha)
-        .add_service(AuthServer::new(services.clone()).max_decoding_message_size(64 * 1024))
-        .add_service(KeysServer::new(services.clone()).max_decoding_message_size(64 * 1024))
+        .add_service(AuthServer::new(services.clone()).max_decoding_message_size(keys_message))
+        .add_service(KeysServer::new(services.clone()).max_decoding_message_size(keys_message))
         .add_service(KeyLogServer::new(services.clone()).max_decoding_message_size(4 * 1024))
         .add_service(MailboxServer::new(services.clone()).max_decoding_message_size(max_message))
         .add_service(tonic::service::interceptor::InterceptedService::new(

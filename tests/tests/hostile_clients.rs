@@ -225,7 +225,9 @@ async fn an_oversized_frame_gets_resource_exhausted_with_the_limit() {
     let e = raw_call(
         relay.channel().await,
         "/alcove.v1.Auth/Challenge",
-        vec![0; 200_000],
+        // Auth and Keys decode up to a full stock of hybrid one-time
+        // prekeys (about 320 KB by default); this is well over it.
+        vec![0; 1_000_000],
         None,
     )
     .await

@@ -75,61 +75,146 @@ fn olm_pair() -> OlmPair {
     OlmPair { alice, bob }
 }
 
+/// The responder's prekeys for the setup benchmarks: hybrid (PQXDH) or
+/// classical (X3DH, as before PQXDH).
+struct Responder {
+    identity: IdentityKeyPair,
+    spk: SignedPreKeyPair,
+    hybrid: bool,
+}
+
+impl Responder {
+    fn new(rng: &mut ChaCha20Rng, hybrid: bool) -> Self {
+        let identity = IdentityKeyPair::generate(rng);
+        let spk = if hybrid {
+            SignedPreKeyPair::generate(rng, &identity, 1, 0)
+        } else {
+            SignedPreKeyPair::generate_classical(rng, &identity, 1, 0)
+        };
+        Self {
+            identity,
+            spk,
+            hybrid,
+        }
+    }
+
+    fn otk(&self, rng: &mut ChaCha20Rng, id: u32) -> OneTimePreKeyPair {
+        if self.hybrid {
+            OneTimePreKeyPair::generate(rng, &self.identity, id)
+        } else {
+            OneTimePreKeyPair::generate_classical(rng, id)
+        }
+    }
+
+    /// One-time keys and the encoded bundles carrying them, made before
+    /// the clock starts.
+    fn prepare(&self, rng: &mut ChaCha20Rng, iters: u64) -> Vec<(OneTimePreKeyPair, Vec<u8>)> {
+        (0..iters)
+            .map(|i| {
+                let otk = self.otk(rng, i as u32);
+                let bundle = PreKeyBundle::new(
+                    self.identity.public().clone(),
+                    self.spk.public().clone(),
+                    Some(otk.public()),
+                )
+                .unwrap()
+                .to_bytes();
+                (otk, bundle)
+            })
+            .collect()
+    }
+
+    /// The initiator's X3DH/PQXDH and first message, then the responder's
+    /// side: the same work as Olm's session creation.
+    fn handshake(
+        &self,
+        rng: &mut ChaCha20Rng,
+        a: &IdentityKeyPair,
+        otk: &OneTimePreKeyPair,
+        bundle: &PreKeyBundle,
+    ) -> Vec<u8> {
+        let mut alice = x3dh::initiate(rng, a, bundle).unwrap();
+        let wire = alice.encrypt(rng, b"hello").unwrap();
+        let initial = InitialMessage::decode(&wire).unwrap();
+        black_box(
+            x3dh::accept(&self.identity, &self.spk, Some(otk), a.public(), &initial).unwrap(),
+        );
+        wire
+    }
+}
+
+/// Bundle and initial-message sizes, classical and hybrid, written beside
+/// criterion's estimates for `scripts/bench-table.py`.
+fn record_sizes(rng: &mut ChaCha20Rng, a: &IdentityKeyPair) {
+    let mut out = serde_json::Map::new();
+    for (name, hybrid) in [("x3dh", false), ("pqxdh", true)] {
+        let r = Responder::new(rng, hybrid);
+        let (otk, with) = r.prepare(rng, 1).pop().unwrap();
+        let without = PreKeyBundle::new(r.identity.public().clone(), r.spk.public().clone(), None)
+            .unwrap()
+            .to_bytes();
+        let first = r.handshake(rng, a, &otk, &PreKeyBundle::from_bytes(&with).unwrap());
+        out.insert(
+            name.into(),
+            serde_json::json!({
+                "bundle_with_one_time_prekey": with.len(),
+                "bundle_without": without.len(),
+                "initial_message_5_byte_text": first.len(),
+                "initial_prefix": first.len() - alcove_protocol::ratchet::MESSAGE_OVERHEAD - 5,
+                "sealed_envelope": sealed_sender::envelope_len(&first).unwrap(),
+            }),
+        );
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/criterion");
+    let _ = std::fs::create_dir_all(&dir);
+    std::fs::write(
+        dir.join("sizes.json"),
+        serde_json::Value::Object(out).to_string(),
+    )
+    .unwrap();
+}
+
 fn session_setup(c: &mut Criterion) {
     let mut g = c.benchmark_group("setup");
     g.throughput(Throughput::Elements(1));
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let a = IdentityKeyPair::generate(&mut rng);
-    let b = IdentityKeyPair::generate(&mut rng);
-    let spk = SignedPreKeyPair::generate(&mut rng, &b, 1, 0);
+    record_sizes(&mut rng, &a);
 
-    // Alcove, the same work as Olm's session creation: X3DH from keys in
-    // hand, encrypt the first message; the responder parses it, completes
-    // X3DH and decrypts. One-time keys are made before the clock starts.
-    let prepare = |rng: &mut ChaCha20Rng, iters: u64| -> Vec<(OneTimePreKeyPair, Vec<u8>)> {
-        (0..iters)
-            .map(|i| {
-                let otk = OneTimePreKeyPair::generate(rng, &b, i as u32);
-                let bundle =
-                    PreKeyBundle::new(b.public().clone(), spk.public().clone(), Some(otk.public()))
-                        .unwrap()
-                        .to_bytes();
-                (otk, bundle)
+    for (name, hybrid) in [("x3dh", false), ("pqxdh", true)] {
+        let b = Responder::new(&mut rng, hybrid);
+        // Alcove, the same work as Olm's session creation: key agreement
+        // from keys in hand, encrypt the first message; the responder
+        // parses it, completes its side and decrypts.
+        g.bench_function(format!("alcove_{name}"), |bench| {
+            bench.iter_custom(|iters| {
+                let prepared: Vec<_> = b
+                    .prepare(&mut rng, iters)
+                    .into_iter()
+                    .map(|(otk, bytes)| (otk, PreKeyBundle::from_bytes(&bytes).unwrap()))
+                    .collect();
+                let start = Instant::now();
+                for (otk, bundle) in &prepared {
+                    b.handshake(&mut rng, &a, otk, bundle);
+                }
+                start.elapsed()
             })
-            .collect()
-    };
-    let handshake = |rng: &mut ChaCha20Rng, otk: &OneTimePreKeyPair, bundle: &PreKeyBundle| {
-        let mut alice = x3dh::initiate(rng, &a, bundle).unwrap();
-        let wire = alice.encrypt(rng, b"hello").unwrap();
-        let initial = InitialMessage::decode(&wire).unwrap();
-        black_box(x3dh::accept(&b, &spk, Some(otk), a.public(), &initial).unwrap());
-    };
-    g.bench_function("alcove_x3dh", |bench| {
-        bench.iter_custom(|iters| {
-            let prepared: Vec<_> = prepare(&mut rng, iters)
-                .into_iter()
-                .map(|(otk, bytes)| (otk, PreKeyBundle::from_bytes(&bytes).unwrap()))
-                .collect();
-            let start = Instant::now();
-            for (otk, bundle) in &prepared {
-                handshake(&mut rng, otk, bundle);
-            }
-            start.elapsed()
-        })
-    });
-    // The same, plus parsing and verifying the fetched bundle (two Ed25519
-    // signatures, three curve checks), which Olm's API leaves to its caller.
-    g.bench_function("alcove_x3dh_with_bundle_verification", |bench| {
-        bench.iter_custom(|iters| {
-            let prepared = prepare(&mut rng, iters);
-            let start = Instant::now();
-            for (otk, bytes) in &prepared {
-                let bundle = PreKeyBundle::from_bytes(bytes).unwrap();
-                handshake(&mut rng, otk, &bundle);
-            }
-            start.elapsed()
-        })
-    });
+        });
+        // The same, plus parsing and verifying the fetched bundle (Ed25519
+        // signatures, curve and ML-KEM key checks), which Olm's API leaves
+        // to its caller.
+        g.bench_function(format!("alcove_{name}_with_bundle_verification"), |bench| {
+            bench.iter_custom(|iters| {
+                let prepared = b.prepare(&mut rng, iters);
+                let start = Instant::now();
+                for (otk, bytes) in &prepared {
+                    let bundle = PreKeyBundle::from_bytes(bytes).unwrap();
+                    b.handshake(&mut rng, &a, otk, &bundle);
+                }
+                start.elapsed()
+            })
+        });
+    }
 
     // Olm: outbound session from identity + one-time key, encrypt the first
     // message, wire round trip, inbound session (which decrypts it).
