@@ -14,6 +14,7 @@ use tonic::Code;
 
 on_every_backend!(
     hybrid_bundles_and_one_time_prekeys_once,
+    the_key_log_commits_to_the_last_resort_kem_key,
     one_time_prekeys_of_the_other_kind_are_refused,
     a_device_moving_to_hybrid_stops_handing_out_classical_prekeys,
     a_full_stock_of_hybrid_one_time_prekeys_fits_one_request,
@@ -60,6 +61,53 @@ async fn hybrid_bundles_and_one_time_prekeys_once(backend: Backend) {
     }
     assert_eq!(seen.len(), 5);
     assert_eq!(count(&owner).await, 0);
+}
+
+async fn the_key_log_commits_to_the_last_resort_kem_key(backend: Backend) {
+    if !backend.available("pqxdh relay tests") {
+        return;
+    }
+    let relay = TestRelay::start_on(backend, |_| {}).await;
+    let owner = Device::registered(&relay, 0).await;
+    let r = owner
+        .keys()
+        .get_bundle(owner.req(alcove_api::v1::GetBundleRequest {
+            address: owner.address().to_vec(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let proof = r.key_proof.unwrap();
+    let head = proof.head.as_ref().unwrap();
+    let root: [u8; 32] = head.root.clone().try_into().unwrap();
+    let path = alcove_keylog::hashes(&proof.audit_path).unwrap();
+    let salt: [u8; 32] = proof.salt.clone().try_into().unwrap();
+    let included = |spk: &[u8]| {
+        let leaf = alcove_keylog::key_leaf(
+            &salt,
+            &owner.address(),
+            &owner.identity.public().to_bytes(),
+            spk,
+            proof.epoch,
+        );
+        alcove_keylog::verify_inclusion(&leaf, proof.index, head.size, &path, &root).is_ok()
+    };
+    let spk = owner.signed_prekey.public().to_bytes();
+    assert_eq!(
+        spk.len(),
+        alcove_protocol::prekeys::HYBRID_SIGNED_PREKEY_LEN
+    );
+    assert_eq!(proof.signed_prekey, spk);
+    assert!(included(&spk), "the log holds the hybrid signed prekey");
+    // Another ML-KEM key in its place is not what the log holds.
+    let mut other_kem = spk.clone();
+    other_kem[44 + 17] ^= 1;
+    assert!(!included(&other_kem));
+    // Nor is the signed prekey with its ML-KEM key stripped.
+    let mut stripped = spk[..44].to_vec();
+    stripped.extend_from_slice(&spk[spk.len() - 64..]);
+    assert!(!included(&stripped));
 }
 
 async fn one_time_prekeys_of_the_other_kind_are_refused(backend: Backend) {

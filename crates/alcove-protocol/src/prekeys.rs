@@ -560,6 +560,16 @@ impl PreKeyBundle {
         one_time_prekey: Option<OneTimePreKey>,
     ) -> Result<Self, KeyError> {
         signed_prekey.verify(&identity)?;
+        Self::with_verified_signed_prekey(identity, signed_prekey, one_time_prekey)
+    }
+
+    /// [`Self::new`] for a signed prekey whose signature by `identity` was
+    /// just checked (by [`SignedPreKey::from_bytes`]): checks the rest.
+    fn with_verified_signed_prekey(
+        identity: PublicIdentity,
+        signed_prekey: SignedPreKey,
+        one_time_prekey: Option<OneTimePreKey>,
+    ) -> Result<Self, KeyError> {
         if let Some(otk) = &one_time_prekey {
             if otk.is_hybrid() != signed_prekey.is_hybrid() {
                 return Err(KeyError::MixedPreKeys);
@@ -660,6 +670,7 @@ impl PreKeyBundle {
                 .into())
             }
         };
-        Self::new(identity, signed_prekey, one_time_prekey)
+        // `SignedPreKey::from_bytes` verified the signed prekey.
+        Self::with_verified_signed_prekey(identity, signed_prekey, one_time_prekey)
     }
 }

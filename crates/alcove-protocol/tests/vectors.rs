@@ -13,6 +13,7 @@ use alcove_protocol::content::{
 };
 use alcove_protocol::fingerprint::SafetyNumber;
 use alcove_protocol::invite::Invite;
+use alcove_protocol::kem::{KemCiphertext, KemKeyPair, KEM_CIPHERTEXT_LEN};
 use alcove_protocol::prekeys::PreKeyBundle;
 use alcove_protocol::sealed_sender;
 use alcove_protocol::x3dh::{self, InitialMessage};
@@ -159,6 +160,17 @@ fn generate() -> Value {
         }));
     }
 
+    // PQXDH's pieces, so that a second implementation can check its ML-KEM
+    // and its key schedule step by step: the client's prekey secrets (the
+    // one-time prekey's ML-KEM seed decapsulates the first message's
+    // ciphertext) and the shared secret that enters the HKDF.
+    let first = hex::decode(messages[0]["ratchet_message"].as_str().unwrap()).unwrap();
+    let ct_at = alcove_protocol::ratchet::INITIAL_OVERHEAD - KEM_CIPHERTEXT_LEN;
+    let ct = KemCiphertext::from_bytes(&first[ct_at..ct_at + KEM_CIPHERTEXT_LEN]).unwrap();
+    let otk_secret = client.one_time_prekey.to_secret_bytes();
+    let kem = KemKeyPair::from_seed(&otk_secret[36..36 + 64]).unwrap();
+    let shared = kem.decapsulate(&ct);
+
     let invite = Invite::new(
         &mut rng,
         therapist.identity.public(),
@@ -167,7 +179,7 @@ fn generate() -> Value {
     )
     .unwrap();
     json!({
-        "description": "Alcove protocol v1 known-answer vectors: seeded setup and conversation",
+        "description": "Alcove protocol known-answer vectors (PQXDH session setup, version 2 bundle): seeded setup and conversation",
         "seed": SEED,
         "therapist": {
             "identity": hex::encode(therapist.identity.public().to_bytes()),
@@ -180,6 +192,14 @@ fn generate() -> Value {
             "identity_secret": hex::encode(*client.identity.to_secret_bytes()),
             "address": client.identity.public().address().to_string(),
             "bundle": hex::encode(&bundle_bytes),
+            "signed_prekey_secret": hex::encode(&*client.signed_prekey.to_secret_bytes()),
+            "one_time_prekey_secret": hex::encode(&*otk_secret),
+        },
+        "pqxdh": {
+            "kem": "ML-KEM-768",
+            "info": "Alcove/v2/PQXDH/X25519/SHA-256/ML-KEM-768",
+            "kem_ciphertext": hex::encode(ct.as_bytes()),
+            "kem_shared_secret": hex::encode(*shared),
         },
         "messages": messages,
         "therapist_session_state": hex::encode(&*t_session.to_bytes()),
