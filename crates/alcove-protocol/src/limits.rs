@@ -27,7 +27,7 @@ pub const MAX_PREVIOUS_RATCHET_KEYS: usize = 8;
 /// The padding buckets, in bytes: a sealed plaintext is padded to the
 /// smallest bucket that holds it plus one marker byte.
 ///
-/// Every ratchet message is padded as if it carried the 1 262-byte PQXDH
+/// Every ratchet message is padded as if it carried the 1 258-byte PQXDH
 /// prefix ([`crate::sealed_sender::padded_message_len`]), so a short text
 /// lands in the 2 KiB bucket, which PQXDH added; 256 B and 1 KiB remain
 /// for envelopes written before it.

@@ -434,30 +434,6 @@ impl OneTimePreKeyPair {
         }
     }
 
-    /// Adds an ML-KEM half to a classical one-time prekey, keeping its id
-    /// and X25519 key (the SDK's upgrade of prekeys made before PQXDH).
-    /// A hybrid prekey is returned unchanged.
-    pub fn into_hybrid<R: RngCore + CryptoRng>(
-        self,
-        rng: &mut R,
-        identity: &IdentityKeyPair,
-    ) -> Self {
-        if self.kem.is_some() {
-            return self;
-        }
-        let kem = KemKeyPair::generate(rng);
-        let sig = identity.sign(&one_time_prekey_message(
-            self.id,
-            &DhPublicKey::from_secret(&self.secret),
-            &kem.public(),
-        ));
-        Self {
-            id: self.id,
-            secret: self.secret.clone(),
-            kem: Some((kem, sig)),
-        }
-    }
-
     /// The public half.
     pub fn public(&self) -> OneTimePreKey {
         OneTimePreKey {

@@ -193,13 +193,13 @@ fn classical_bundles_still_run_x3dh() {
     let initial = InitialMessage::decode(&first).unwrap();
     let (_, p) = x3dh::accept(&identity, &spk, Some(&otk), a.identity.public(), &initial).unwrap();
     assert_eq!(p, b"old");
-    // The upgrade of a classical one-time prekey keeps id and X25519 key.
-    let upgraded = OneTimePreKeyPair::from_secret_bytes(&otk.to_secret_bytes())
-        .unwrap()
-        .into_hybrid(&mut rng, &identity);
-    assert!(upgraded.is_hybrid());
-    assert_eq!(upgraded.public().key, otk.public().key);
-    upgraded.public().verify(identity.public()).unwrap();
+    // Classical secrets as the SDK stored them before PQXDH still load.
+    let restored = OneTimePreKeyPair::from_secret_bytes(&otk.to_secret_bytes()).unwrap();
+    assert!(!restored.is_hybrid());
+    assert_eq!(restored.public(), otk.public());
+    let restored =
+        SignedPreKeyPair::from_secret_bytes(&spk.to_secret_bytes(), identity.public()).unwrap();
+    assert_eq!(restored.public(), spk.public());
 }
 
 #[test]

@@ -154,7 +154,7 @@ fn sealed_envelope_sizes_fall_in_buckets() {
         assert!(sealed_sender::is_envelope_len(env.len()));
         sizes.insert(env.len());
     }
-    // Padded as if each carried the 1 262-byte PQXDH prefix: 2 KiB (up to
+    // Padded as if each carried the 1 258-byte PQXDH prefix: 2 KiB (up to
     // 256 bytes), 4 KiB (900 to 1 024) and 16 KiB (3 000 and 5 000).
     assert_eq!(
         sizes.len(),
