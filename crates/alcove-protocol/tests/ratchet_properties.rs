@@ -190,6 +190,39 @@ proptest! {
         let _ = alcove_protocol::padding::unpad(&bytes);
         let _ = alcove_protocol::invite::Invite::decode(&String::from_utf8_lossy(&bytes));
     }
+
+    /// Nor do PQXDH's decoders, fed inputs of exactly the hybrid lengths
+    /// (where random bytes of random length would rarely land), with the
+    /// leading byte a bundle or initial message of version 2 starts with.
+    #[test]
+    fn hybrid_decoders_never_panic(
+        bytes in proptest::sample::select(vec![1184usize, 1088, 1284, 1292, 1422, 2706, 1258 + 81, 1388, 164])
+            .prop_flat_map(|n| proptest::collection::vec(any::<u8>(), n)),
+        lead in proptest::sample::select(vec![0x02u8, 0x23, 0x22, 0x01]),
+        seed in any::<u64>(),
+    ) {
+        let mut rng = common::rng(seed);
+        let a = common::Device::new(&mut rng);
+        let b = common::Device::new(&mut rng);
+        let mut bytes = bytes;
+        bytes[0] = lead;
+        let _ = alcove_protocol::kem::KemPublicKey::from_bytes(&bytes);
+        let _ = alcove_protocol::kem::KemCiphertext::from_bytes(&bytes);
+        let _ = alcove_protocol::prekeys::PreKeyBundle::from_bytes(&bytes);
+        let _ = alcove_protocol::prekeys::SignedPreKey::from_bytes(&bytes, a.identity.public());
+        let _ = alcove_protocol::prekeys::OneTimePreKey::from_bytes(&bytes);
+        let _ = alcove_protocol::prekeys::SignedPreKeyPair::from_secret_bytes(&bytes, a.identity.public());
+        let _ = alcove_protocol::prekeys::OneTimePreKeyPair::from_secret_bytes(&bytes);
+        if let Ok(initial) = InitialMessage::decode(&bytes) {
+            let _ = alcove_protocol::x3dh::accept(
+                &b.identity,
+                &b.signed_prekey,
+                Some(&b.one_time_prekey),
+                a.identity.public(),
+                &initial,
+            );
+        }
+    }
 }
 
 /// The error a replay gets, precisely.
