@@ -13,24 +13,11 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use alcove_client::{Body, Client, Profile, Transport};
+use alcove_client::{Client, Profile, Transport};
 use alcove_protocol::prekeys::PreKeyBundle;
 use common::{sdk, TestRelay};
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/pre-pqxdh");
-
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
-}
 
 /// Opens a fixture profile against the relay's new port.
 async fn open(dir: &Path, key: u8, relay: &TestRelay) -> Client {
@@ -44,7 +31,7 @@ async fn open(dir: &Path, key: u8, relay: &TestRelay) -> Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_from_before_pqxdh_upgrades_without_losing_anything() {
     let work = tempfile::tempdir().unwrap();
-    copy(Path::new(FIXTURE), work.path());
+    common::copy_dir(Path::new(FIXTURE), work.path());
     let relay_dir = work.path().join("relay");
     let relay = TestRelay::start_with(|c| c.data_dir = relay_dir.clone()).await;
 
@@ -102,7 +89,9 @@ async fn a_deployment_from_before_pqxdh_upgrades_without_losing_anything() {
         None,
     )
     .unwrap();
-    classical_first_message(&probe, &replayed, "written against the replayed bundle").await;
+    let kind =
+        common::raw_first_message(&probe, &replayed, "written against the replayed bundle").await;
+    assert_eq!(kind, 0x22, "a classical (X3DH) initial message");
     let events = therapist.sync().await.unwrap();
     assert!(
         sdk::texts(&events).is_empty(),
@@ -154,31 +143,4 @@ async fn a_deployment_from_before_pqxdh_upgrades_without_losing_anything() {
         .await
         .unwrap();
     assert_eq!(sdk::texts(&therapist.sync().await.unwrap()), ["still here"]);
-}
-
-/// A raw device runs X3DH against `bundle` (classical) and sends one text.
-async fn classical_first_message(device: &common::Device, bundle: &PreKeyBundle, text: &str) {
-    use alcove_protocol::content::{self, Content, Text};
-    let mut rng = rand::rngs::OsRng;
-    let mut session = alcove_protocol::x3dh::initiate(&mut rng, &device.identity, bundle).unwrap();
-    let message = Content {
-        message_id: common::id16(1),
-        sent_at_ms: 1,
-        body: Some(Body::Text(Text {
-            body: text.into(),
-            reply_to: vec![],
-        })),
-        ..Default::default()
-    };
-    let wire = session
-        .encrypt(&mut rng, &content::encode(&message))
-        .unwrap();
-    assert_eq!(wire[0], 0x22, "a classical initial message");
-    let envelope =
-        alcove_protocol::sealed_sender::seal(&mut rng, &device.identity, bundle.identity(), &wire)
-            .unwrap();
-    let to = bundle.identity().address();
-    device
-        .send_envelope(to.as_bytes(), common::id16(2), envelope)
-        .await;
 }

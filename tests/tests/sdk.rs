@@ -244,28 +244,8 @@ async fn raw_initial_message(
     to: &alcove_client::DeviceAddress,
     text: &str,
 ) {
-    use alcove_protocol::content::{self, Content, Text};
-    let mut rng = rand::rngs::OsRng;
     let bundle = device.bundle_of(to.as_bytes()).await;
-    let mut session = alcove_protocol::x3dh::initiate(&mut rng, &device.identity, &bundle).unwrap();
-    let message = Content {
-        message_id: common::id16(1),
-        sent_at_ms: 1,
-        body: Some(Body::Text(Text {
-            body: text.into(),
-            reply_to: vec![],
-        })),
-        ..Default::default()
-    };
-    let wire = session
-        .encrypt(&mut rng, &content::encode(&message))
-        .unwrap();
-    let envelope =
-        alcove_protocol::sealed_sender::seal(&mut rng, &device.identity, bundle.identity(), &wire)
-            .unwrap();
-    device
-        .send_envelope(to.as_bytes(), common::id16(2), envelope)
-        .await;
+    common::raw_first_message(device, &bundle, text).await;
 }
 
 async fn a_changed_identity_key_is_flagged_and_sending_held(backend: Backend) {

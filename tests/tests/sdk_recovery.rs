@@ -181,7 +181,7 @@ async fn a_restored_profile_recovers_through_retry_requests(backend: Backend) {
     // The client's phone is backed up...
     drop(c);
     let backup = dir.path().join("c-backup");
-    copy_dir(&dir.path().join("c"), &backup);
+    common::copy_dir(&dir.path().join("c"), &backup);
     let c = Client::open(&dir.path().join("c"), &[2; 32]).await.unwrap();
     // ...the conversation goes on for a while...
     for i in 0..3 {
@@ -195,7 +195,7 @@ async fn a_restored_profile_recovers_through_retry_requests(backend: Backend) {
     // ...and the phone is restored from the backup.
     drop(c);
     std::fs::remove_dir_all(dir.path().join("c")).unwrap();
-    copy_dir(&backup, &dir.path().join("c"));
+    common::copy_dir(&backup, &dir.path().join("c"));
     let c = Client::open(&dir.path().join("c"), &[2; 32]).await.unwrap();
 
     // Both write: the restored client on chain indices it already used,
@@ -243,19 +243,6 @@ async fn a_restored_profile_recovers_through_retry_requests(backend: Backend) {
     assert_eq!(texts(&c.sync().await.unwrap()), ["all good"]);
     c.send_text(&to_t, "yes").await.unwrap();
     assert_eq!(texts(&t.sync().await.unwrap()), ["yes"]);
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 async fn an_oversized_text_is_refused_and_receiving_goes_on(backend: Backend) {
@@ -548,7 +535,7 @@ async fn many_lost_messages_are_recovered_through_one_new_session(backend: Backe
     t.sync().await.unwrap();
     drop(c);
     let backup = dir.path().join("c-backup");
-    copy_dir(&dir.path().join("c"), &backup);
+    common::copy_dir(&dir.path().join("c"), &backup);
     let c = Client::open(&dir.path().join("c"), &[2; 32]).await.unwrap();
     t.send_text(&to_c.address, "seen before the restore")
         .await
@@ -560,7 +547,7 @@ async fn many_lost_messages_are_recovered_through_one_new_session(backend: Backe
     t.sync().await.unwrap();
     drop(c);
     std::fs::remove_dir_all(dir.path().join("c")).unwrap();
-    copy_dir(&backup, &dir.path().join("c"));
+    common::copy_dir(&backup, &dir.path().join("c"));
     let c = Client::open(&dir.path().join("c"), &[2; 32]).await.unwrap();
     let sent: Vec<String> = (0..40).map(|i| format!("lost {i}")).collect();
     for m in &sent {

@@ -105,14 +105,12 @@ impl SignedPreKey {
         let id = u32::from_be_bytes(bytes[..4].try_into().unwrap_or_default());
         let created_at = u64::from_be_bytes(bytes[4..12].try_into().unwrap_or_default());
         let key = DhPublicKey::from_bytes(&bytes[12..44])?;
-        let mut sig = [0u8; 64];
-        sig.copy_from_slice(&bytes[bytes.len() - 64..]);
         let spk = Self {
             id,
             created_at,
             key,
             kem,
-            signature: Signature::from_bytes(&sig),
+            signature: trailing_signature(bytes),
         };
         spk.verify(identity)?;
         Ok(spk)
@@ -138,6 +136,14 @@ impl fmt::Debug for SignedPreKey {
             .field("key", &self.key)
             .finish_non_exhaustive()
     }
+}
+
+/// The Ed25519 signature every signed encoding here ends with (callers
+/// have checked the length).
+fn trailing_signature(bytes: &[u8]) -> Signature {
+    let mut sig = [0u8; 64];
+    sig.copy_from_slice(&bytes[bytes.len().saturating_sub(64)..]);
+    Signature::from_bytes(&sig)
 }
 
 /// What a signed prekey's signature covers. The hybrid form has its own
@@ -357,9 +363,7 @@ impl OneTimePreKey {
             ONE_TIME_PREKEY_LEN => None,
             HYBRID_ONE_TIME_PREKEY_LEN => {
                 let kem = KemPublicKey::from_bytes(&bytes[36..36 + KEM_PUBLIC_KEY_LEN])?;
-                let mut sig = [0u8; 64];
-                sig.copy_from_slice(&bytes[36 + KEM_PUBLIC_KEY_LEN..]);
-                Some((kem, Signature::from_bytes(&sig)))
+                Some((kem, trailing_signature(bytes)))
             }
             _ => {
                 return Err(DecodeError::Malformed {
@@ -480,9 +484,7 @@ impl OneTimePreKeyPair {
             ONE_TIME_SECRET_LEN => None,
             HYBRID_ONE_TIME_SECRET_LEN => {
                 let kem = KemKeyPair::from_seed(&bytes[36..36 + KEM_SEED_LEN])?;
-                let mut sig = [0u8; 64];
-                sig.copy_from_slice(&bytes[36 + KEM_SEED_LEN..]);
-                Some((kem, Signature::from_bytes(&sig)))
+                Some((kem, trailing_signature(bytes)))
             }
             _ => {
                 return Err(DecodeError::Malformed {

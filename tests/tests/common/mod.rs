@@ -342,6 +342,50 @@ impl Device {
     }
 }
 
+/// Copies a directory tree (a profile, a relay's store, a fixture).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A raw device (the protocol and the relay API, no SDK) opens a session
+/// from `bundle` and sends its owner one text; returns the ratchet
+/// message's first byte (its kind).
+pub async fn raw_first_message(
+    device: &Device,
+    bundle: &alcove_protocol::prekeys::PreKeyBundle,
+    text: &str,
+) -> u8 {
+    use alcove_protocol::content::{self, Body, Content, Text};
+    let mut rng = rand::rngs::OsRng;
+    let mut session = alcove_protocol::x3dh::initiate(&mut rng, &device.identity, bundle).unwrap();
+    let message = Content {
+        message_id: id16(1),
+        sent_at_ms: 1,
+        body: Some(Body::Text(Text {
+            body: text.into(),
+            reply_to: vec![],
+        })),
+        ..Default::default()
+    };
+    let wire = session
+        .encrypt(&mut rng, &content::encode(&message))
+        .unwrap();
+    let envelope =
+        sealed_sender::seal(&mut rng, &device.identity, bundle.identity(), &wire).unwrap();
+    let to = bundle.identity().address();
+    device.send_envelope(to.as_bytes(), id16(2), envelope).await;
+    wire[0]
+}
+
 /// The current time in seconds (signed prekeys are dated; clients refuse
 /// old ones).
 pub fn now_secs() -> u64 {
