@@ -401,7 +401,7 @@ pub struct OneTimePreKeyPair {
 }
 
 /// Length of a classical [`OneTimePreKeyPair::to_secret_bytes`].
-const ONE_TIME_SECRET_LEN: usize = 4 + 32;
+pub const ONE_TIME_SECRET_LEN: usize = 4 + 32;
 /// Length of a hybrid [`OneTimePreKeyPair::to_secret_bytes`].
 const HYBRID_ONE_TIME_SECRET_LEN: usize = ONE_TIME_SECRET_LEN + KEM_SEED_LEN + 64;
 

@@ -11,10 +11,10 @@ use tonic::{Request, Response, Status};
 use super::Services;
 use crate::errors::{address, store_status};
 
-/// Parses one-time prekeys, refusing bad keys and repeated ids.
 /// Parses uploaded one-time prekeys: each must be of the device's kind
 /// (hybrid exactly when its signed prekey is, so that no bundle mixes the
-/// two) and a hybrid one must carry the device's signature.
+/// two) and a hybrid one must carry the device's signature. Bad keys and
+/// repeated ids are refused.
 pub(crate) fn parse_one_time_prekeys(
     raw: &[Vec<u8>],
     max: usize,
