@@ -24,9 +24,9 @@ impl Clock for SystemClock {
     }
 }
 
-/// `YYYY-MM-DD HH:MM:SS` (UTC) for seconds since the Unix epoch, for error
-/// messages (no calendar dependency for one format).
-pub(crate) fn format_utc(secs: u64) -> String {
+/// `YYYY-MM-DD HH:MM:SS` (UTC) for seconds since the Unix epoch, as the
+/// SDK's messages show times (no calendar dependency for one format).
+pub fn format_utc(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     // Howard Hinnant's civil-from-days.

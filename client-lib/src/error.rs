@@ -103,6 +103,49 @@ pub enum Error {
     /// Local storage failed (disk full, permissions).
     #[error("local storage error: {0}")]
     Storage(String),
+    /// A clinician's credential did not verify: the app must not show the
+    /// contact as licensed. See [`CredentialProblem`] for each reason.
+    #[error("credential not verified: {0}")]
+    Credential(CredentialProblem),
+}
+
+/// Why a clinician's credential was refused
+/// ([`crate::Client::verify_credential`]). Each is its own case so an app
+/// can say exactly what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CredentialProblem {
+    /// The contact has not presented a credential.
+    #[error("the contact has presented no credential")]
+    NotPresented,
+    /// The issuer's signature does not verify, or the bytes are not a
+    /// credential: it was forged or altered.
+    #[error("the credential is forged or altered (its signature does not verify)")]
+    Forged,
+    /// Signed by a key the app does not trust.
+    #[error("the credential is signed by an issuer this app does not trust ({issuer})")]
+    UntrustedIssuer {
+        /// The signer's public key, hex.
+        issuer: String,
+    },
+    /// Issued for another device than this contact's.
+    #[error("the credential was issued for another identity than this contact's")]
+    WrongIdentity,
+    /// Past its expiry.
+    #[error("the credential expired at {} UTC", crate::clock::format_utc(*expired_at))]
+    Expired {
+        /// Seconds since the Unix epoch.
+        expired_at: u64,
+    },
+    /// Its issuer revoked it.
+    #[error("the issuer revoked the credential at {} UTC", crate::clock::format_utc(*revoked_at))]
+    Revoked {
+        /// Seconds since the Unix epoch.
+        revoked_at: u64,
+    },
+    /// The contact committed another credential in the key log since it
+    /// presented this one (or never committed this one).
+    #[error("the credential is not the one the contact committed in the key log")]
+    NotCommitted,
 }
 
 impl Error {

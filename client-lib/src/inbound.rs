@@ -43,6 +43,11 @@ enum StoredKind {
     DeliveryFailed(Option<[u8; 16]>, String),
     Undecryptable(String),
     InviteRefused(String),
+    OutOfHours {
+        crisis_text: String,
+        reply_within_hours: u32,
+        next_opening_ms: Option<i64>,
+    },
 }
 
 /// What decrypting one envelope came to.
@@ -279,6 +284,15 @@ impl Client {
             }
             // A rotated delivery key: learnt above, nothing to show.
             (Ok((_, _, Body::DeliveryKeyChanged(_))), false) => {}
+            // What a clinician announces: kept, not shown as a message.
+            (Ok((_, _, Body::CredentialPresentation(p))), false) => {
+                puts.push(self.presented_credential(&from, &p.credential)?);
+            }
+            (Ok((_, _, Body::Availability(a))), false) => {
+                if let Some(record) = self.received_availability(&from, &a)? {
+                    puts.push(record);
+                }
+            }
             (Ok((_, _, Body::RetryUnavailable(_))), false) => events.push(
                 self.notice_locked(
                     &core,
@@ -314,6 +328,24 @@ impl Client {
         self.vault.commit(puts, &removes)?;
         if let Some(digest) = retry {
             events.push(self.answer_retry(&mut core, &from, &digest).await?);
+        }
+        // A new contact through an invite hears what this device announces;
+        // a message outside this device's hours may get the auto-reply.
+        let accepted = events.iter().any(|e| {
+            matches!(
+                &e.kind,
+                EventKind::Message {
+                    body: Body::InviteAccepted(_),
+                    ..
+                }
+            )
+        });
+        if accepted {
+            self.announce_to(&mut core, &from).await?;
+        }
+        drop(core);
+        if let Some(body) = events.iter().find_map(|e| e.body()) {
+            self.auto_reply_to(&from, body).await?;
         }
         Ok(events)
     }
@@ -603,6 +635,11 @@ impl Client {
             }
             EventKind::Undecryptable { reason } => StoredKind::Undecryptable(reason.clone()),
             EventKind::InviteRefused { reason } => StoredKind::InviteRefused(reason.clone()),
+            EventKind::OutOfHours(n) => StoredKind::OutOfHours {
+                crisis_text: n.crisis_text.clone(),
+                reply_within_hours: n.reply_within_hours,
+                next_opening_ms: n.next_opening_ms,
+            },
         };
         let stored = StoredEvent {
             contact: *event.contact.as_bytes(),
@@ -641,6 +678,15 @@ impl Client {
                 },
                 StoredKind::Undecryptable(reason) => EventKind::Undecryptable { reason },
                 StoredKind::InviteRefused(reason) => EventKind::InviteRefused { reason },
+                StoredKind::OutOfHours {
+                    crisis_text,
+                    reply_within_hours,
+                    next_opening_ms,
+                } => EventKind::OutOfHours(crate::OutOfHoursNotice {
+                    crisis_text,
+                    reply_within_hours,
+                    next_opening_ms,
+                }),
             };
             out.push(Event {
                 event_id: EventId(event_id),

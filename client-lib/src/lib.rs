@@ -49,8 +49,10 @@
 
 #[cfg(feature = "native")]
 mod attachments;
+mod availability;
 mod clock;
 mod contacts;
+mod credentials;
 mod delivery;
 mod error;
 mod inbound;
@@ -73,13 +75,20 @@ use tokio::sync::Mutex;
 pub use alcove_keylog::{SignedTreeHead, TransparencyError};
 pub use alcove_protocol::content::MessageId;
 pub use alcove_protocol::content::{
-    AttachmentPointer, Body, DeliveryReceipt, Feedback, HomeworkAssignment, HomeworkSubmission,
-    ReadReceipt, Text,
+    AttachmentPointer, Availability, Body, DeliveryReceipt, Feedback, HomeworkAssignment,
+    HomeworkSubmission, OfficeHours, ReadReceipt, Text,
+};
+pub use alcove_protocol::credential::{
+    Claims as CredentialClaims, Credential, IssuerId, IssuerKey, Revocation,
 };
 pub use alcove_protocol::DeviceAddress;
-pub use clock::{Clock, SystemClock};
+pub use availability::OutOfHoursNotice;
+pub use clock::{format_utc, Clock, SystemClock};
 pub use contacts::Contact;
-pub use error::{Error, Result};
+#[cfg(feature = "native")]
+pub use credentials::revoke_credential;
+pub use credentials::{TrustedIssuer, VerifiedCredential};
+pub use error::{CredentialProblem, Error, Result};
 pub use outbound::{MAX_DELIVERY_ATTEMPTS, RESEND_WINDOW};
 pub use prekeys::{MAX_PREKEYS_PER_DAY, SIGNED_PREKEY_LIFETIME, SIGNED_PREKEY_RETENTION};
 pub use relay::{BoxError, Transport};
@@ -169,6 +178,11 @@ pub enum EventKind {
         /// Why.
         reason: String,
     },
+    /// This device just wrote to a clinician outside their office hours:
+    /// show the notice (with the crisis text) now. Computed on the device
+    /// from the clinician's last [`Availability`]; no server was asked.
+    /// Given once per contact until the hours open again.
+    OutOfHours(OutOfHoursNotice),
 }
 
 impl Event {
@@ -264,6 +278,9 @@ pub struct Client {
     /// Outbox failures not yet returned by `sync` or `events` (they are
     /// stored in the inbox too).
     notices: std::sync::Mutex<Vec<Event>>,
+    /// Out-of-hours notices given: contact → the opening time they named,
+    /// so one is given once per closed period.
+    out_of_hours_shown: std::sync::Mutex<std::collections::HashMap<[u8; 32], i64>>,
     /// Recovery sessions started recently: contact → (base key, when).
     recovering: std::sync::Mutex<std::collections::HashMap<[u8; 32], RecoveryStart>>,
 }
@@ -499,6 +516,7 @@ impl Client {
             outbox_seq: AtomicU64::new(next_outbox),
             last_prune_ms: AtomicI64::new(0),
             notices: std::sync::Mutex::new(Vec::new()),
+            out_of_hours_shown: std::sync::Mutex::new(std::collections::HashMap::new()),
             recovering: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }

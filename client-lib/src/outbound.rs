@@ -181,10 +181,23 @@ impl Client {
     ///   [`Client::sync`] delivers it later; do not send it again.
     /// - [`Error::UnknownContact`], [`Error::ContactKeyChanged`],
     ///   [`Error::InvalidInput`]: nothing was queued.
+    ///
+    /// Writing to a clinician outside their office hours also puts an
+    /// [`EventKind::OutOfHours`] notice in the inbox (see
+    /// [`Client::out_of_hours_notice`]).
     pub async fn send(&self, to: &DeviceAddress, body: Body) -> Result<MessageId> {
-        let mut core = self.core.lock().await;
-        self.send_body(&mut core, to.as_bytes(), None, body, false)
-            .await
+        let result = {
+            let mut core = self.core.lock().await;
+            self.send_body(&mut core, to.as_bytes(), None, body.clone(), false)
+                .await
+        };
+        if matches!(
+            &result,
+            Ok(_) | Err(Error::Offline(_)) | Err(Error::Busy(_))
+        ) {
+            self.notice_after_send(to, &body).await?;
+        }
+        result
     }
 
     /// Seals `body` for `to` (on `fresh` if given, which becomes the
@@ -516,7 +529,7 @@ impl Client {
         Ok(sent)
     }
 
-    fn queue_notice(&self, event: Event) {
+    pub(crate) fn queue_notice(&self, event: Event) {
         if let Ok(mut q) = self.notices.lock() {
             q.push(event);
         }

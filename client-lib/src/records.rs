@@ -19,6 +19,11 @@
 //! | `outbox/<sequence>` | a sealed envelope not yet accepted by the relay (u64 BE, in send order) | outbound |
 //! | `resend/<envelope digest>` | a sent message kept for retry requests | outbound |
 //! | `attachment/<blob id>` | a received attachment pointer | inbound |
+//! | `own/credential` | this device's clinician credential, as presented | [`crate::credentials`] |
+//! | `own/availability`, `own/auto-reply` | this device's office hours and notice, and its auto-reply text | [`crate::availability`] |
+//! | `credential/<HMAC(address)>` | the credential a contact presented, the highest credential epoch and the revocations seen | credentials, inbound |
+//! | `availability/<HMAC(address)>` | a contact's newest office hours and notice | availability, inbound |
+//! | `auto-replied/<HMAC(address)>` | when this device last auto-replied to a contact (ms) | availability |
 //!
 //! No name contains a contact's address or an invite nonce: those are
 //! replaced by an HMAC under a key derived from the storage key
@@ -50,6 +55,15 @@ pub(crate) const SESSION: &str = "session";
 pub(crate) const KEYLOG_EPOCH: &str = "keylog-epoch";
 /// Prefix of HMAC-named invite records.
 pub(crate) const INVITE: &str = "invite";
+/// Prefix of HMAC-named records of a contact's credential.
+pub(crate) const CREDENTIAL: &str = "credential";
+/// Prefix of HMAC-named records of a contact's availability.
+pub(crate) const AVAILABILITY: &str = "availability";
+/// Prefix of HMAC-named records of the last auto-reply to a contact.
+pub(crate) const AUTO_REPLIED: &str = "auto-replied";
+pub(crate) const OWN_CREDENTIAL: &[u8] = b"own/credential";
+pub(crate) const OWN_AVAILABILITY: &[u8] = b"own/availability";
+pub(crate) const AUTO_REPLY: &[u8] = b"own/auto-reply";
 
 fn with(prefix: &[u8], tail: &[u8]) -> Vec<u8> {
     let mut n = prefix.to_vec();

@@ -21,11 +21,12 @@ use alcove_api::v1::key_log_client::KeyLogClient;
 use alcove_api::v1::keys_client::KeysClient;
 use alcove_api::v1::mailbox_client::MailboxClient;
 use alcove_api::v1::{
-    AckRequest, ChallengeRequest, ConsistencyProofResponse, CountPreKeysRequest, Envelope,
-    FetchRequest, GetBundleRequest, GetBundleResponse, GetConsistencyProofRequest,
-    GetKeyProofRequest, GetTreeHeadRequest, GetTreeHeadResponse, KeyProof, LoginRequest,
-    RegisterRequest, RelayLimits, RotateSignedPreKeyRequest, SendRequest, SetDeliveryPolicyRequest,
-    SubscribeRequest, UploadOneTimePreKeysRequest,
+    AckRequest, ChallengeRequest, CommitCredentialRequest, ConsistencyProofResponse,
+    CountPreKeysRequest, CredentialProof, Envelope, FetchRequest, GetBundleRequest,
+    GetBundleResponse, GetConsistencyProofRequest, GetCredentialProofRequest, GetKeyProofRequest,
+    GetTreeHeadRequest, GetTreeHeadResponse, KeyProof, LoginRequest, RegisterRequest, RelayLimits,
+    RotateSignedPreKeyRequest, SendRequest, SetDeliveryPolicyRequest, SubscribeRequest,
+    UploadOneTimePreKeysRequest,
 };
 use alcove_protocol::delivery::DeliveryVerifier;
 use alcove_protocol::identity::IdentityKeyPair;
@@ -522,6 +523,42 @@ impl Relay {
             .clients()
             .keylog()
             .get_key_proof(GetKeyProofRequest {
+                address: address.to_vec(),
+            })
+            .await?
+            .into_inner())
+    }
+
+    /// Commits this device's credential (digest and issuer) in the key log.
+    pub(crate) async fn commit_credential(
+        &self,
+        digest: [u8; 32],
+        issuer: [u8; 32],
+    ) -> Result<CredentialProof> {
+        self.call(|c, token| {
+            let req = authed(
+                &token,
+                CommitCredentialRequest {
+                    digest: digest.to_vec(),
+                    issuer: issuer.to_vec(),
+                },
+            );
+            async move {
+                c.keys()
+                    .commit_credential(req)
+                    .await
+                    .map(|r| r.into_inner())
+            }
+        })
+        .await
+    }
+
+    /// A device's current credential record with its proof.
+    pub(crate) async fn credential_proof(&self, address: &[u8; 32]) -> Result<CredentialProof> {
+        Ok(self
+            .clients()
+            .keylog()
+            .get_credential_proof(GetCredentialProofRequest {
                 address: address.to_vec(),
             })
             .await?

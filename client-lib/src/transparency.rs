@@ -100,7 +100,11 @@ impl Client {
     /// Accepts `head` as the newest head if it is signed, fresh and extends
     /// the newest one seen (fetching a consistency proof when none came
     /// with it). Call with the transparency lock held.
-    async fn advance(&self, head: &SignedTreeHead, proof: Option<Vec<Hash>>) -> Result<()> {
+    pub(crate) async fn advance(
+        &self,
+        head: &SignedTreeHead,
+        proof: Option<Vec<Hash>>,
+    ) -> Result<()> {
         let key = match self.pinned_key()? {
             Some(k) => k,
             None => return Err(TransparencyError::Malformed("no log key pinned").into()),

@@ -26,6 +26,9 @@ pub fn store_status(e: StoreError) -> Status {
             tracing::error!(error = %e, "storage configuration");
             Status::internal("storage misconfigured")
         }
+        StoreError::Conflict(what) => {
+            Status::aborted(format!("{what} changed concurrently; retry"))
+        }
         StoreError::Backend(e) => {
             tracing::error!(error = %e, "storage backend error");
             Status::unavailable("storage temporarily unavailable; retry")

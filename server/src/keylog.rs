@@ -1,5 +1,6 @@
 //! The relay's side of key transparency: it appends a leaf for every key
-//! publication (in the same store transaction as the device record), keeps
+//! publication and every credential record (in the same store transaction
+//! as the device record or credential slot), keeps
 //! the tree's hashes in memory, and signs heads and serves proofs.
 //!
 //! The store is the source of truth. Before answering, the relay catches
@@ -10,8 +11,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use alcove_keylog::{key_leaf, Hash, KeyProof, MerkleLog, SignedTreeHead};
-use alcove_store::{Address, DeviceRecord, LogEntry, Store, StoreError};
+use alcove_keylog::{Hash, KeyProof, MerkleLog, SignedTreeHead};
+use alcove_store::{Address, CredentialSlot, DeviceRecord, LogEntry, LogRecord, Store, StoreError};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use rand::RngCore;
 
@@ -103,6 +104,25 @@ impl KeyLog {
         }
     }
 
+    /// Commits a credential record for a device (see
+    /// [`Store::publish_credential`]) and appends it to the log.
+    pub async fn publish_credential(
+        &self,
+        address: &Address,
+        record: &[u8],
+        revoked: &[[u8; 32]],
+        expected_epoch: Option<u64>,
+    ) -> Result<LogEntry, StoreError> {
+        let mut salt = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut salt);
+        let entry = self
+            .store
+            .publish_credential(address, record, revoked, expected_epoch, &salt, now_ms())
+            .await?;
+        self.catch_up().await?;
+        Ok(entry)
+    }
+
     /// Publishes a device's keys (registration when `identity` is given,
     /// signed-prekey change otherwise) and appends them to the log.
     pub async fn publish(
@@ -157,36 +177,59 @@ impl KeyLog {
         &self,
         device: &DeviceRecord,
     ) -> Result<(LogEntry, KeyProof), StoreError> {
-        self.catch_up().await?;
-        let entry = self
-            .store
-            .log_entries(device.log_index, 1)
-            .await?
-            .pop()
-            .ok_or(StoreError::Corrupt("keylog: device's entry missing"))?;
-        if entry.identity != device.identity || entry.signed_prekey != device.signed_prekey {
+        let entry = self.entry(device.log_index).await?;
+        if entry.keys() != Some((&device.identity, &device.signed_prekey)) {
             return Err(StoreError::Corrupt(
                 "keylog: entry does not match the device",
             ));
         }
+        let proof = self.proof_of(&entry)?;
+        Ok((entry, proof))
+    }
+
+    /// The proof for a device's current credential record, under a fresh
+    /// head.
+    pub async fn credential_proof(
+        &self,
+        slot: &CredentialSlot,
+    ) -> Result<(LogEntry, KeyProof), StoreError> {
+        let entry = self.entry(slot.log_index).await?;
+        if entry.record != LogRecord::Credential(slot.record.clone()) {
+            return Err(StoreError::Corrupt(
+                "keylog: entry does not match the credential record",
+            ));
+        }
+        let proof = self.proof_of(&entry)?;
+        Ok((entry, proof))
+    }
+
+    async fn entry(&self, index: u64) -> Result<LogEntry, StoreError> {
+        self.catch_up().await?;
+        self.store
+            .log_entries(index, 1)
+            .await?
+            .pop()
+            .ok_or(StoreError::Corrupt("keylog: a record's entry is missing"))
+    }
+
+    fn proof_of(&self, entry: &LogEntry) -> Result<KeyProof, StoreError> {
         let head = self.head();
         let audit_path = self
             .tree()
             .log
             .inclusion_proof(entry.index, head.size)
-            .map_err(|_| StoreError::Corrupt("keylog: device's entry beyond the tree"))?;
-        let proof = KeyProof {
+            .map_err(|_| StoreError::Corrupt("keylog: a record's entry is beyond the tree"))?;
+        Ok(KeyProof {
             index: entry.index,
             epoch: entry.epoch,
             salt: entry.salt,
             audit_path,
             head,
-        };
-        Ok((entry, proof))
+        })
     }
 }
 
 /// The leaf hash of a stored entry.
 pub fn leaf_of(e: &LogEntry) -> Hash {
-    key_leaf(&e.salt, &e.address, &e.identity, &e.signed_prekey, e.epoch)
+    e.leaf()
 }

@@ -228,6 +228,14 @@ impl Auth for Svc {
 
 #[tonic::async_trait]
 impl Keys for Svc {
+    async fn commit_credential(
+        &self,
+        r: Request<CommitCredentialRequest>,
+    ) -> Result<Response<CredentialProof>, Status> {
+        KeysClient::new(self.0.upstream.clone())
+            .commit_credential(forward(r))
+            .await
+    }
     async fn upload_one_time_pre_keys(
         &self,
         r: Request<UploadOneTimePreKeysRequest>,
@@ -337,6 +345,18 @@ impl KeyLog for Svc {
         r: Request<GetLeavesRequest>,
     ) -> Result<Response<GetLeavesResponse>, Status> {
         self.keylog().get_leaves(forward(r)).await
+    }
+    async fn get_credential_proof(
+        &self,
+        r: Request<GetCredentialProofRequest>,
+    ) -> Result<Response<CredentialProof>, Status> {
+        self.keylog().get_credential_proof(forward(r)).await
+    }
+    async fn revoke_credential(
+        &self,
+        r: Request<RevokeCredentialRequest>,
+    ) -> Result<Response<CredentialProof>, Status> {
+        self.keylog().revoke_credential(forward(r)).await
     }
 }
 

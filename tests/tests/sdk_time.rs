@@ -5,12 +5,10 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use alcove_client::{Body, Client, Clock, Error, EventKind, Profile, SystemClock};
-use common::sdk::{profile, texts, url};
+use alcove_client::{Body, Error, EventKind};
+use common::sdk::{on_clock, profile, texts, MovedClock};
 use common::{Backend, TestRelay};
 
 on_every_backend!(
@@ -19,35 +17,6 @@ on_every_backend!(
 );
 
 const DAY_MS: i64 = 86_400_000;
-
-/// The system clock, moved forward by the test.
-#[derive(Clone, Default)]
-struct MovedClock(Arc<AtomicI64>);
-
-impl MovedClock {
-    fn advance(&self, ms: i64) {
-        self.0.fetch_add(ms, Ordering::SeqCst);
-    }
-}
-
-impl Clock for MovedClock {
-    fn now_ms(&self) -> i64 {
-        SystemClock.now_ms() + self.0.load(Ordering::SeqCst)
-    }
-}
-
-async fn on_clock(
-    relay: &TestRelay,
-    dir: &std::path::Path,
-    key: u8,
-    name: &str,
-    clock: &MovedClock,
-) -> Client {
-    let profile = Profile::on_disk(dir).unwrap().with_clock(clock.clone());
-    Client::create_with(profile, &[key; 32], &url(relay), name)
-        .await
-        .unwrap()
-}
 
 async fn a_message_to_a_full_mailbox_is_given_up_after_its_budget_and_later_ones_go_on(
     backend: Backend,

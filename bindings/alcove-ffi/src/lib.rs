@@ -343,6 +343,16 @@ pub enum EventKind {
         /// Why.
         reason: String,
     },
+    /// This device wrote to a clinician outside their office hours: show
+    /// the notice and the crisis text now (computed on the device).
+    OutOfHours {
+        /// The clinician's crisis text; may be empty.
+        crisis_text: String,
+        /// Usual reply time in hours (0: not said).
+        reply_within_hours: u32,
+        /// When office hours next begin, ms since the Unix epoch.
+        next_opening_ms: Option<i64>,
+    },
     /// A message from the contact did not decrypt; it was asked for again.
     SessionReset {
         /// Why.
@@ -430,11 +440,13 @@ impl From<sdk::Event> for Event {
                     display_name: i.display_name,
                 },
                 // Handled inside the SDK; never a message event.
-                Body::RetryRequest(_) | Body::RetryUnavailable(_) | Body::DeliveryKeyChanged(_) => {
-                    EventKind::Undecryptable {
-                        reason: "an internal recovery message reached the app".into(),
-                    }
-                }
+                Body::RetryRequest(_)
+                | Body::RetryUnavailable(_)
+                | Body::DeliveryKeyChanged(_)
+                | Body::CredentialPresentation(_)
+                | Body::Availability(_) => EventKind::Undecryptable {
+                    reason: "an internal recovery message reached the app".into(),
+                },
             },
             K::SessionReset { reason } => EventKind::SessionReset { reason },
             K::Resent { id } => EventKind::Resent {
@@ -446,6 +458,11 @@ impl From<sdk::Event> for Event {
             },
             K::Undecryptable { reason } => EventKind::Undecryptable { reason },
             K::InviteRefused { reason } => EventKind::InviteRefused { reason },
+            K::OutOfHours(n) => EventKind::OutOfHours {
+                crisis_text: n.crisis_text,
+                reply_within_hours: n.reply_within_hours,
+                next_opening_ms: n.next_opening_ms,
+            },
         };
         Self {
             event_id: hex::encode(e.event_id.0),

@@ -87,6 +87,21 @@ pub mod keylog {
         })
     }
 
+    /// Parses a credential record's proof (the record is checked by the
+    /// caller with `alcove_keylog::check_credential`).
+    pub fn credential_proof_from_wire(
+        proof: &v1::CredentialProof,
+    ) -> Result<KeyProof, TransparencyError> {
+        proof_from_wire(Some(&v1::KeyProof {
+            index: proof.index,
+            epoch: proof.epoch,
+            salt: proof.salt.clone(),
+            audit_path: proof.audit_path.clone(),
+            head: proof.head.clone(),
+            ..Default::default()
+        }))
+    }
+
     /// Encodes hashes for the wire.
     pub fn hashes_to_wire(hashes: &[[u8; 32]]) -> Vec<Vec<u8>> {
         hashes.iter().map(|h| h.to_vec()).collect()

@@ -15,13 +15,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use alcove_protocol::prekeys::OneTimePreKey;
 use alcove_protocol::sealed_sender::{is_envelope_len, ENVELOPE_VERSION};
 use alcove_store::postgres::{Target, MIGRATIONS};
-use alcove_store::{BlobInfo, LogEntry, PgSettings};
+use alcove_store::{BlobInfo, LogEntry, LogRecord, PgSettings};
 use anyhow::Context;
 
 use crate::canary::Searcher;
 use crate::facts::{Facts, BLOB_EXPIRY_MS, SKEW_MS};
 use crate::randomness;
-use crate::store::{keylog_summary, public_keys, Finding, StoreReport, TreeSummary};
+use crate::store::{
+    credential_record, keylog_summary, log_record, public_keys, Finding, StoreReport, TreeSummary,
+};
 
 /// Every table of the documented schema and its columns, in order.
 pub const SCHEMA: &[(&str, &[&str])] = &[
@@ -55,7 +57,12 @@ pub const SCHEMA: &[(&str, &[&str])] = &[
             "logged_at_ms",
             "identity",
             "signed_prekey",
+            "credential",
         ],
+    ),
+    (
+        "credentials",
+        &["address", "log_index", "epoch", "record", "revoked"],
     ),
     ("delivery_policies", &["address", "verifier"]),
     ("mailbox_heads", &["address", "last_seq", "depth"]),
@@ -387,19 +394,41 @@ fn classify(
             *key = index.to_string();
             let address = fixed::<32>(&bytes(1)?, "address")?;
             let salt = fixed::<32>(&bytes(3)?, "salt")?;
-            public_keys(&address, &bytes(5)?, &bytes(6)?)?;
+            let optional = |i: usize| -> Result<Option<Vec<u8>>, String> {
+                row.try_get::<_, Option<Vec<u8>>>(i)
+                    .map_err(|e| format!("column {i}: {e}"))
+            };
+            let record = match (optional(5)?, optional(6)?, optional(7)?) {
+                (Some(identity), Some(signed_prekey), None) => LogRecord::Keys {
+                    identity,
+                    signed_prekey,
+                },
+                (None, None, Some(record)) => LogRecord::Credential(record),
+                _ => return Err("neither a key record nor a credential record".into()),
+            };
             let entry = LogEntry {
                 index,
                 address,
                 epoch: nonneg(int(2)?, "epoch")?,
                 salt,
                 logged_at_ms: int(4)?,
-                identity: bytes(5)?,
-                signed_prekey: bytes(6)?,
+                record,
             };
+            let class = log_record(&entry)?;
             facts.time(table, key, "logged at", entry.logged_at_ms, SKEW_MS);
             entries.push((index, entry));
-            Ok("public keys (key log)")
+            Ok(class)
+        }
+        "credentials" => {
+            let address = fixed::<32>(&bytes(0)?, "address")?;
+            *key = hex::encode(address);
+            nonneg(int(1)?, "log_index")?;
+            nonneg(int(2)?, "epoch")?;
+            credential_record(&bytes(3)?)?;
+            if !bytes(4)?.len().is_multiple_of(32) {
+                return Err("revoked is not a list of 32-byte digests".into());
+            }
+            Ok("credential record (digest, issuer key, revocation)")
         }
         "one_time_prekeys" => {
             let address = fixed::<32>(&bytes(0)?, "address")?;

@@ -9,12 +9,16 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use alcove_keylog::{key_leaf, MerkleLog};
+use alcove_keylog::MerkleLog;
+use alcove_protocol::credential::CredentialCommitment;
 use alcove_protocol::prekeys::{OneTimePreKey, SignedPreKey};
 use alcove_protocol::sealed_sender::{is_envelope_len, ENVELOPE_VERSION};
 use alcove_protocol::PublicIdentity;
 use alcove_store::records::RECORD_VERSION;
-use alcove_store::{device_tag, mailbox_tag, BlobInfo, DeliveryPolicy, DeviceRecord, LogEntry};
+use alcove_store::{
+    device_tag, mailbox_tag, BlobInfo, CredentialSlot, DeliveryPolicy, DeviceRecord, LogEntry,
+    LogRecord,
+};
 use serde::Serialize;
 
 use crate::canary::{self, CanaryResult};
@@ -110,6 +114,31 @@ pub(crate) fn public_keys(address: &[u8], identity: &[u8], spk: &[u8]) -> Result
     Ok(())
 }
 
+/// A credential record decodes, and a revocation in it is the issuer's
+/// for that digest.
+pub(crate) fn credential_record(record: &[u8]) -> Result<(), String> {
+    CredentialCommitment::from_bytes(record)
+        .map(|_| ())
+        .map_err(|e| format!("credential record: {e}"))
+}
+
+/// Checks a key-log entry's record; its class.
+pub(crate) fn log_record(e: &LogEntry) -> Result<&'static str, String> {
+    match &e.record {
+        LogRecord::Keys {
+            identity,
+            signed_prekey,
+        } => {
+            public_keys(&e.address, identity, signed_prekey)?;
+            Ok("public keys (key log)")
+        }
+        LogRecord::Credential(record) => {
+            credential_record(record)?;
+            Ok("credential record (key log)")
+        }
+    }
+}
+
 /// Classifies one record; `Ok(class)` or `Err(reason)`.
 fn classify(tree: &str, key: &[u8], value: &[u8]) -> Result<&'static str, String> {
     match tree {
@@ -123,8 +152,13 @@ fn classify(tree: &str, key: &[u8], value: &[u8]) -> Result<&'static str, String
             Some((&device_tag::LOG_ENTRY, index)) => {
                 key_len(index, 8)?;
                 let e = LogEntry::decode(index, value).map_err(|e| e.to_string())?;
-                public_keys(&e.address, &e.identity, &e.signed_prekey)?;
-                Ok("public keys (key log)")
+                log_record(&e)
+            }
+            Some((&device_tag::CREDENTIAL, address)) => {
+                key_len(address, 32)?;
+                let slot = CredentialSlot::decode(value).map_err(|e| e.to_string())?;
+                credential_record(&slot.record)?;
+                Ok("credential record (digest, issuer key, revocation)")
             }
             Some((&device_tag::DELIVERY, address)) => {
                 key_len(address, 32)?;
@@ -411,13 +445,7 @@ pub(crate) fn keylog_summary(
                 });
                 break;
             }
-            log.push(key_leaf(
-                &e.salt,
-                &e.address,
-                &e.identity,
-                &e.signed_prekey,
-                e.epoch,
-            ));
+            log.push(e.leaf());
         }
         let log_key = log_seed
             .and_then(|s| <[u8; 32]>::try_from(s).ok())

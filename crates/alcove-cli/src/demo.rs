@@ -46,6 +46,8 @@ fn describe(e: &Event) -> String {
         ),
         Body::RetryRequest(_) | Body::RetryUnavailable(_) => format!("{who}: session recovery"),
         Body::DeliveryKeyChanged(_) => format!("{who}: new delivery key"),
+        Body::CredentialPresentation(_) => format!("{who} presented a credential"),
+        Body::Availability(_) => format!("{who}: office hours"),
     }
 }
 

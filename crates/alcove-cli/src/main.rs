@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod demo;
+mod practice;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -139,6 +140,17 @@ enum Command {
         #[command(subcommand)]
         action: DeliveryAction,
     },
+    /// Clinician credentials: issue (issuer), publish (clinician), show
+    /// (client), revoke (issuer). See docs/therapy.md.
+    Credential {
+        #[command(subcommand)]
+        action: practice::CredentialAction,
+    },
+    /// Office hours, usual reply time, crisis text and auto-reply.
+    Availability {
+        #[command(subcommand)]
+        action: practice::AvailabilityAction,
+    },
     /// Run a therapist and a client through an embedded relay, end to end.
     Demo {
         /// Keep the demo's files in this directory instead of a temporary one.
@@ -176,6 +188,11 @@ fn storage_key(key_file: Option<&Path>) -> anyhow::Result<[u8; 32]> {
     bytes
         .try_into()
         .map_err(|_| anyhow::anyhow!("storage key must be 32 bytes (64 hex digits)"))
+}
+
+/// Seconds since the Unix epoch as `YYYY-MM-DD HH:MM`.
+fn utc(secs: u64) -> String {
+    alcove_client::format_utc(secs)
 }
 
 fn message_id(hex_id: &str) -> anyhow::Result<MessageId> {
@@ -272,6 +289,12 @@ fn describe(e: &Event) -> (&'static str, String, serde_json::Value) {
             format!("accepted an invite that is not valid: {reason}; contact left unverified"),
             json!({ "reason": reason }),
         ),
+        EventKind::OutOfHours(n) => (
+            "out_of_hours",
+            n.to_string(),
+            json!({ "crisis_text": n.crisis_text, "reply_within_hours": n.reply_within_hours,
+                    "next_opening_ms": n.next_opening_ms }),
+        ),
     }
 }
 
@@ -345,6 +368,9 @@ fn describe_body(body: &Body) -> (&'static str, String, serde_json::Value) {
         // message events.
         Body::RetryRequest(_) | Body::RetryUnavailable(_) => ("recovery", String::new(), json!({})),
         Body::DeliveryKeyChanged(_) => ("delivery-key", String::new(), json!({})),
+        // Kept by the SDK, never a message event.
+        Body::CredentialPresentation(_) => ("credential", String::new(), json!({})),
+        Body::Availability(_) => ("availability", String::new(), json!({})),
     }
 }
 
@@ -419,6 +445,11 @@ async fn main() -> anyhow::Result<()> {
             }
         };
     }
+    if let Command::Credential { action } = &cli.command {
+        if let Some(done) = practice::issuer_command(action, cli.json).await {
+            return done;
+        }
+    }
     let key = storage_key(cli.key_file.as_deref())?;
     if let Command::Init { server, name } = &cli.command {
         let client = Client::create(&cli.profile, &key, server, name).await?;
@@ -471,6 +502,8 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
         }
+        Command::Credential { action } => practice::credential(&client, action, json).await?,
+        Command::Availability { action } => practice::availability(&client, action, json).await?,
         Command::Delivery { action } => {
             let done = match action {
                 DeliveryAction::Rotate => {

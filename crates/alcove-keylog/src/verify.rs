@@ -128,15 +128,25 @@ pub fn check_keys(
     proof: &KeyProof,
     min_epoch: u64,
 ) -> Result<(), TransparencyError> {
-    let leaf = leaf_hash(&commitment(
-        &proof.salt,
-        address,
-        identity,
-        signed_prekey,
-        proof.epoch,
-    ));
+    let leaf = key_leaf(&proof.salt, address, identity, signed_prekey, proof.epoch);
+    check_leaf(&leaf, proof, min_epoch)
+}
+
+/// As [`check_keys`], for a clinician's credential record at
+/// `proof.epoch` (credential epochs count separately from key epochs).
+pub fn check_credential(
+    address: &[u8; 32],
+    record: &[u8],
+    proof: &KeyProof,
+    min_epoch: u64,
+) -> Result<(), TransparencyError> {
+    let leaf = credential_leaf(&proof.salt, address, record, proof.epoch);
+    check_leaf(&leaf, proof, min_epoch)
+}
+
+fn check_leaf(leaf: &Hash, proof: &KeyProof, min_epoch: u64) -> Result<(), TransparencyError> {
     verify_inclusion(
-        &leaf,
+        leaf,
         proof.index,
         proof.head.size,
         &proof.audit_path,
@@ -172,4 +182,9 @@ pub fn key_leaf(
     epoch: u64,
 ) -> Hash {
     leaf_hash(&commitment(salt, address, identity, signed_prekey, epoch))
+}
+
+/// The leaf hash of a credential record, as the relay appends it.
+pub fn credential_leaf(salt: &[u8; 32], address: &[u8; 32], record: &[u8], epoch: u64) -> Hash {
+    leaf_hash(&crate::credential_commitment(salt, address, record, epoch))
 }

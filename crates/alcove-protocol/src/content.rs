@@ -19,8 +19,9 @@ pub mod pb {
 
 pub use pb::content::Body;
 pub use pb::{
-    AttachmentPointer, Content, DeliveryKeyChanged, DeliveryReceipt, Feedback, HomeworkAssignment,
-    HomeworkSubmission, InviteAccepted, ReadReceipt, RetryRequest, RetryUnavailable, Text,
+    AttachmentPointer, Availability, Content, CredentialPresentation, DeliveryKeyChanged,
+    DeliveryReceipt, Feedback, HomeworkAssignment, HomeworkSubmission, InviteAccepted, OfficeHours,
+    ReadReceipt, RetryRequest, RetryUnavailable, Text,
 };
 
 /// Length of the envelope digest a [`RetryRequest`] names.
@@ -182,6 +183,15 @@ pub fn validate(content: &Content) -> Result<(), ContentError> {
                 Err(ContentError::Invalid("envelope_digest must be 16 bytes"))
             }
         }
+        Some(Body::CredentialPresentation(p)) => {
+            if p.credential.is_empty() || p.credential.len() > crate::credential::MAX_CREDENTIAL_LEN
+            {
+                Err(ContentError::Invalid("credential must be 1 to 423 bytes"))
+            } else {
+                Ok(())
+            }
+        }
+        Some(Body::Availability(a)) => crate::availability::validate(a),
         Some(Body::DeliveryReceipt(DeliveryReceipt { message_ids }))
         | Some(Body::ReadReceipt(ReadReceipt { message_ids })) => {
             if message_ids.is_empty() || message_ids.len() > MAX_RECEIPT_IDS {

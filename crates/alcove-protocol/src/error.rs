@@ -178,3 +178,18 @@ pub enum ContentError {
     #[error("invalid content: {0}")]
     Invalid(&'static str),
 }
+
+/// Problems with clinician credentials and their revocations.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CredentialError {
+    /// The bytes do not parse as a credential or revocation.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The issuer's signature does not verify (strict Ed25519): the
+    /// credential or revocation was forged or altered.
+    #[error("bad issuer signature: forged or altered")]
+    BadSignature,
+    /// A field is out of bounds, or the signer is not the issuer.
+    #[error("invalid credential: {0}")]
+    Invalid(&'static str),
+}

@@ -23,6 +23,9 @@
 //!   receipts) defined in `proto/alcove/v1/content.proto`.
 //! - [`attachment`]: chunked encryption of documents of any size.
 //! - [`fingerprint`] and [`invite`]: out-of-band verification.
+//! - [`credential`]: clinician credentials an issuer signs, and their
+//!   revocations.
+//! - [`availability`]: office hours and the out-of-hours notice.
 //!
 //! The wire formats and the reasoning behind them are in `docs/protocol.md`.
 //!
@@ -58,7 +61,9 @@
 #![deny(missing_docs)]
 
 pub mod attachment;
+pub mod availability;
 pub mod content;
+pub mod credential;
 pub mod delivery;
 pub mod error;
 pub mod fingerprint;
@@ -90,7 +95,7 @@ pub mod testing {
     }
 }
 
-pub use error::{DecodeError, KeyError, SealError, SessionError};
+pub use error::{CredentialError, DecodeError, KeyError, SealError, SessionError};
 pub use identity::{IdentityKeyPair, PublicIdentity};
 pub use keys::{DeviceAddress, DhPublicKey, IdentityFingerprint};
 pub use ratchet::Session;

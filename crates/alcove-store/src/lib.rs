@@ -21,7 +21,10 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 pub use postgres::{PgSettings, PostgresStore};
-pub use records::{BlobInfo, DeviceRecord, LogEntry, StoredMessage};
+pub use records::{
+    BlobInfo, CredentialSlot, DeviceRecord, LogEntry, LogRecord, StoredMessage,
+    CREDENTIAL_RECORD_LENS,
+};
 pub use sled::recovery::Repairs;
 pub use sled::{device_tag, mailbox_tag, FlushStats, SledStore, DEFAULT_CACHE_BYTES, TREES};
 
@@ -65,6 +68,10 @@ pub enum StoreError {
     /// The store's configuration is wrong (a URL, a TLS setting).
     #[error("storage configuration: {0}")]
     Config(String),
+    /// A conditional write found the record changed since the caller read
+    /// it (a concurrent writer); nothing was written. Read and try again.
+    #[error("{0} changed concurrently")]
+    Conflict(&'static str),
 }
 
 /// Result alias for store operations.
@@ -114,6 +121,25 @@ pub trait Store: Send + Sync + 'static {
     /// Sets a registered device's delivery policy, durably (else
     /// `NotFound("device")`).
     async fn set_delivery_policy(&self, address: &Address, policy: DeliveryPolicy) -> Result<()>;
+    /// A device's credential slot (its current credential record), if it
+    /// ever committed one.
+    async fn credential(&self, address: &Address) -> Result<Option<CredentialSlot>>;
+    /// Commits a new credential record for a registered device (else
+    /// `NotFound("device")`), in one atomic, durable step: appends the
+    /// key-log entry at the next index and the next credential epoch, and
+    /// replaces the slot with `record` and `revoked`. `expected_epoch` is
+    /// the epoch of the slot the caller decided on (`None`: no slot); if
+    /// the slot is another by now, nothing is written and the answer is
+    /// `Conflict`. Returns the appended entry.
+    async fn publish_credential(
+        &self,
+        address: &Address,
+        record: &[u8],
+        revoked: &[[u8; 32]],
+        expected_epoch: Option<u64>,
+        salt: &[u8; 32],
+        now_ms: i64,
+    ) -> Result<LogEntry>;
     /// Number of key-log entries.
     async fn log_size(&self) -> Result<u64>;
     /// Key-log entries from index `from`, at most `limit`, in order.

@@ -6,7 +6,9 @@
 //! | `devices` | 0x00 · address (32) | registered_at_ms (i64) · identity (128) · signed prekey (108, or 1292 hybrid) · log index (u64) · epoch (u64) |
 //! | `devices` | 0x01 · index (u64) | key-log entry: address (32) · epoch (u64) · salt (32) · logged_at_ms (i64) · identity (128) · signed prekey (108 or 1292) |
 //! | `devices` | 0x02 | number of key-log entries (u64, no version byte) |
+//! | `devices` | 0x01 · index (u64) | key-log entry of a credential record (version byte 0x11 instead of 0x01): address (32) · epoch (u64) · salt (32) · logged_at_ms (i64) · record (64 or 201) |
 //! | `devices` | 0x03 · address (32) | delivery policy: 0x00 (open) or 0x01 · verifier (32) |
+//! | `devices` | 0x04 · address (32) | credential slot: log index (u64) · epoch (u64) · revoked digests (u16 count · 32 each) · record (64 or 201) |
 //! | `one_time_prekeys` | address (32) · id (u32) | one-time prekey (36, or 1284 hybrid) |
 //! | `mailboxes` | address (32) · 0x00 · sequence (u64) | received_at_ms (i64) · client message id (16) · sealed envelope |
 //! | `mailboxes` | address (32) · 0x01 | last sequence (u64) · depth (u64) |
@@ -45,8 +47,33 @@ pub struct DeviceRecord {
     pub epoch: u64,
 }
 
-/// One entry of the key transparency log: a device's keys as published.
-/// The log's leaf is a salted commitment to it (see `alcove-keylog`).
+/// What a key-log entry records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogRecord {
+    /// A device's keys as published.
+    Keys {
+        /// The 128-byte public identity.
+        identity: Vec<u8>,
+        /// The signed prekey: 108 bytes classical, 1292 hybrid (PQXDH).
+        signed_prekey: Vec<u8>,
+    },
+    /// A clinician's credential record: the digest and issuer of the
+    /// credential the device presents, and its revocation once there is
+    /// one (`alcove_protocol::credential::CredentialCommitment`, 64 or 201
+    /// bytes).
+    Credential(Vec<u8>),
+}
+
+/// The lengths of a credential record: without and with a revocation.
+pub const CREDENTIAL_RECORD_LENS: [usize; 2] = [64, 64 + 137];
+
+/// Leading byte of a credential entry in the `devices` tree (a key entry
+/// starts with [`RECORD_VERSION`]).
+const CREDENTIAL_ENTRY: u8 = 0x11;
+
+/// One entry of the key transparency log: a device's keys, or a
+/// clinician's credential record. The log's leaf is a salted commitment to
+/// it (see `alcove-keylog`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEntry {
     /// Leaf index.
@@ -59,10 +86,23 @@ pub struct LogEntry {
     pub salt: [u8; 32],
     /// When it was appended, ms since the Unix epoch.
     pub logged_at_ms: i64,
-    /// The 128-byte public identity.
-    pub identity: Vec<u8>,
-    /// The signed prekey: 108 bytes classical, 1292 hybrid (PQXDH).
-    pub signed_prekey: Vec<u8>,
+    /// What it records.
+    pub record: LogRecord,
+}
+
+/// A clinician's current credential record and the digests of every
+/// credential of theirs that was revoked (which the relay refuses to take
+/// again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialSlot {
+    /// Index of the key-log entry of the record.
+    pub log_index: u64,
+    /// Credential epoch: 0 for the first record, +1 for every change.
+    pub epoch: u64,
+    /// The record (64 or 201 bytes).
+    pub record: Vec<u8>,
+    /// Digests of revoked credentials.
+    pub revoked: Vec<[u8; 32]>,
 }
 
 /// An envelope waiting in a mailbox.
@@ -158,37 +198,132 @@ impl DeviceRecord {
 
 impl LogEntry {
     pub(crate) fn encode(&self) -> Vec<u8> {
-        versioned(&[
-            &self.address,
-            &self.epoch.to_be_bytes(),
-            &self.salt,
-            &self.logged_at_ms.to_be_bytes(),
-            &self.identity,
-            &self.signed_prekey,
-        ])
+        let epoch = self.epoch.to_be_bytes();
+        let logged = self.logged_at_ms.to_be_bytes();
+        let head: [&[u8]; 4] = [&self.address, &epoch, &self.salt, &logged];
+        match &self.record {
+            LogRecord::Keys {
+                identity,
+                signed_prekey,
+            } => versioned(&[&head[..], &[identity, signed_prekey]].concat()),
+            LogRecord::Credential(record) => {
+                let mut v = versioned(&[&head[..], &[record]].concat());
+                v[0] = CREDENTIAL_ENTRY;
+                v
+            }
+        }
     }
 
     /// Parses a `keylog` record (key = index, big-endian).
     pub fn decode(key: &[u8], value: &[u8]) -> Result<Self> {
         let index = u64_at(key, 0, "keylog")?;
-        let b = body(value, "keylog")?;
-        if key.len() != 8
-            || !SIGNED_PREKEY_LENS.contains(&b.len().wrapping_sub(32 + 8 + 32 + 8 + 128))
-        {
+        let (credential, b) = match value.split_first() {
+            Some((&CREDENTIAL_ENTRY, rest)) => (true, rest),
+            _ => (false, body(value, "keylog")?),
+        };
+        const HEAD: usize = 32 + 8 + 32 + 8;
+        let tail = b.len().wrapping_sub(HEAD);
+        let fits = if credential {
+            CREDENTIAL_RECORD_LENS.contains(&tail)
+        } else {
+            SIGNED_PREKEY_LENS.contains(&tail.wrapping_sub(128))
+        };
+        if key.len() != 8 || !fits {
             return Err(StoreError::Corrupt("keylog"));
         }
         let mut address = [0u8; 32];
         address.copy_from_slice(&b[..32]);
         let mut salt = [0u8; 32];
         salt.copy_from_slice(&b[40..72]);
+        let record = if credential {
+            LogRecord::Credential(b[HEAD..].to_vec())
+        } else {
+            LogRecord::Keys {
+                identity: b[HEAD..HEAD + 128].to_vec(),
+                signed_prekey: b[HEAD + 128..].to_vec(),
+            }
+        };
         Ok(Self {
             index,
             address,
             epoch: u64_at(b, 32, "keylog")?,
             salt,
             logged_at_ms: i64_at(b, 72, "keylog")?,
-            identity: b[80..208].to_vec(),
-            signed_prekey: b[208..].to_vec(),
+            record,
+        })
+    }
+
+    /// The leaf hash the log holds for it (`alcove-keylog`).
+    pub fn leaf(&self) -> alcove_keylog::Hash {
+        match &self.record {
+            LogRecord::Keys {
+                identity,
+                signed_prekey,
+            } => alcove_keylog::key_leaf(
+                &self.salt,
+                &self.address,
+                identity,
+                signed_prekey,
+                self.epoch,
+            ),
+            LogRecord::Credential(record) => {
+                alcove_keylog::credential_leaf(&self.salt, &self.address, record, self.epoch)
+            }
+        }
+    }
+
+    /// The keys it records, if it is a key entry.
+    pub fn keys(&self) -> Option<(&[u8], &[u8])> {
+        match &self.record {
+            LogRecord::Keys {
+                identity,
+                signed_prekey,
+            } => Some((identity, signed_prekey)),
+            LogRecord::Credential(_) => None,
+        }
+    }
+}
+
+impl CredentialSlot {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let count = u16::try_from(self.revoked.len()).unwrap_or(u16::MAX);
+        let revoked: Vec<u8> = self
+            .revoked
+            .iter()
+            .take(usize::from(count))
+            .flatten()
+            .copied()
+            .collect();
+        versioned(&[
+            &self.log_index.to_be_bytes(),
+            &self.epoch.to_be_bytes(),
+            &count.to_be_bytes(),
+            &revoked,
+            &self.record,
+        ])
+    }
+
+    /// Parses a credential-slot value of the `devices` tree.
+    pub fn decode(value: &[u8]) -> Result<Self> {
+        const WHAT: &str = "devices: credential slot";
+        let b = body(value, WHAT)?;
+        let count = b
+            .get(16..18)
+            .map(|c| usize::from(u16::from_be_bytes([c[0], c[1]])))
+            .ok_or(StoreError::Corrupt(WHAT))?;
+        let record_at = 18 + 32 * count;
+        let record = b.get(record_at..).ok_or(StoreError::Corrupt(WHAT))?;
+        if !CREDENTIAL_RECORD_LENS.contains(&record.len()) {
+            return Err(StoreError::Corrupt(WHAT));
+        }
+        Ok(Self {
+            log_index: u64_at(b, 0, WHAT)?,
+            epoch: u64_at(b, 8, WHAT)?,
+            record: record.to_vec(),
+            revoked: b[18..record_at]
+                .chunks_exact(32)
+                .map(|c| c.try_into().expect("32"))
+                .collect(),
         })
     }
 }

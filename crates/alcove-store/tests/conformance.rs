@@ -195,8 +195,8 @@ async fn key_publication_appends_to_the_log() {
             .await
             .unwrap();
         assert_eq!(
-            (e1.index, e1.epoch, e1.identity.clone()),
-            (1, 1, vec![7; 128])
+            (e1.index, e1.epoch, e1.keys().map(|k| k.0.to_vec())),
+            (1, 1, Some(vec![7; 128]))
         );
         let d = s.device(&A).await.unwrap().unwrap();
         assert_eq!(

@@ -1,11 +1,13 @@
 //! `alcove.v1.KeyLog`: signed heads and proofs of the key transparency log.
-//! Public (no token): auditors have no device. Rate-limited per IP.
+//! Public (no token): auditors have no device, and issuers revoke
+//! credentials by signature. Rate-limited per IP.
 
 use alcove_api::keylog::{hashes_to_wire, head_to_wire};
 use alcove_api::v1::key_log_server::KeyLog;
 use alcove_api::v1::{
-    ConsistencyProofResponse, GetConsistencyProofRequest, GetKeyProofRequest, GetLeavesRequest,
-    GetLeavesResponse, GetTreeHeadRequest, GetTreeHeadResponse, KeyProof,
+    ConsistencyProofResponse, CredentialProof, GetConsistencyProofRequest,
+    GetCredentialProofRequest, GetKeyProofRequest, GetLeavesRequest, GetLeavesResponse,
+    GetTreeHeadRequest, GetTreeHeadResponse, KeyProof, RevokeCredentialRequest,
 };
 use alcove_store::LogEntry;
 use tonic::{Request, Response, Status};
@@ -24,8 +26,8 @@ pub fn proof_to_wire(entry: &LogEntry, proof: &alcove_keylog::KeyProof) -> KeyPr
         salt: proof.salt.to_vec(),
         audit_path: hashes_to_wire(&proof.audit_path),
         head: Some(head_to_wire(&proof.head)),
-        identity: entry.identity.clone(),
-        signed_prekey: entry.signed_prekey.clone(),
+        identity: entry.keys().map(|k| k.0.to_vec()).unwrap_or_default(),
+        signed_prekey: entry.keys().map(|k| k.1.to_vec()).unwrap_or_default(),
         address: entry.address.to_vec(),
     }
 }
@@ -45,6 +47,39 @@ async fn current_log<T>(relay: &super::Relay, request: &Request<T>) -> Result<()
 
 #[tonic::async_trait]
 impl KeyLog for Services {
+    async fn get_credential_proof(
+        &self,
+        request: Request<GetCredentialProofRequest>,
+    ) -> Result<Response<CredentialProof>, Status> {
+        let relay = &self.relay;
+        let result = async {
+            relay.limit_anonymous(&request)?;
+            let target = address(&request.get_ref().address, "address")?;
+            super::credentials::current(relay, &target)
+                .await
+                .map(Response::new)
+        }
+        .await;
+        relay.track(result)
+    }
+
+    async fn revoke_credential(
+        &self,
+        request: Request<RevokeCredentialRequest>,
+    ) -> Result<Response<CredentialProof>, Status> {
+        let relay = &self.relay;
+        let result = async {
+            relay.limit_anonymous(&request)?;
+            let req = request.get_ref();
+            let target = address(&req.address, "address")?;
+            super::credentials::revoke(relay, &target, &req.revocation)
+                .await
+                .map(Response::new)
+        }
+        .await;
+        relay.track(result)
+    }
+
     async fn get_tree_head(
         &self,
         request: Request<GetTreeHeadRequest>,

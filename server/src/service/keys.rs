@@ -2,9 +2,9 @@
 
 use alcove_api::v1::keys_server::Keys;
 use alcove_api::v1::{
-    set_delivery_policy_request, CountPreKeysRequest, GetBundleRequest, GetBundleResponse,
-    PreKeyCount, RotateSignedPreKeyRequest, SetDeliveryPolicyRequest, SetDeliveryPolicyResponse,
-    UploadOneTimePreKeysRequest,
+    set_delivery_policy_request, CommitCredentialRequest, CountPreKeysRequest, CredentialProof,
+    GetBundleRequest, GetBundleResponse, PreKeyCount, RotateSignedPreKeyRequest,
+    SetDeliveryPolicyRequest, SetDeliveryPolicyResponse, UploadOneTimePreKeysRequest,
 };
 use alcove_protocol::delivery::DeliveryVerifier;
 use alcove_protocol::prekeys::SignedPreKey;
@@ -35,6 +35,22 @@ async fn stock(relay: &super::Relay, me: &[u8; 32]) -> Result<Response<PreKeyCou
 
 #[tonic::async_trait]
 impl Keys for Services {
+    async fn commit_credential(
+        &self,
+        request: Request<CommitCredentialRequest>,
+    ) -> Result<Response<CredentialProof>, Status> {
+        let relay = &self.relay;
+        let result = async {
+            let me = relay.authorize(&request)?;
+            let req = request.get_ref();
+            super::credentials::commit(relay, &me, &req.digest, &req.issuer)
+                .await
+                .map(Response::new)
+        }
+        .await;
+        relay.track(result)
+    }
+
     async fn upload_one_time_pre_keys(
         &self,
         request: Request<UploadOneTimePreKeysRequest>,

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod blobs;
+pub mod credentials;
 pub mod delivery;
 pub mod keylog;
 pub mod keys;

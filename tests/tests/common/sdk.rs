@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use alcove_client::{Body, Client};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use alcove_client::{Body, Client, Clock, Profile, SystemClock};
 
 use super::TestRelay;
 
@@ -74,4 +77,34 @@ pub async fn delivery_key(client: &Client) -> Vec<u8> {
         .expect("an invite carries the delivery key")
         .as_bytes()
         .to_vec()
+}
+
+/// The system clock, moved forward by the test.
+#[derive(Clone, Default)]
+pub struct MovedClock(Arc<AtomicI64>);
+
+impl MovedClock {
+    pub fn advance(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for MovedClock {
+    fn now_ms(&self) -> i64 {
+        SystemClock.now_ms() + self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A new profile in `dir` on `clock`.
+pub async fn on_clock(
+    relay: &TestRelay,
+    dir: &std::path::Path,
+    key: u8,
+    name: &str,
+    clock: &MovedClock,
+) -> Client {
+    let profile = Profile::on_disk(dir).unwrap().with_clock(clock.clone());
+    Client::create_with(profile, &[key; 32], &url(relay), name)
+        .await
+        .unwrap()
 }

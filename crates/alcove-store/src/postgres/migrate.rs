@@ -57,6 +57,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0004_delivery_policies.sql"),
         in_transaction: true,
     },
+    Migration {
+        version: 5,
+        sql: include_str!("../../migrations/0005_credentials.sql"),
+        in_transaction: true,
+    },
 ];
 
 const LOCK: &str = "hashtextextended('alcove migrate ' || current_schema(), 0)";

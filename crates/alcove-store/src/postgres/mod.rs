@@ -41,8 +41,8 @@ pub use connect::{PgSettings, SslMode, Target};
 pub use migrate::{Migration, MIGRATIONS};
 
 use crate::{
-    Address, BlobId, BlobInfo, ClientMessageId, DeliveryPolicy, DeviceRecord, Enqueued, LogEntry,
-    Result, Store, StoreError, StoredMessage,
+    Address, BlobId, BlobInfo, ClientMessageId, CredentialSlot, DeliveryPolicy, DeviceRecord,
+    Enqueued, LogEntry, LogRecord, Result, Store, StoreError, StoredMessage,
 };
 
 /// A dedicated connection as tokio-postgres drives it.
@@ -403,8 +403,34 @@ fn entry_of(row: &tokio_postgres::Row) -> Result<LogEntry> {
             .try_into()
             .map_err(|_| StoreError::Corrupt("keylog: salt"))?,
         logged_at_ms: row.get("logged_at_ms"),
-        identity: row.get("identity"),
-        signed_prekey: row.get("signed_prekey"),
+        record: match (
+            row.get::<_, Option<Vec<u8>>>("credential"),
+            row.get::<_, Option<Vec<u8>>>("identity"),
+            row.get::<_, Option<Vec<u8>>>("signed_prekey"),
+        ) {
+            (Some(record), None, None) => LogRecord::Credential(record),
+            (None, Some(identity), Some(signed_prekey)) => LogRecord::Keys {
+                identity,
+                signed_prekey,
+            },
+            _ => return Err(StoreError::Corrupt("keylog: kind")),
+        },
+    })
+}
+
+fn slot_of(row: &tokio_postgres::Row) -> Result<CredentialSlot> {
+    let revoked: Vec<u8> = row.get("revoked");
+    if !revoked.len().is_multiple_of(32) {
+        return Err(StoreError::Corrupt("credentials: revoked"));
+    }
+    Ok(CredentialSlot {
+        log_index: u64_of(row.get("log_index")),
+        epoch: u64_of(row.get("epoch")),
+        record: row.get("record"),
+        revoked: revoked
+            .chunks_exact(32)
+            .map(|c| c.try_into().expect("32"))
+            .collect(),
     })
 }
 
@@ -480,8 +506,115 @@ impl Store for PostgresStore {
                 epoch,
                 salt: *salt,
                 logged_at_ms: now_ms,
-                identity,
-                signed_prekey: signed_prekey.to_vec(),
+                record: LogRecord::Keys {
+                    identity,
+                    signed_prekey: signed_prekey.to_vec(),
+                },
+            })
+        })
+        .await
+    }
+
+    async fn credential(&self, address: &Address) -> Result<Option<CredentialSlot>> {
+        self.timed(async {
+            self.client()
+                .await?
+                .query_opt(
+                    "SELECT * FROM credentials WHERE address = $1",
+                    &[&address.as_slice()],
+                )
+                .await
+                .map_err(db)?
+                .map(|r| slot_of(&r))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn publish_credential(
+        &self,
+        address: &Address,
+        record: &[u8],
+        revoked: &[[u8; 32]],
+        expected_epoch: Option<u64>,
+        salt: &[u8; 32],
+        now_ms: i64,
+    ) -> Result<LogEntry> {
+        self.timed(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(db)?;
+            tx.execute(
+                &format!("SELECT pg_advisory_xact_lock({KEYLOG_LOCK_SQL})"),
+                &[],
+            )
+            .await
+            .map_err(db)?;
+            if tx
+                .query_opt(
+                    "SELECT 1 FROM devices WHERE address = $1",
+                    &[&address.as_slice()],
+                )
+                .await
+                .map_err(db)?
+                .is_none()
+            {
+                return Err(StoreError::NotFound("device"));
+            }
+            let current = tx
+                .query_opt(
+                    "SELECT epoch FROM credentials WHERE address = $1 FOR UPDATE",
+                    &[&address.as_slice()],
+                )
+                .await
+                .map_err(db)?
+                .map(|r| u64_of(r.get(0)));
+            if current != expected_epoch {
+                return Err(StoreError::Conflict("credential record"));
+            }
+            let epoch = current.map_or(0, |e| e + 1);
+            let index: i64 = tx
+                .query_one("SELECT COALESCE(max(idx) + 1, 0) FROM keylog", &[])
+                .await
+                .map_err(db)?
+                .get(0);
+            tx.execute(
+                "INSERT INTO keylog (idx, address, epoch, salt, logged_at_ms, credential)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &index,
+                    &address.as_slice(),
+                    &i64_of(epoch),
+                    &salt.as_slice(),
+                    &now_ms,
+                    &record,
+                ],
+            )
+            .await
+            .map_err(db)?;
+            let revoked: Vec<u8> = revoked.concat();
+            tx.execute(
+                "INSERT INTO credentials (address, log_index, epoch, record, revoked)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (address) DO UPDATE SET log_index = $2, epoch = $3,
+                     record = $4, revoked = $5",
+                &[
+                    &address.as_slice(),
+                    &index,
+                    &i64_of(epoch),
+                    &record,
+                    &revoked,
+                ],
+            )
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(LogEntry {
+                index: u64_of(index),
+                address: *address,
+                epoch,
+                salt: *salt,
+                logged_at_ms: now_ms,
+                record: LogRecord::Credential(record.to_vec()),
             })
         })
         .await

@@ -22,6 +22,15 @@ pub mod device_tag {
     pub const LOG_SIZE: u8 = 2;
     /// `0x03 · address` → the device's delivery policy.
     pub const DELIVERY: u8 = 3;
+    /// `0x04 · address` → the device's credential slot.
+    pub const CREDENTIAL: u8 = 4;
+}
+
+pub(crate) fn credential_key(address: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(33);
+    k.push(device_tag::CREDENTIAL);
+    k.extend_from_slice(address);
+    k
 }
 
 pub(crate) fn delivery_key(address: &[u8]) -> Vec<u8> {

@@ -21,8 +21,8 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::records::{body, i64_at, u64_at, versioned};
 use crate::{
-    Address, BlobId, BlobInfo, ClientMessageId, DeliveryPolicy, DeviceRecord, Enqueued, LogEntry,
-    Result, Store, StoreError, StoredMessage,
+    Address, BlobId, BlobInfo, ClientMessageId, CredentialSlot, DeliveryPolicy, DeviceRecord,
+    Enqueued, LogEntry, LogRecord, Result, Store, StoreError, StoredMessage,
 };
 
 /// Counters of the group commit, for the relay's metrics.
@@ -289,25 +289,90 @@ impl Store for SledStore {
                     Err(e) => return abort(e),
                 },
             };
+            let record = DeviceRecord {
+                registered_at_ms,
+                identity: identity.clone(),
+                signed_prekey: signed_prekey.to_vec(),
+                log_index: index,
+                epoch,
+            };
             let entry = LogEntry {
                 index,
                 address: *address,
                 epoch,
                 salt: *salt,
                 logged_at_ms: now_ms,
-                identity,
-                signed_prekey: signed_prekey.to_vec(),
-            };
-            let record = DeviceRecord {
-                registered_at_ms,
-                identity: entry.identity.clone(),
-                signed_prekey: entry.signed_prekey.clone(),
-                log_index: index,
-                epoch,
+                record: LogRecord::Keys {
+                    identity,
+                    signed_prekey: signed_prekey.to_vec(),
+                },
             };
             devices.insert(log_entry_key(index), entry.encode())?;
             devices.insert(&LOG_SIZE_KEY, &(index + 1).to_be_bytes())?;
             devices.insert(device_key(address), record.encode())?;
+            Ok(entry)
+        });
+        let entry = tx_result(result)?;
+        self.commit().await?;
+        Ok(entry)
+    }
+
+    async fn credential(&self, address: &Address) -> Result<Option<CredentialSlot>> {
+        self.devices
+            .get(layout::credential_key(address))
+            .map_err(backend)?
+            .map(|v| CredentialSlot::decode(&v))
+            .transpose()
+    }
+
+    async fn publish_credential(
+        &self,
+        address: &Address,
+        record: &[u8],
+        revoked: &[[u8; 32]],
+        expected_epoch: Option<u64>,
+        salt: &[u8; 32],
+        now_ms: i64,
+    ) -> Result<LogEntry> {
+        let result = self.devices.transaction(|devices| {
+            if devices.get(device_key(address))?.is_none() {
+                return abort(StoreError::NotFound("device"));
+            }
+            let current = match devices.get(layout::credential_key(address))? {
+                Some(v) => match CredentialSlot::decode(&v) {
+                    Ok(slot) => Some(slot.epoch),
+                    Err(e) => return abort(e),
+                },
+                None => None,
+            };
+            if current != expected_epoch {
+                return abort(StoreError::Conflict("credential record"));
+            }
+            let index = match devices.get(LOG_SIZE_KEY)? {
+                None => 0,
+                Some(v) => match u64_at(&v, 0, "devices: log size") {
+                    Ok(n) => n,
+                    Err(e) => return abort(e),
+                },
+            };
+            let epoch = current.map_or(0, |e| e + 1);
+            let entry = LogEntry {
+                index,
+                address: *address,
+                epoch,
+                salt: *salt,
+                logged_at_ms: now_ms,
+                record: LogRecord::Credential(record.to_vec()),
+            };
+            let slot = CredentialSlot {
+                log_index: index,
+                epoch,
+                record: record.to_vec(),
+                revoked: revoked.to_vec(),
+            };
+            devices.insert(log_entry_key(index), entry.encode())?;
+            devices.insert(&LOG_SIZE_KEY, &(index + 1).to_be_bytes())?;
+            devices.insert(layout::credential_key(address), slot.encode())?;
             Ok(entry)
         });
         let entry = tx_result(result)?;

@@ -25,9 +25,9 @@ use std::collections::HashMap;
 
 use rand::RngCore;
 
-use super::layout::{device_key, log_entry_key, mailbox_tag, LOG_SIZE_KEY};
+use super::layout::{credential_key, device_key, log_entry_key, mailbox_tag, LOG_SIZE_KEY};
 use crate::records::{body, i64_at, u64_at, versioned};
-use crate::{DeviceRecord, LogEntry, Result, StoreError};
+use crate::{CredentialSlot, DeviceRecord, LogEntry, LogRecord, Result, StoreError};
 
 /// What the repair pass changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +143,7 @@ pub(crate) fn repair_mailboxes(tree: &sled::Tree, repairs: &mut Repairs) -> Resu
 pub(crate) fn repair_key_log(tree: &sled::Tree, now_ms: i64, repairs: &mut Repairs) -> Result<()> {
     let mut entries: Vec<LogEntry> = Vec::new();
     let mut devices: Vec<([u8; 32], DeviceRecord)> = Vec::new();
+    let mut credentials: Vec<([u8; 32], CredentialSlot)> = Vec::new();
     let mut stored_size = None;
     for item in tree.iter() {
         let (key, value) = item.map_err(backend)?;
@@ -159,6 +160,12 @@ pub(crate) fn repair_key_log(tree: &sled::Tree, now_ms: i64, repairs: &mut Repai
             // a record must decode.
             Some((&3, address)) if address.len() == 32 => {
                 crate::DeliveryPolicy::decode(&value)?;
+            }
+            Some((&4, address)) => {
+                let address: [u8; 32] = address
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("devices: key"))?;
+                credentials.push((address, CredentialSlot::decode(&value)?));
             }
             _ => return Err(StoreError::Corrupt("devices: unknown key")),
         }
@@ -179,8 +186,7 @@ pub(crate) fn repair_key_log(tree: &sled::Tree, now_ms: i64, repairs: &mut Repai
         let ok = entries.get(d.log_index as usize).is_some_and(|e| {
             (e.index as usize) < contiguous
                 && e.address == address
-                && e.identity == d.identity
-                && e.signed_prekey == d.signed_prekey
+                && e.keys() == Some((&d.identity, &d.signed_prekey))
         });
         if ok {
             continue;
@@ -195,8 +201,10 @@ pub(crate) fn repair_key_log(tree: &sled::Tree, now_ms: i64, repairs: &mut Repai
             epoch: d.epoch,
             salt,
             logged_at_ms: now_ms,
-            identity: d.identity.clone(),
-            signed_prekey: d.signed_prekey.clone(),
+            record: LogRecord::Keys {
+                identity: d.identity.clone(),
+                signed_prekey: d.signed_prekey.clone(),
+            },
         };
         let record = DeviceRecord {
             log_index: size,
@@ -204,6 +212,35 @@ pub(crate) fn repair_key_log(tree: &sled::Tree, now_ms: i64, repairs: &mut Repai
         };
         batch.insert(log_entry_key(size), entry.encode());
         batch.insert(device_key(&address), record.encode());
+        size += 1;
+        repairs.devices_relogged += 1;
+    }
+    // Likewise a credential slot whose entry did not survive.
+    for (address, c) in credentials {
+        let ok = entries.get(c.log_index as usize).is_some_and(|e| {
+            (e.index as usize) < contiguous
+                && e.address == address
+                && e.record == LogRecord::Credential(c.record.clone())
+        });
+        if ok {
+            continue;
+        }
+        let mut salt = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut salt);
+        let entry = LogEntry {
+            index: size,
+            address,
+            epoch: c.epoch,
+            salt,
+            logged_at_ms: now_ms,
+            record: LogRecord::Credential(c.record.clone()),
+        };
+        let slot = CredentialSlot {
+            log_index: size,
+            ..c
+        };
+        batch.insert(log_entry_key(size), entry.encode());
+        batch.insert(credential_key(&address), slot.encode());
         size += 1;
         repairs.devices_relogged += 1;
     }
