@@ -47,6 +47,11 @@ pub struct Limits {
     /// How long blobs are kept, seconds.
     #[arg(long, env = "ALCOVE_BLOB_TTL_SECS", default_value_t = 30 * 24 * 3600)]
     pub blob_ttl_secs: u64,
+    /// The practice's retention period, days: envelopes nobody fetched
+    /// within it are deleted, and blobs are kept no longer (0: envelopes
+    /// wait until fetched, blobs for --blob-ttl-secs).
+    #[arg(long, env = "ALCOVE_MAILBOX_RETENTION_DAYS", default_value_t = 0)]
+    pub mailbox_retention_days: u64,
     /// Default number of envelopes per fetch.
     #[arg(long, env = "ALCOVE_DEFAULT_PAGE", default_value_t = 100)]
     pub default_page: u32,
@@ -139,6 +144,7 @@ impl Default for Limits {
             max_envelope_bytes: DEFAULT_MAX_ENVELOPE,
             max_blob_bytes: 512 << 20,
             blob_ttl_secs: 30 * 24 * 3600,
+            mailbox_retention_days: 0,
             default_page: 100,
             max_page: 500,
             max_one_time_prekeys: 200,
@@ -163,6 +169,21 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The retention period in ms, when one is set.
+    pub fn retention_ms(&self) -> Option<i64> {
+        (self.mailbox_retention_days > 0).then(|| {
+            i64::try_from(self.mailbox_retention_days.saturating_mul(86_400_000))
+                .unwrap_or(i64::MAX)
+        })
+    }
+
+    /// How long a blob is kept, ms: its time to live, capped by the
+    /// retention period.
+    pub fn blob_ttl_ms(&self) -> i64 {
+        let ttl = i64::try_from(self.blob_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        self.retention_ms().map_or(ttl, |r| ttl.min(r))
+    }
+
     /// The largest Auth or Keys request decoded: a registration or upload
     /// carrying the per-device maximum of hybrid one-time prekeys (1 284
     /// bytes each with ML-KEM-768, plus protobuf framing), with room for

@@ -415,12 +415,38 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
     })
 }
 
-/// Deletes expired blobs and old idempotency keys, periodically.
+/// Envelopes deleted per store call by the retention sweep.
+const RETENTION_BATCH: usize = 1_000;
+
+/// Deletes expired blobs, envelopes past the retention period and old
+/// idempotency keys, periodically.
 async fn sweep(relay: Arc<Relay>) {
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
     loop {
         tick.tick().await;
         let now = now_ms();
+        if let Some(retention) = relay.limits.retention_ms() {
+            loop {
+                match relay
+                    .store
+                    .expire_messages(now.saturating_sub(retention), RETENTION_BATCH)
+                    .await
+                {
+                    Ok(n) => {
+                        if n > 0 {
+                            tracing::info!(deleted = n, "envelopes past the retention period");
+                        }
+                        if n < RETENTION_BATCH {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "expiring envelopes failed");
+                        break;
+                    }
+                }
+            }
+        }
         match relay.store.expired_blobs(now, 1000).await {
             Ok(ids) => {
                 for id in ids {

@@ -26,6 +26,7 @@ on_every_backend!(
     credentials_verify_and_each_bad_one_is_refused_with_its_own_error,
     the_relay_refuses_bad_credential_calls_and_changes_nothing,
     out_of_hours_the_notice_shows_on_the_device_and_the_auto_reply_is_a_sealed_message,
+    the_relay_deletes_envelopes_past_the_retention_period_and_the_audit_reports_them,
 );
 
 const HOUR_MS: i64 = 3_600_000;
@@ -568,4 +569,75 @@ async fn out_of_hours_the_notice_shows_on_the_device_and_the_auto_reply_is_a_sea
 
 fn c_clock_now(clock: &MovedClock) -> i64 {
     alcove_client::Clock::now_ms(clock)
+}
+
+/// The store audit with a 30-day retention period: the retention findings.
+async fn retention_findings(relay: &TestRelay) -> Vec<String> {
+    let report = match &relay.config.store {
+        None => alcove_audit::store::audit(relay.dir.path(), &[], Some(30)).unwrap(),
+        Some(url) => alcove_audit::postgres::audit(url, &[], Some(30))
+            .await
+            .unwrap(),
+    };
+    report
+        .findings
+        .iter()
+        .filter(|f| f.reason.contains("retention"))
+        .map(|f| f.reason.clone())
+        .collect()
+}
+
+async fn the_relay_deletes_envelopes_past_the_retention_period_and_the_audit_reports_them(
+    backend: Backend,
+) {
+    let mut relay = TestRelay::start_on(backend, |c| c.limits.mailbox_retention_days = 30).await;
+    let mut recipient = Device::registered(&relay, 0).await;
+    let sender = Device::registered(&relay, 0).await;
+    let to = recipient.address();
+    sender
+        .send_envelope(&to, common::id16(1), sender.seal_to(&recipient, b"fresh"))
+        .await;
+    // An envelope that has waited 31 days, as if the relay had taken it
+    // then (written to the stopped relay's store).
+    relay.stop().await;
+    {
+        let store = relay.open_store().await;
+        let old = common::now_secs() as i64 * 1000 - 31 * 86_400_000;
+        store
+            .enqueue(&to, &[2; 16], &sender.seal_to(&recipient, b"old"), old, 100)
+            .await
+            .unwrap();
+        store.close().await.unwrap();
+    }
+    let found = retention_findings(&relay).await;
+    assert_eq!(
+        found,
+        vec!["an envelope waiting longer than the retention period (30 days)".to_string()]
+    );
+    // The relay's sweep runs at start: the old envelope goes, the fresh
+    // one stays.
+    relay.restart().await;
+    recipient.channel = relay.channel().await;
+    recipient.login().await.unwrap();
+    let mut waiting = Vec::new();
+    for _ in 0..100 {
+        waiting = recipient
+            .mailbox()
+            .fetch(recipient.req(alcove_api::v1::FetchRequest {
+                after_sequence: 0,
+                limit: 10,
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner()
+            .envelopes;
+        if waiting.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(waiting.len(), 1, "only the fresh envelope is left");
+    relay.stop().await;
+    assert!(retention_findings(&relay).await.is_empty());
 }

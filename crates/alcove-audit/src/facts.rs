@@ -36,6 +36,8 @@ pub struct Facts {
     /// Times to check: (table or tree, record, what, ms, latest allowed
     /// beyond now).
     pub times: Vec<(String, String, &'static str, i64, i64)>,
+    /// The practice's retention period, days, when the audit checks one.
+    pub retention_days: Option<u64>,
 }
 
 impl Facts {
@@ -158,6 +160,25 @@ impl Facts {
                     ),
                 );
             }
+            if let Some(days) = self.retention_days {
+                let period = i64::try_from(days.saturating_mul(86_400_000)).unwrap_or(i64::MAX);
+                if *what == "received at" && *ms < now_ms.saturating_sub(period) {
+                    finding(
+                        table,
+                        key.clone(),
+                        format!(
+                            "an envelope waiting longer than the retention period ({days} days)"
+                        ),
+                    );
+                }
+                if *what == "expires at" && *ms > now_ms.saturating_add(period) {
+                    finding(
+                        table,
+                        key.clone(),
+                        format!("a blob kept beyond the retention period ({days} days)"),
+                    );
+                }
+            }
         }
         out
     }
@@ -230,6 +251,8 @@ mod tests {
         f.dedupe.push((a, [7; 16], 2));
         f.dedupe.push((a, [6; 16], 1));
         f.time("mailboxes", "x", "received at", now - 1000, SKEW_MS);
+        f.time("blobs", "b", "expires at", now + 86_400_000, BLOB_EXPIRY_MS);
+        f.retention_days = Some(30);
         assert!(f.check(now).is_empty(), "{:?}", f.check(now));
 
         let broken = |edit: &dyn Fn(&mut Facts)| {
@@ -241,6 +264,7 @@ mod tests {
                 prekey_owners: f.prekey_owners.clone(),
                 delivery_policies: f.delivery_policies.clone(),
                 times: f.times.clone(),
+                retention_days: f.retention_days,
             };
             edit(&mut g);
             g.check(now)
@@ -289,6 +313,30 @@ mod tests {
             (
                 "plausible time",
                 Box::new(|g| g.time("devices", "z", "registered at", 1000, 0)),
+            ),
+            (
+                "longer than the retention period (30 days)",
+                Box::new(|g| {
+                    g.time(
+                        "mailboxes",
+                        "old",
+                        "received at",
+                        now - 31 * 86_400_000,
+                        SKEW_MS,
+                    )
+                }),
+            ),
+            (
+                "beyond the retention period (30 days)",
+                Box::new(|g| {
+                    g.time(
+                        "blobs",
+                        "c",
+                        "expires at",
+                        now + 31 * 86_400_000,
+                        BLOB_EXPIRY_MS,
+                    )
+                }),
             ),
         ];
         for (want, edit) in cases {

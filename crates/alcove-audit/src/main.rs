@@ -35,6 +35,10 @@ enum Command {
         /// as UTF-8, UTF-16 and base64). Repeatable; may begin with `-`.
         #[arg(long = "canary", value_name = "TEXT", allow_hyphen_values = true)]
         canaries: Vec<String>,
+        /// The practice's retention period in days: report envelopes
+        /// waiting longer and blobs kept longer.
+        #[arg(long, value_name = "DAYS")]
+        retention_days: Option<u64>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -88,14 +92,21 @@ fn main() -> ExitCode {
             dir,
             postgres,
             canaries,
+            retention_days,
             json,
         } => match (dir, postgres) {
             (_, Some(url)) => tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .map_err(anyhow::Error::from)
-                .and_then(|rt| rt.block_on(alcove_audit::postgres::audit(&url, &canaries))),
-            (Some(dir), None) => alcove_audit::store::audit(&dir, &canaries),
+                .and_then(|rt| {
+                    rt.block_on(alcove_audit::postgres::audit(
+                        &url,
+                        &canaries,
+                        retention_days,
+                    ))
+                }),
+            (Some(dir), None) => alcove_audit::store::audit(&dir, &canaries, retention_days),
             (None, None) => Err(anyhow::anyhow!("give a data directory or --postgres URL")),
         }
         .map(|r| {

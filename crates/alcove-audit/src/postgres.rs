@@ -121,7 +121,12 @@ fn shown(url: &str) -> String {
 }
 
 /// Audits the PostgreSQL store at `url`.
-pub async fn audit(url: &str, canaries: &[String]) -> anyhow::Result<StoreReport> {
+/// `retention_days`: as for [`crate::store::audit`].
+pub async fn audit(
+    url: &str,
+    canaries: &[String],
+    retention_days: Option<u64>,
+) -> anyhow::Result<StoreReport> {
     // The auditor decides where it connects from; a remote database still
     // gets TLS as the URL says, but the audit does not refuse it.
     let settings = PgSettings {
@@ -337,6 +342,7 @@ pub async fn audit(url: &str, canaries: &[String]) -> anyhow::Result<StoreReport
         }
     }
     tx.commit().await?;
+    facts.retention_days = retention_days;
     findings.extend(facts.check(crate::now_ms() as i64));
     let keylog = keylog_summary(&mut entries, log_seed.as_deref(), &mut findings);
     let (canaries, values, bytes) = searcher.finish();
@@ -475,7 +481,7 @@ fn classify(
             *key = format!("{}/{}", hex::encode(address), hex::encode(id));
             let seq = nonneg(int(2)?, "seq")?;
             facts.dedupe.push((address, id, seq));
-            facts.time(table, key, "received at", int(3)?, SKEW_MS);
+            facts.time(table, key, "idempotency key from", int(3)?, SKEW_MS);
             Ok("idempotency key (sequence, time)")
         }
         "blobs" => {

@@ -313,7 +313,13 @@ fn note(facts: &mut Facts, tree: &str, key: &[u8], value: &[u8]) {
             facts
                 .dedupe
                 .push((arr::<32>(key), arr::<16>(&key[33..]), be64(body)));
-            facts.time(tree, &k, "received at", be64(&body[8..]) as i64, SKEW_MS);
+            facts.time(
+                tree,
+                &k,
+                "idempotency key from",
+                be64(&body[8..]) as i64,
+                SKEW_MS,
+            );
         }
         ("blobs", _, _) => {
             if let Ok(b) = BlobInfo::decode(value) {
@@ -328,7 +334,13 @@ fn note(facts: &mut Facts, tree: &str, key: &[u8], value: &[u8]) {
 /// exclusive lock to open a database, so the audit works on a copy in a
 /// temporary directory; the original is only read (the canary search
 /// reads its raw files).
-pub fn audit(dir: &Path, canaries: &[String]) -> anyhow::Result<StoreReport> {
+/// `retention_days`: the practice's retention period; envelopes waiting
+/// longer and blobs kept longer are findings.
+pub fn audit(
+    dir: &Path,
+    canaries: &[String],
+    retention_days: Option<u64>,
+) -> anyhow::Result<StoreReport> {
     anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
     // An empty or foreign directory would open as a new, empty sled
     // database and audit clean: refuse it instead.
@@ -405,6 +417,7 @@ pub fn audit(dir: &Path, canaries: &[String]) -> anyhow::Result<StoreReport> {
         }
     }
     drop(db);
+    facts.retention_days = retention_days;
     findings.extend(facts.check(crate::now_ms() as i64));
     let keylog = keylog_summary(&mut entries, log_seed.as_deref(), &mut findings);
     let (canaries, files_scanned, bytes_scanned) = canary::search(dir, canaries)?;

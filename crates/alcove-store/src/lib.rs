@@ -140,6 +140,23 @@ pub trait Store: Send + Sync + 'static {
         salt: &[u8; 32],
         now_ms: i64,
     ) -> Result<LogEntry>;
+    /// Waiting envelopes the relay accepted before `before_ms`, at most
+    /// `limit`, as (recipient, sequence), for the retention sweep.
+    async fn messages_before(&self, before_ms: i64, limit: usize) -> Result<Vec<(Address, u64)>>;
+    /// Deletes waiting envelopes accepted before `before_ms` (at most
+    /// `limit`), as acknowledgements do: the practice's retention period
+    /// for unfetched messages. Returns how many were deleted.
+    async fn expire_messages(&self, before_ms: i64, limit: usize) -> Result<usize> {
+        let mut by_recipient: std::collections::BTreeMap<Address, Vec<u64>> = Default::default();
+        for (recipient, sequence) in self.messages_before(before_ms, limit).await? {
+            by_recipient.entry(recipient).or_default().push(sequence);
+        }
+        let mut deleted = 0;
+        for (recipient, sequences) in by_recipient {
+            deleted += self.ack(&recipient, &sequences).await?;
+        }
+        Ok(deleted)
+    }
     /// Number of key-log entries.
     async fn log_size(&self) -> Result<u64>;
     /// Key-log entries from index `from`, at most `limit`, in order.

@@ -117,8 +117,7 @@ impl Blobs for Services {
                 return relay.track(Err(status));
             }
         };
-        let ttl_ms =
-            i64::try_from(relay.limits.blob_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let ttl_ms = relay.limits.blob_ttl_ms();
         let info = BlobInfo {
             finished: true,
             size,

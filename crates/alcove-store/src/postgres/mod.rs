@@ -913,6 +913,32 @@ impl Store for PostgresStore {
         .await
     }
 
+    async fn messages_before(&self, before_ms: i64, limit: usize) -> Result<Vec<(Address, u64)>> {
+        self.timed(async {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    "SELECT address, seq FROM mailboxes WHERE received_at_ms < $1 LIMIT $2",
+                    &[&before_ms, &i64_of(limit as u64)],
+                )
+                .await
+                .map_err(db)?;
+            rows.iter()
+                .map(|r| {
+                    let address: Vec<u8> = r.get(0);
+                    Ok((
+                        address
+                            .try_into()
+                            .map_err(|_| StoreError::Corrupt("mailboxes: address"))?,
+                        u64_of(r.get(1)),
+                    ))
+                })
+                .collect()
+        })
+        .await
+    }
+
     async fn depth(&self, recipient: &Address) -> Result<u64> {
         self.timed(async {
             Ok(self

@@ -622,6 +622,25 @@ impl Store for SledStore {
         Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
     }
 
+    async fn messages_before(&self, before_ms: i64, limit: usize) -> Result<Vec<(Address, u64)>> {
+        let mut out = Vec::new();
+        for item in self.mailboxes.iter() {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, value) = item.map_err(backend)?;
+            if key.len() != 41 || key[32] != mailbox_tag::MESSAGE {
+                continue;
+            }
+            let received = i64_at(body(&value, "mailboxes")?, 0, "mailboxes")?;
+            if received < before_ms {
+                let address: Address = key[..32].try_into().expect("41-byte key");
+                out.push((address, u64_at(&key, 33, "mailboxes")?));
+            }
+        }
+        Ok(out)
+    }
+
     async fn depth(&self, recipient: &Address) -> Result<u64> {
         Ok(head(self.mailboxes.get(head_key(recipient)).map_err(backend)?)?.1)
     }
