@@ -11,7 +11,7 @@
 //! hours, at most once per contact until the hours open again.
 
 use alcove_protocol::availability::{is_open_at, next_opening_ms};
-use alcove_protocol::content::{Availability, Body, Text};
+use alcove_protocol::content::{self, Availability, Body, Text};
 
 use crate::error::{Error, Result};
 use crate::records;
@@ -57,19 +57,6 @@ impl std::fmt::Display for OutOfHoursNotice {
         }
         Ok(())
     }
-}
-
-/// Whether a body is something a person wrote (the notice is about those,
-/// not receipts).
-fn written(body: &Body) -> bool {
-    matches!(
-        body,
-        Body::Text(_)
-            | Body::HomeworkAssignment(_)
-            | Body::HomeworkSubmission(_)
-            | Body::Feedback(_)
-            | Body::Attachment(_)
-    )
 }
 
 impl Client {
@@ -203,7 +190,7 @@ impl Client {
     /// After this device wrote `body` to `to`: the out-of-hours notice, as
     /// an event in the inbox, once per closed period.
     pub(crate) async fn notice_after_send(&self, to: &DeviceAddress, body: &Body) -> Result<()> {
-        if !written(body) {
+        if !content::is_written(body) {
             return Ok(());
         }
         let Some(notice) = self.out_of_hours_notice(to)? else {
@@ -231,7 +218,7 @@ impl Client {
     /// device set one, it is outside its hours, and it has not replied to
     /// this contact since its hours were last open.
     pub(crate) async fn auto_reply_to(&self, from: &[u8; 32], body: &Body) -> Result<()> {
-        if !written(body) {
+        if !content::is_written(body) {
             return Ok(());
         }
         let (Some(text), Some(own)) = (

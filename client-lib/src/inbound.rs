@@ -116,6 +116,7 @@ impl Client {
         }
         // Failures the outbox found while answering (recovery sends).
         events.extend(self.take_notices());
+        self.expire_history().await?;
         self.maintain_prekeys().await?;
         self.prune_resend_store()?;
         Ok(events)
@@ -247,16 +248,20 @@ impl Client {
         let parsed = content::decode(&plaintext)
             .map_err(|e| e.to_string())
             .and_then(|m| match (MessageId::from_slice(&m.message_id), m.body) {
-                (Some(id), Some(body)) => Ok((id, m.sent_at_ms, body, m.delivery_key)),
+                (Some(id), Some(body)) => {
+                    Ok((id, m.sent_at_ms, body, m.delivery_key, m.author_signature))
+                }
                 _ => Err("no message id or body".to_string()),
             });
         // The sender's delivery key, from whatever it sent: what this
         // device presents to the relay when writing back.
+        let mut author_signature = Vec::new();
         let parsed = match parsed {
-            Ok((id, at, body, key)) => {
+            Ok((id, at, body, key, signature)) => {
                 if let Some(record) = core.learn_access_key(&from, &key)? {
                     puts.push(record);
                 }
+                author_signature = signature;
                 Ok((id, at, body))
             }
             Err(e) => Err(e),
@@ -304,15 +309,48 @@ impl Client {
                     },
                 ),
             ),
-            (Ok((id, sent_at_ms, body)), false) => events.push(self.message_event(
-                &mut core,
-                &from,
-                id,
-                sent_at_ms,
-                body,
-                &mut puts,
-                &mut removes,
-            )?),
+            (Ok((id, sent_at_ms, body)), false) => {
+                // What a person wrote goes into the history (with the
+                // author's signature if it verifies); a conversation
+                // setting the contact changed is applied. Both in the same
+                // write as the event.
+                let content = Content {
+                    message_id: id.0.to_vec(),
+                    sent_at_ms,
+                    delivery_key: Vec::new(),
+                    author_signature: Vec::new(),
+                    body: Some(body.clone()),
+                };
+                if content::is_written(&body) {
+                    let me = self.address();
+                    let signed = !author_signature.is_empty()
+                        && alcove_protocol::transcript::verify_author(
+                            &opened.sender,
+                            &me,
+                            &content,
+                            &author_signature,
+                        );
+                    let mut conversation = self.conversation(&from)?;
+                    puts.extend(self.history_records(
+                        &from,
+                        &mut conversation,
+                        false,
+                        &content,
+                        signed.then_some(author_signature.as_slice()),
+                    )?);
+                } else if let Some(record) = self.contact_setting(&from, &body)? {
+                    puts.push(record);
+                }
+                events.push(self.message_event(
+                    &mut core,
+                    &from,
+                    id,
+                    sent_at_ms,
+                    body,
+                    &mut puts,
+                    &mut removes,
+                )?)
+            }
         }
         for event in &events {
             puts.push(self.inbox_record(event)?);
@@ -560,6 +598,7 @@ impl Client {
             message_id: MessageId::random(&mut rand::rngs::OsRng).0.to_vec(),
             sent_at_ms: self.now_ms(),
             delivery_key: core.own_key_bytes(),
+            author_signature: Vec::new(),
             body: Some(Body::RetryRequest(content::RetryRequest {
                 envelope_digest: digest.to_vec(),
             })),
@@ -626,6 +665,7 @@ impl Client {
                 message_id: id.0.to_vec(),
                 sent_at_ms: event.at_ms,
                 delivery_key: Vec::new(),
+                author_signature: Vec::new(),
                 body: Some(body.clone()),
             })),
             EventKind::SessionReset { reason } => StoredKind::SessionReset(reason.clone()),

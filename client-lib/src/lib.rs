@@ -55,6 +55,7 @@ mod contacts;
 mod credentials;
 mod delivery;
 mod error;
+mod history;
 mod inbound;
 mod outbound;
 mod prekeys;
@@ -76,11 +77,12 @@ pub use alcove_keylog::{SignedTreeHead, TransparencyError};
 pub use alcove_protocol::content::MessageId;
 pub use alcove_protocol::content::{
     AttachmentPointer, Availability, Body, DeliveryReceipt, Feedback, HomeworkAssignment,
-    HomeworkSubmission, OfficeHours, ReadReceipt, Text,
+    HomeworkSubmission, OfficeHours, ReadReceipt, RecordSigning, Retention, Text,
 };
 pub use alcove_protocol::credential::{
     Claims as CredentialClaims, Credential, IssuerId, IssuerKey, Revocation,
 };
+pub use alcove_protocol::transcript::{TranscriptError, TranscriptFile};
 pub use alcove_protocol::DeviceAddress;
 pub use availability::OutOfHoursNotice;
 pub use clock::{format_utc, Clock, SystemClock};
@@ -89,6 +91,7 @@ pub use contacts::Contact;
 pub use credentials::revoke_credential;
 pub use credentials::{TrustedIssuer, VerifiedCredential};
 pub use error::{CredentialProblem, Error, Result};
+pub use history::{Direction, HistoryItem};
 pub use outbound::{MAX_DELIVERY_ATTEMPTS, RESEND_WINDOW};
 pub use prekeys::{MAX_PREKEYS_PER_DAY, SIGNED_PREKEY_LIFETIME, SIGNED_PREKEY_RETENTION};
 pub use relay::{BoxError, Transport};

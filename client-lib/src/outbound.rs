@@ -212,15 +212,35 @@ impl Client {
         control: bool,
     ) -> Result<MessageId> {
         let id = MessageId::random(&mut rand::rngs::OsRng);
-        let message = Content {
+        let written = !control && content::is_written(&body);
+        let mut message = Content {
             message_id: id.0.to_vec(),
             sent_at_ms: self.now_ms(),
             delivery_key: core.own_key_bytes(),
+            author_signature: Vec::new(),
             body: Some(body),
         };
         content::validate(&message)?;
+        // What a person wrote goes into the history, in the same write as
+        // the outbox entry, signed when verifiable records are on.
+        let mut extra = Vec::new();
+        if written {
+            let mut conversation = self.conversation(to)?;
+            if conversation.sign_mine {
+                let recipient = alcove_protocol::DeviceAddress::from_bytes(to)
+                    .map_err(|e| Error::InvalidInput(e.to_string()))?;
+                if let Some(sig) =
+                    alcove_protocol::transcript::sign_author(&self.identity, &recipient, &message)
+                {
+                    message.author_signature = sig.to_vec();
+                }
+            }
+            let signature = (!message.author_signature.is_empty())
+                .then_some(message.author_signature.as_slice());
+            extra = self.history_records(to, &mut conversation, true, &message, signature)?;
+        }
         let plaintext = Zeroizing::new(content::encode(&message));
-        self.seal_and_send(core, to, fresh, &plaintext, id, !control, 0, Vec::new())
+        self.seal_and_send(core, to, fresh, &plaintext, id, !control, 0, extra)
             .await?;
         Ok(id)
     }
@@ -612,6 +632,7 @@ impl Client {
                     message_id: MessageId::random(&mut rand::rngs::OsRng).0.to_vec(),
                     sent_at_ms: self.now_ms(),
                     delivery_key: core.own_key_bytes(),
+                    author_signature: Vec::new(),
                     body: Some(body),
                 };
                 let plaintext = Zeroizing::new(content::encode(&message));
@@ -654,6 +675,23 @@ impl Client {
             return Ok(());
         }
         self.vault.commit(vec![], &removes)
+    }
+
+    /// Names of messages kept for resending to `recipient` that were sent
+    /// before `cutoff_ms` (for disappearing messages).
+    pub(crate) fn resend_entries_before(
+        &self,
+        recipient: &[u8; 32],
+        cutoff_ms: i64,
+    ) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        for (name, value) in self.vault.scan(records::RESEND)? {
+            let entry: ResendEntry = records::decode("resend", &value)?;
+            if entry.recipient == *recipient && entry.sent_at_ms < cutoff_ms {
+                out.push(name);
+            }
+        }
+        Ok(out)
     }
 
     pub(crate) fn notice_locked(&self, core: &Core, contact: &[u8; 32], kind: EventKind) -> Event {

@@ -24,6 +24,9 @@
 //! | `credential/<HMAC(address)>` | the credential a contact presented, the highest credential epoch and the revocations seen | credentials, inbound |
 //! | `availability/<HMAC(address)>` | a contact's newest office hours and notice | availability, inbound |
 //! | `auto-replied/<HMAC(address)>` | when this device last auto-replied to a contact (ms) | availability |
+//! | `conversation/<HMAC(address)>` | a conversation's settings: verifiable records (mine, theirs), disappearing period, next history number | [`crate::history`] |
+//! | `history/<HMAC(address)>/<n>` | a message either side wrote: when stored, and the entry sealed under its own key (u64 BE n) | outbound, inbound |
+//! | `history-key/<HMAC(address)>/<n>` | the key of that entry, deleted with it (crypto-shredding) | outbound, inbound, history |
 //!
 //! No name contains a contact's address or an invite nonce: those are
 //! replaced by an HMAC under a key derived from the storage key
@@ -59,6 +62,12 @@ pub(crate) const INVITE: &str = "invite";
 pub(crate) const CREDENTIAL: &str = "credential";
 /// Prefix of HMAC-named records of a contact's availability.
 pub(crate) const AVAILABILITY: &str = "availability";
+/// Prefix of HMAC-named conversation settings.
+pub(crate) const CONVERSATION: &str = "conversation";
+/// Prefix of HMAC-named history entries.
+pub(crate) const HISTORY: &str = "history";
+/// Prefix of HMAC-named history entry keys.
+pub(crate) const HISTORY_KEY: &str = "history-key";
 /// Prefix of HMAC-named records of the last auto-reply to a contact.
 pub(crate) const AUTO_REPLIED: &str = "auto-replied";
 pub(crate) const OWN_CREDENTIAL: &[u8] = b"own/credential";

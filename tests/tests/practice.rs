@@ -27,6 +27,8 @@ on_every_backend!(
     the_relay_refuses_bad_credential_calls_and_changes_nothing,
     out_of_hours_the_notice_shows_on_the_device_and_the_auto_reply_is_a_sealed_message,
     the_relay_deletes_envelopes_past_the_retention_period_and_the_audit_reports_them,
+    transcripts_verify_offline_and_every_tampering_is_refused,
+    disappearing_messages_are_deleted_on_both_devices_with_their_keys,
 );
 
 const HOUR_MS: i64 = 3_600_000;
@@ -640,4 +642,288 @@ async fn the_relay_deletes_envelopes_past_the_retention_period_and_the_audit_rep
     assert_eq!(waiting.len(), 1, "only the fresh envelope is left");
     relay.stop().await;
     assert!(retention_findings(&relay).await.is_empty());
+}
+
+/// A therapist and a client on clocks the test moves, paired through an
+/// invite; returns (therapist, client, client's address as the therapist
+/// knows it, therapist's address as the client knows it).
+async fn pair_on_clocks(
+    relay: &TestRelay,
+    dir: &std::path::Path,
+    t_clock: &MovedClock,
+    c_clock: &MovedClock,
+) -> (Client, Client, DeviceAddress, DeviceAddress) {
+    let therapist = on_clock(relay, &dir.join("t"), 1, "Dr. Rivera", t_clock).await;
+    let client = on_clock(relay, &dir.join("c"), 2, "Sam", c_clock).await;
+    let invite = therapist
+        .create_invite(Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let to_therapist = client.accept_invite(&invite).await.unwrap().address;
+    therapist.sync().await.unwrap();
+    let to_client = client.address();
+    (therapist, client, to_client, to_therapist)
+}
+
+fn kinds(events: &[alcove_client::Event]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| match e.body() {
+            Some(Body::RecordSigning(r)) => format!("records {}", r.enabled),
+            Some(Body::Retention(r)) => format!("disappearing {}", r.seconds),
+            Some(Body::Text(t)) => format!("text {}", t.body),
+            Some(other) => format!("{other:?}").chars().take(20).collect(),
+            None => format!("{:?}", e.kind).chars().take(20).collect(),
+        })
+        .collect()
+}
+
+async fn transcripts_verify_offline_and_every_tampering_is_refused(backend: Backend) {
+    use alcove_client::TranscriptError as T;
+    use alcove_protocol::transcript::verify;
+    let relay = TestRelay::start_on(backend, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MovedClock::default();
+    let (therapist, client, to_client, to_therapist) =
+        pair_on_clocks(&relay, dir.path(), &clock, &clock).await;
+
+    // The client turns verifiable records on for what it writes; the
+    // therapist is told.
+    client
+        .set_verifiable_records(&to_therapist, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds(&therapist.sync().await.unwrap()),
+        vec!["records true"]
+    );
+    assert_eq!(
+        therapist.verifiable_records(&to_client).await.unwrap(),
+        (false, true)
+    );
+    assert_eq!(
+        client.verifiable_records(&to_therapist).await.unwrap(),
+        (true, false)
+    );
+
+    // A session: a text, homework with a worksheet, a submission, feedback.
+    let sheet = dir.path().join("thought-record.txt");
+    std::fs::write(&sheet, b"Situation / Thought / Feeling / Evidence").unwrap();
+    let pointer = therapist
+        .upload_file(&sheet, "text/plain", |_, _| {})
+        .await
+        .unwrap();
+    therapist
+        .send_text(&to_client, "Welcome. How was your week?")
+        .await
+        .unwrap();
+    let assignment = therapist
+        .assign_homework(
+            &to_client,
+            "Thought record",
+            "Fill in one row a day.",
+            Some("2026-12-07"),
+            vec![pointer.clone()],
+        )
+        .await
+        .unwrap();
+    client.sync().await.unwrap();
+    client
+        .send_text(&to_therapist, "Better, thanks.")
+        .await
+        .unwrap();
+    client
+        .submit_homework(
+            &to_therapist,
+            &assignment,
+            "Done for Monday and Tuesday.",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let got = therapist.sync().await.unwrap();
+    let submission = got
+        .iter()
+        .find(|e| matches!(e.body(), Some(Body::HomeworkSubmission(_))))
+        .and_then(|e| e.message_id())
+        .unwrap();
+    therapist
+        .send_feedback(
+            &to_client,
+            &submission,
+            "Good start: notice the evidence column.",
+        )
+        .await
+        .unwrap();
+
+    let history = therapist.history(&to_client).await.unwrap();
+    assert_eq!(history.len(), 5);
+    let t = therapist.export_transcript(&to_client).await.unwrap();
+    let v = verify(&t).unwrap();
+    assert_eq!(
+        (
+            v.count,
+            v.by_exporter,
+            v.by_peer,
+            v.proven_by_exporter,
+            v.proven_by_peer
+        ),
+        (5, 3, 2, 0, 2),
+        "the client's messages carry its signature; the therapist's do not"
+    );
+    // The worksheet is named by its digest; the key that opens it is not
+    // in the transcript.
+    let hw = &t.entries[1];
+    assert_eq!(hw.attachments[0].digest, hex::encode(&pointer.digest));
+    let json = serde_json_string(&t);
+    assert!(!json.contains(&hex::encode(&pointer.key)));
+    assert!(!json.contains(&base64_of(&pointer.key)));
+    // The client's own export agrees on the content.
+    client.sync().await.unwrap();
+    let mine = client.export_transcript(&to_therapist).await.unwrap();
+    verify(&mine).unwrap();
+    assert_eq!(mine.count, 5);
+
+    // Through the auditor's command, from a file.
+    let file = dir.path().join("transcript.json");
+    std::fs::write(&file, &json).unwrap();
+    assert!(alcove_audit::transcript::audit(&file).unwrap().verified);
+
+    // Every tampering is refused.
+    let refused = |edit: &dyn Fn(&mut alcove_client::TranscriptFile)| {
+        let mut bad = t.clone();
+        edit(&mut bad);
+        verify(&bad).unwrap_err()
+    };
+    assert_eq!(
+        refused(&|b| b.entries[0].text = "Welcome. Stop the medication.".into()),
+        T::AlteredText { index: 0 }
+    );
+    assert_eq!(
+        refused(&|b| b.entries[2].body = b.entries[0].body.clone()),
+        T::BrokenChain { index: 2 }
+    );
+    assert_eq!(
+        refused(&|b| {
+            b.entries.swap(1, 2);
+            b.entries[1].index = 1;
+            b.entries[2].index = 2;
+        }),
+        T::BrokenChain { index: 1 }
+    );
+    assert_eq!(
+        refused(&|b| {
+            b.entries.pop();
+        }),
+        T::Truncated
+    );
+    assert_eq!(
+        refused(&|b| {
+            b.entries.pop();
+            b.count = 4;
+            b.head = b.entries[3].hash.clone();
+        }),
+        T::BadSignature
+    );
+    // Spliced: an entry of the client's own export put in.
+    assert_eq!(
+        refused(&|b| b.entries[3] = mine.entries[3].clone()),
+        T::BrokenChain { index: 3 }
+    );
+    assert_eq!(
+        refused(&|b| b.peer.name = "Someone else".into()),
+        T::BadSignature
+    );
+    let mut bad = t.clone();
+    bad.entries[0].text.push('!');
+    std::fs::write(&file, serde_json_string(&bad)).unwrap();
+    let report = alcove_audit::transcript::audit(&file).unwrap();
+    assert!(!report.verified);
+    assert!(report.refused.unwrap().contains("entry 0"));
+}
+
+fn serde_json_string(t: &alcove_client::TranscriptFile) -> String {
+    alcove_audit::transcript::to_json(t)
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Records of a stopped profile whose names start with `prefix`.
+fn records_named(dir: &std::path::Path, prefix: &[u8]) -> usize {
+    use alcove_client::ProfileStore;
+    alcove_client::SledProfileStore::open(dir)
+        .unwrap()
+        .scan_prefix(prefix)
+        .unwrap()
+        .len()
+}
+
+async fn disappearing_messages_are_deleted_on_both_devices_with_their_keys(backend: Backend) {
+    let relay = TestRelay::start_on(backend, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = MovedClock::default();
+    let (therapist, client, to_client, to_therapist) =
+        pair_on_clocks(&relay, dir.path(), &clock, &clock).await;
+    client
+        .set_disappearing(&to_therapist, Some(Duration::from_secs(86_400)))
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds(&therapist.sync().await.unwrap()),
+        vec!["disappearing 86400"],
+        "the therapist is told"
+    );
+    assert_eq!(
+        therapist.disappearing(&to_client).await.unwrap(),
+        Some(Duration::from_secs(86_400))
+    );
+    therapist
+        .send_text(&to_client, "Session notes follow.")
+        .await
+        .unwrap();
+    client.sync().await.unwrap();
+    client.send_text(&to_therapist, "Thank you.").await.unwrap();
+    therapist.sync().await.unwrap();
+    assert_eq!(therapist.history(&to_client).await.unwrap().len(), 2);
+    assert_eq!(client.history(&to_therapist).await.unwrap().len(), 2);
+
+    // A day and an hour later: gone on both sides; a new message stays.
+    clock.advance(25 * HOUR_MS);
+    therapist
+        .send_text(&to_client, "A new week.")
+        .await
+        .unwrap();
+    client.sync().await.unwrap();
+    therapist.sync().await.unwrap();
+    let left: Vec<_> = therapist
+        .history(&to_client)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.body)
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(client.history(&to_therapist).await.unwrap().len(), 1);
+    assert_eq!(
+        therapist.export_transcript(&to_client).await.unwrap().count,
+        1
+    );
+
+    // The entries and their keys are gone from the profiles' storage.
+    drop((therapist, client));
+    for sub in ["t", "c"] {
+        assert_eq!(
+            records_named(&dir.path().join(sub), b"history/"),
+            1,
+            "{sub}"
+        );
+        assert_eq!(
+            records_named(&dir.path().join(sub), b"history-key/"),
+            1,
+            "{sub}"
+        );
+    }
 }

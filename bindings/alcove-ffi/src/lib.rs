@@ -343,6 +343,17 @@ pub enum EventKind {
         /// Why.
         reason: String,
     },
+    /// The contact turned verifiable records on or off for what they
+    /// write (their messages can then be proven to others).
+    VerifiableRecords {
+        /// On or off.
+        enabled: bool,
+    },
+    /// The contact set disappearing messages for the conversation.
+    Disappearing {
+        /// The period in seconds; 0: off.
+        seconds: u64,
+    },
     /// This device wrote to a clinician outside their office hours: show
     /// the notice and the crisis text now (computed on the device).
     OutOfHours {
@@ -439,6 +450,8 @@ impl From<sdk::Event> for Event {
                 Body::InviteAccepted(i) => EventKind::InviteAccepted {
                     display_name: i.display_name,
                 },
+                Body::RecordSigning(r) => EventKind::VerifiableRecords { enabled: r.enabled },
+                Body::Retention(r) => EventKind::Disappearing { seconds: r.seconds },
                 // Handled inside the SDK; never a message event.
                 Body::RetryRequest(_)
                 | Body::RetryUnavailable(_)

@@ -12,6 +12,7 @@
 //!   in several encodings ([`canary`]).
 //! * [`log`]: follows the key transparency log over gRPC: signed heads,
 //!   consistency with the last head recorded, inclusion of given devices.
+//! * [`transcript`]: verifies an exported conversation transcript offline.
 //!
 //! The command-line tool `alcove-audit` prints a report for people or
 //! JSON, and exits 0 only when everything verified. docs/auditing.md says
@@ -25,6 +26,7 @@ pub mod log;
 pub mod postgres;
 pub mod randomness;
 pub mod store;
+pub mod transcript;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {

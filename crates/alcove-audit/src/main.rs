@@ -43,6 +43,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Verify an exported conversation transcript offline (`alcove export`):
+    /// its hash chain, its readable text against the signed content, the
+    /// exporter's signature and every author signature. A tampered,
+    /// reordered, truncated or spliced transcript is refused (exit 1).
+    Transcript {
+        /// The transcript file (JSON).
+        file: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Verify the relay's key log: signed head, consistency with the last
     /// head in the state file, optional inclusion of devices' keys.
     Log {
@@ -112,6 +123,10 @@ fn main() -> ExitCode {
         .map(|r| {
             print(json, &r, alcove_audit::store::render(&r));
             r.clean
+        }),
+        Command::Transcript { file, json } => alcove_audit::transcript::audit(&file).map(|r| {
+            print(json, &r, alcove_audit::transcript::render(&r));
+            r.verified
         }),
         Command::Log {
             server,

@@ -48,6 +48,11 @@ fn describe(e: &Event) -> String {
         Body::DeliveryKeyChanged(_) => format!("{who}: new delivery key"),
         Body::CredentialPresentation(_) => format!("{who} presented a credential"),
         Body::Availability(_) => format!("{who}: office hours"),
+        Body::RecordSigning(r) => format!(
+            "{who} turned verifiable records {}",
+            if r.enabled { "on" } else { "off" }
+        ),
+        Body::Retention(r) => format!("{who} set disappearing messages to {} s", r.seconds),
     }
 }
 

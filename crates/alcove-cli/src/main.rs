@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod demo;
+mod export;
 mod practice;
 
 use std::path::{Path, PathBuf};
@@ -140,6 +141,39 @@ enum Command {
         #[command(subcommand)]
         action: DeliveryAction,
     },
+    /// Export the conversation as a signed, hash-chained transcript: FILE
+    /// (JSON, verified by `alcove-audit transcript`) and FILE with .html.
+    Export {
+        #[command(flatten)]
+        contact: ContactArg,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Show the conversation this device keeps.
+    History {
+        #[command(flatten)]
+        contact: ContactArg,
+    },
+    /// Verifiable records for what this device writes to a contact: while
+    /// on, each message carries this device's signature, so a transcript
+    /// proves its authorship to anyone (this gives up deniability). The
+    /// contact is told.
+    Records {
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+        #[command(flatten)]
+        contact: ContactArg,
+    },
+    /// Disappearing messages for a conversation, for both sides: each
+    /// device deletes messages this many days after sending or receiving
+    /// them (`off` to stop). The contact is told.
+    Disappearing {
+        #[command(flatten)]
+        contact: ContactArg,
+        /// Days (1 to 1825), or `off`.
+        #[arg(long)]
+        days: String,
+    },
     /// Clinician credentials: issue (issuer), publish (clinician), show
     /// (client), revoke (issuer). See docs/therapy.md.
     Credential {
@@ -188,6 +222,15 @@ fn storage_key(key_file: Option<&Path>) -> anyhow::Result<[u8; 32]> {
     bytes
         .try_into()
         .map_err(|_| anyhow::anyhow!("storage key must be 32 bytes (64 hex digits)"))
+}
+
+/// A period in words: days, or hours.
+fn duration_text(secs: u64) -> String {
+    if secs.is_multiple_of(86_400) {
+        format!("{} day(s)", secs / 86_400)
+    } else {
+        format!("{} hour(s)", secs / 3600)
+    }
 }
 
 /// Seconds since the Unix epoch as `YYYY-MM-DD HH:MM`.
@@ -371,6 +414,31 @@ fn describe_body(body: &Body) -> (&'static str, String, serde_json::Value) {
         // Kept by the SDK, never a message event.
         Body::CredentialPresentation(_) => ("credential", String::new(), json!({})),
         Body::Availability(_) => ("availability", String::new(), json!({})),
+        Body::RecordSigning(r) => (
+            "verifiable_records",
+            format!(
+                "turned verifiable records {}: their messages {} be proven to others",
+                if r.enabled { "on" } else { "off" },
+                if r.enabled {
+                    "can now"
+                } else {
+                    "can no longer"
+                }
+            ),
+            json!({ "enabled": r.enabled }),
+        ),
+        Body::Retention(r) => (
+            "disappearing",
+            if r.seconds == 0 {
+                "turned disappearing messages off".to_string()
+            } else {
+                format!(
+                    "set messages to disappear after {}",
+                    duration_text(r.seconds)
+                )
+            },
+            json!({ "seconds": r.seconds }),
+        ),
     }
 }
 
@@ -503,6 +571,79 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Credential { action } => practice::credential(&client, action, json).await?,
+        Command::Export { contact, out } => {
+            let c = find_contact(&client, &contact.contact).await?;
+            let transcript = client.export_transcript(&c.address).await?;
+            let page = export::write(&transcript, &out)?;
+            if json {
+                println!(
+                    "{}",
+                    json!({ "transcript": out.display().to_string(),
+                            "rendering": page.display().to_string(), "entries": transcript.count })
+                );
+            } else {
+                println!(
+                    "{} entries written to {} (readable copy: {})",
+                    transcript.count,
+                    out.display(),
+                    page.display()
+                );
+            }
+        }
+        Command::History { contact } => {
+            let c = find_contact(&client, &contact.contact).await?;
+            for item in client.history(&c.address).await? {
+                let (kind, text, fields) = describe_body(&item.body);
+                let by = match item.direction {
+                    alcove_client::Direction::Sent => "me",
+                    alcove_client::Direction::Received => c.name.as_str(),
+                };
+                if json {
+                    println!(
+                        "{}",
+                        json!({ "by": by, "kind": kind, "text": text, "message_id": item.id.to_hex(),
+                                "sent_at_ms": item.sent_at_ms, "author_signed": item.author_signed,
+                                "fields": fields })
+                    );
+                } else {
+                    println!(
+                        "{} {by}: [{kind}] {text}",
+                        utc(u64::try_from(item.sent_at_ms / 1000).unwrap_or(0))
+                    );
+                }
+            }
+        }
+        Command::Records { state, contact } => {
+            let c = find_contact(&client, &contact.contact).await?;
+            client
+                .set_verifiable_records(&c.address, state == "on")
+                .await?;
+            if json {
+                println!("{}", json!({ "verifiable_records": state }));
+            } else {
+                println!(
+                    "verifiable records {state} for what you write to {}",
+                    c.name
+                );
+            }
+        }
+        Command::Disappearing { contact, days } => {
+            let c = find_contact(&client, &contact.contact).await?;
+            let after = match days.as_str() {
+                "off" => None,
+                n => {
+                    let d: u64 = n.parse().context("--days is a number of days or `off`")?;
+                    anyhow::ensure!((1..=1825).contains(&d), "--days is 1 to 1825");
+                    Some(Duration::from_secs(d * 86_400))
+                }
+            };
+            client.set_disappearing(&c.address, after).await?;
+            if json {
+                println!("{}", json!({ "disappearing_days": days }));
+            } else {
+                println!("disappearing messages: {days} (both sides)");
+            }
+        }
         Command::Availability { action } => practice::availability(&client, action, json).await?,
         Command::Delivery { action } => {
             let done = match action {

@@ -21,7 +21,7 @@ pub use pb::content::Body;
 pub use pb::{
     AttachmentPointer, Availability, Content, CredentialPresentation, DeliveryKeyChanged,
     DeliveryReceipt, Feedback, HomeworkAssignment, HomeworkSubmission, InviteAccepted, OfficeHours,
-    ReadReceipt, RetryRequest, RetryUnavailable, Text,
+    ReadReceipt, RecordSigning, Retention, RetryRequest, RetryUnavailable, Text,
 };
 
 /// Length of the envelope digest a [`RetryRequest`] names.
@@ -49,6 +49,44 @@ impl fmt::Debug for AttachmentPointer {
             .field("file_name", &self.file_name)
             .finish()
     }
+}
+
+/// The shortest disappearing-message period, seconds.
+pub const MIN_RETENTION_SECS: u64 = 3_600;
+/// The longest disappearing-message period, seconds (5 years).
+pub const MAX_RETENTION_SECS: u64 = 5 * 365 * 86_400;
+
+/// Whether a body is something a person wrote (text, homework, feedback,
+/// a document), as opposed to receipts and control messages: what a
+/// conversation's history, transcripts and notices are about.
+pub fn is_written(body: &Body) -> bool {
+    matches!(
+        body,
+        Body::Text(_)
+            | Body::HomeworkAssignment(_)
+            | Body::HomeworkSubmission(_)
+            | Body::Feedback(_)
+            | Body::Attachment(_)
+    )
+}
+
+/// The canonical bytes of a body, as author signatures and transcripts
+/// cover it: a `Content` holding only the body, with every attachment
+/// key cleared (a transcript names a document by its digest, and must not
+/// carry the key that opens it).
+pub fn canonical_body(body: &Body) -> Vec<u8> {
+    let mut body = body.clone();
+    let clear = |list: &mut Vec<AttachmentPointer>| list.iter_mut().for_each(|p| p.key.clear());
+    match &mut body {
+        Body::HomeworkAssignment(a) => clear(&mut a.attachments),
+        Body::HomeworkSubmission(s) => clear(&mut s.attachments),
+        Body::Attachment(p) => p.key.clear(),
+        _ => {}
+    }
+    encode(&Content {
+        body: Some(body),
+        ..Default::default()
+    })
 }
 
 /// Length of a message id.
@@ -127,8 +165,23 @@ pub fn validate(content: &Content) -> Result<(), ContentError> {
             "delivery_key must be empty or 16 bytes",
         ));
     }
+    if !(content.author_signature.is_empty() || content.author_signature.len() == 64) {
+        return Err(ContentError::Invalid(
+            "author_signature must be empty or 64 bytes",
+        ));
+    }
     match &content.body {
         None => Err(ContentError::Invalid("no body")),
+        Some(Body::RecordSigning(_)) => Ok(()),
+        Some(Body::Retention(r)) => {
+            if r.seconds == 0 || (MIN_RETENTION_SECS..=MAX_RETENTION_SECS).contains(&r.seconds) {
+                Ok(())
+            } else {
+                Err(ContentError::Invalid(
+                    "retention is 0 (off) or 1 hour to 5 years",
+                ))
+            }
+        }
         Some(Body::Text(t)) => {
             if optional_id_ok(&t.reply_to) {
                 Ok(())

@@ -26,6 +26,7 @@
 //! - [`credential`]: clinician credentials an issuer signs, and their
 //!   revocations.
 //! - [`availability`]: office hours and the out-of-hours notice.
+//! - [`transcript`]: conversations exported as signed hash chains.
 //!
 //! The wire formats and the reasoning behind them are in `docs/protocol.md`.
 //!
@@ -77,6 +78,7 @@ pub mod padding;
 pub mod prekeys;
 pub mod ratchet;
 pub mod sealed_sender;
+pub mod transcript;
 pub mod x3dh;
 
 /// Hooks for the crate's own tests and fuzz targets; not a stable API.
