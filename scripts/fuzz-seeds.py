@@ -42,3 +42,53 @@ write("stored_records", "keylog", b"\x08" + b"\x00" * 7 + b"\x01" + b"\x11" * 32
 write("keylog_proofs", "sizes", struct.pack(">QQQ", 5, 8, 6) + bytes(range(96)))
 write("keylog_proofs", "head", struct.pack(">Q", 8) + b"\x33" * 32 + struct.pack(">Q", 1) + b"\x44" * 64)
 print("seeds written to", os.path.relpath(out, root))
+
+# Practice features: a credential, revocation and credential record of the
+# documented layouts (signatures zeroed: the signature check is the last
+# step, so the decoders run through every field), a content carrying
+# office hours, and a transcript file's skeleton.
+def field(s):
+    b = s.encode()
+    return struct.pack(">H", len(b)) + b
+
+credential = (b"\x01" + b"\x33" * 32 + b"\x44" * 32 + b"\x55" * 16 + struct.pack(">QQ", 1_790_000_000, 1_821_536_000)
+              + field("Dr. Ana Rivera") + field("PSY-20417") + field("Ontario, CA") + b"\x00" * 64)
+revocation = b"\x01" + b"\x33" * 32 + b"\x66" * 32 + struct.pack(">Q", 1_800_000_000) + b"\x00" * 64
+write("practice", "credential", credential)
+write("practice", "revocation", revocation)
+write("practice", "record", b"\x66" * 32 + b"\x33" * 32)
+write("practice", "record-revoked", b"\x66" * 32 + b"\x33" * 32 + revocation)
+write("practice", "slot", b"\x01" + struct.pack(">QQH", 4, 1, 1) + b"\x66" * 32 + b"\x66" * 32 + b"\x33" * 32)
+
+
+def varint(n):
+    out = b""
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def ld(num, payload):
+    return varint(num << 3 | 2) + varint(len(payload)) + payload
+
+
+def vi(num, n):
+    return varint(num << 3) + varint(n)
+
+
+hours = b"".join(ld(3, vi(1, d) + vi(2, 540) + vi(3, 1020)) for d in range(1, 6))
+availability = vi(1, 1_800_000_000_000) + vi(2, 120) + hours + vi(4, 24) + ld(5, b"Call 112.")
+write("practice", "availability", ld(1, b"\x07" * 16) + vi(2, 1_795_424_400_000) + ld(22, availability))
+write("practice", "transcript", json.dumps({
+    "format": "alcove-transcript/1",
+    "exporter": {"address": "A" * 43, "identity": "00" * 128, "name": "Dr. Rivera"},
+    "peer": {"address": "B" * 43, "identity": "00" * 128, "name": "Sam"},
+    "exported_at_ms": 1_800_000_000_000,
+    "entries": [{"index": 0, "from": "exporter", "message_id": "07" * 16, "sent_at_ms": 1, "kind": "text",
+                 "text": "hello", "title": "", "refers_to": "", "attachments": [], "body": "UgcKBWhlbGxv",
+                 "author_signature": None, "hash": "00" * 32}],
+    "count": 1, "head": "00" * 32, "signature": "00" * 64}).encode())

@@ -82,7 +82,9 @@ pub use alcove_protocol::content::{
 pub use alcove_protocol::credential::{
     Claims as CredentialClaims, Credential, IssuerId, IssuerKey, Revocation,
 };
-pub use alcove_protocol::transcript::{TranscriptError, TranscriptFile};
+pub use alcove_protocol::transcript::{
+    verify as verify_transcript, TranscriptError, TranscriptFile, Verified as VerifiedTranscript,
+};
 pub use alcove_protocol::DeviceAddress;
 pub use availability::OutOfHoursNotice;
 pub use clock::{format_utc, Clock, SystemClock};

@@ -3,7 +3,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use alcove_client::{Body, Client, Event};
+use alcove_client::{
+    Availability, Body, Client, Credential, CredentialClaims, Event, IssuerKey, OfficeHours,
+    TrustedIssuer,
+};
 use anyhow::Context;
 
 /// A line of the transcript: who saw what.
@@ -18,6 +21,9 @@ fn describe(e: &Event) -> String {
     } else {
         e.contact_name.as_str()
     };
+    if let alcove_client::EventKind::OutOfHours(n) = &e.kind {
+        return format!("notice shown on this device (no server asked): {n}");
+    }
     let Some(body) = e.body() else {
         return format!("{who}: {:?}", e.kind);
     };
@@ -131,7 +137,75 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     );
     println!("  both match; both contacts are verified\n");
 
-    println!("2. Messages while the client is offline");
+    println!("2. The therapist's licence, office hours and crisis text");
+    let practice = IssuerKey::generate(&mut rand_core::OsRng);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let licence = "PSY-20417";
+    let credential = Credential::issue(
+        &mut rand_core::OsRng,
+        &practice,
+        CredentialClaims {
+            subject: therapist.address(),
+            display_name: "Dr. Ana Rivera".into(),
+            licence_number: licence.into(),
+            jurisdiction: "Ontario, CA".into(),
+            issued_at: now,
+            expires_at: now + 365 * 86_400,
+        },
+    )?;
+    println!(
+        "  [practice ] issued a credential for Dr. Rivera's device (issuer key {})",
+        practice.public()
+    );
+    therapist.present_credential(credential.as_bytes()).await?;
+    println!("  [therapist] presented it: digest committed in the key log, credential sent sealed");
+    plaintexts.push(licence.into());
+    // Office hours 09:00-17:00 on weekdays, in a time zone where it is
+    // 20:00 now: the client is writing in the evening.
+    let minute_now = ((now / 60) % 1440) as i32;
+    let mut offset = 20 * 60 - minute_now;
+    if offset < -720 {
+        offset += 1440;
+    } else if offset > 840 {
+        offset -= 1440;
+    }
+    let crisis = "If you are in danger, call 911 or go to the nearest emergency department.";
+    therapist
+        .set_availability(Availability {
+            updated_at_ms: 0,
+            utc_offset_minutes: offset,
+            hours: (1..=5)
+                .map(|weekday| OfficeHours {
+                    weekday,
+                    start_minute: 9 * 60,
+                    end_minute: 17 * 60,
+                })
+                .collect(),
+            reply_within_hours: 24,
+            crisis_text: crisis.into(),
+        })
+        .await?;
+    println!("  [therapist] set office hours (weekdays 09:00-17:00 local), a 24-hour reply time and a crisis text");
+    plaintexts.push(crisis.into());
+    sync(&client, "client", &mut transcript).await?;
+    let trusted = TrustedIssuer {
+        name: "Northside Practice".into(),
+        key: practice.public().0,
+    };
+    let verified = client
+        .verify_credential(&contact.address, &[trusted])
+        .await?;
+    println!(
+        "  [client   ] Dr. Rivera: {} (licence {}, {}); signature, expiry, identity and key log checked",
+        verified.badge(),
+        verified.licence_number,
+        verified.jurisdiction
+    );
+    println!();
+
+    println!("3. Messages while the client is offline");
     for text in [
         "Welcome, Sam. This is our private space between sessions.",
         "Before Thursday, try to notice one moment each day when you felt calm.",
@@ -146,10 +220,13 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     client.send_text(&contact.address, reply).await?;
     said("client", format!("\"{reply}\""), &mut transcript);
     plaintexts.push(reply.to_string());
+    // Written outside office hours: the client's own device shows the
+    // notice at once.
+    sync(&client, "client", &mut transcript).await?;
     sync(&therapist, "therapist", &mut transcript).await?;
     println!();
 
-    println!("3. Homework with a worksheet");
+    println!("4. Homework with a worksheet");
     let worksheet_text = "THOUGHT RECORD WORKSHEET\nSituation | Automatic thought | Emotion (0-100) | Evidence for | Evidence against | Balanced thought\n";
     let worksheet = dir.join("thought-record.txt");
     let mut body = worksheet_text.repeat(3000); // about 300 KB
@@ -235,7 +312,7 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     sync(&therapist, "therapist", &mut transcript).await?;
     println!();
 
-    println!("4. Transcript as each side saw it");
+    println!("5. Transcript as each side saw it");
     for side in ["therapist", "client"] {
         println!("  {side}:");
         for line in transcript.iter().filter(|l| l.side == side) {
@@ -244,11 +321,20 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     }
     println!();
 
+    println!("6. The conversation for the clinical record");
+    let record = therapist.export_transcript(&sam.address).await?;
+    let checked = alcove_client::verify_transcript(&record)?;
+    println!(
+        "  [therapist] exported {} entries as a signed hash chain; verified offline: {} by the therapist, {} by the client",
+        checked.count, checked.by_exporter, checked.by_peer
+    );
+    println!("  (`alcove export CONTACT --out FILE` writes it as JSON and HTML; `alcove-audit transcript FILE` verifies it)\n");
+
     relay.shutdown().await?;
     drop(therapist);
     drop(client);
 
-    println!("5. What the relay stored");
+    println!("7. What the relay stored");
     let (files, bytes, found) = scan_store(&relay_dir, &plaintexts)?;
     println!("  {files} files, {bytes} bytes in {}", relay_dir.display());
     let store = alcove_store::SledStore::open(&relay_dir)?;

@@ -80,7 +80,7 @@ fn span(w: &OfficeHours) -> (i64, i64) {
 fn week_position(a: &Availability, at_ms: i64) -> i64 {
     let local = at_ms.saturating_add(i64::from(a.utc_offset_minutes) * MINUTE_MS);
     // 1970-01-01 was a Thursday: three days after a Monday.
-    (local + 3 * DAY_MS).rem_euclid(WEEK_MS)
+    (local.rem_euclid(WEEK_MS) + 3 * DAY_MS) % WEEK_MS
 }
 
 /// Whether `at_ms` (ms since the Unix epoch) is within office hours.

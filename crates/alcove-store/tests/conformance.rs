@@ -320,3 +320,87 @@ async fn delivery_policies_belong_to_registered_devices() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn credential_records_are_logged_in_order_and_written_only_on_the_epoch_read() {
+    for_each(|name, s| async move {
+        const A: [u8; 32] = [5; 32];
+        let record = |b: u8| vec![b; 64];
+        assert!(matches!(
+            s.publish_credential(&A, &record(1), &[], None, &[0; 32], 1)
+                .await,
+            Err(StoreError::NotFound("device"))
+        ));
+        s.publish_keys(&A, Some(&[7; 128]), &[1; 108], &[3; 32], 5)
+            .await
+            .unwrap();
+        assert_eq!(s.credential(&A).await.unwrap(), None, "{name}");
+        let e0 = s
+            .publish_credential(&A, &record(1), &[], None, &[4; 32], 6)
+            .await
+            .unwrap();
+        assert_eq!((e0.index, e0.epoch), (1, 0), "{name}");
+        assert_eq!(e0.record, alcove_store::LogRecord::Credential(record(1)));
+        // A writer that read no slot (or another epoch) is refused and
+        // changes nothing.
+        for stale in [None, Some(5)] {
+            assert!(matches!(
+                s.publish_credential(&A, &record(2), &[], stale, &[0; 32], 7)
+                    .await,
+                Err(StoreError::Conflict(_))
+            ));
+        }
+        assert_eq!(s.log_size().await.unwrap(), 2, "{name}");
+        // With a revocation and the revoked digest remembered.
+        let revoked = [[9u8; 32]];
+        let with_revocation = vec![3u8; 201];
+        let e1 = s
+            .publish_credential(&A, &with_revocation, &revoked, Some(0), &[5; 32], 8)
+            .await
+            .unwrap();
+        assert_eq!((e1.index, e1.epoch), (2, 1), "{name}");
+        let slot = s.credential(&A).await.unwrap().unwrap();
+        assert_eq!(
+            (slot.log_index, slot.epoch, slot.record, slot.revoked),
+            (2, 1, with_revocation.clone(), revoked.to_vec()),
+            "{name}"
+        );
+        // Key and credential entries share one log, in order.
+        let entries = s.log_entries(0, 10).await.unwrap();
+        assert_eq!(entries.len(), 3);
+        assert!(entries[0].keys().is_some());
+        assert_eq!(entries[2].salt, [5; 32]);
+        assert_eq!(
+            entries[2].record,
+            alcove_store::LogRecord::Credential(with_revocation)
+        );
+        // A key change after it takes the next index.
+        let e = s
+            .publish_keys(&A, None, &[2; 108], &[6; 32], 9)
+            .await
+            .unwrap();
+        assert_eq!(e.index, 3, "{name}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn envelopes_past_the_retention_period_are_deleted_as_acknowledged() {
+    for_each(|name, s| async move {
+        const R: [u8; 32] = [6; 32];
+        for (i, at) in [(1u8, 1_000i64), (2, 2_000), (3, 9_000)] {
+            s.enqueue(&R, &[i; 16], &[i; 40], at, 100).await.unwrap();
+        }
+        assert_eq!(
+            s.messages_before(5_000, 10).await.unwrap(),
+            vec![(R, 1), (R, 2)],
+            "{name}"
+        );
+        assert_eq!(s.expire_messages(5_000, 10).await.unwrap(), 2, "{name}");
+        assert_eq!(s.depth(&R).await.unwrap(), 1, "{name}");
+        let (left, _) = s.fetch(&R, 0, 10).await.unwrap();
+        assert_eq!(left.iter().map(|m| m.sequence).collect::<Vec<_>>(), vec![3]);
+        assert_eq!(s.expire_messages(5_000, 10).await.unwrap(), 0, "{name}");
+    })
+    .await;
+}
