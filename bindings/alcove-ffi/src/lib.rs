@@ -91,6 +91,18 @@ pub enum AlcoveError {
         /// Always false.
         retryable: bool,
     },
+    /// A clinician's credential did not verify: do not show the contact
+    /// as licensed. `problem` names the case: not_presented, forged,
+    /// untrusted_issuer, wrong_identity, expired, revoked, not_committed.
+    #[error("{reason}")]
+    CredentialRefused {
+        /// What happened, for people.
+        reason: String,
+        /// Which check failed.
+        problem: String,
+        /// Always false.
+        retryable: bool,
+    },
     /// The client was closed.
     #[error("{reason}")]
     Closed {
@@ -133,6 +145,20 @@ impl From<sdk::Error> for AlcoveError {
                     retryable,
                 }
             }
+            E::Credential(p) => AlcoveError::CredentialRefused {
+                reason: message,
+                problem: match p {
+                    sdk::CredentialProblem::NotPresented => "not_presented",
+                    sdk::CredentialProblem::Forged => "forged",
+                    sdk::CredentialProblem::UntrustedIssuer { .. } => "untrusted_issuer",
+                    sdk::CredentialProblem::WrongIdentity => "wrong_identity",
+                    sdk::CredentialProblem::Expired { .. } => "expired",
+                    sdk::CredentialProblem::Revoked { .. } => "revoked",
+                    sdk::CredentialProblem::NotCommitted => "not_committed",
+                }
+                .into(),
+                retryable,
+            },
             E::LimitExceeded(_) | E::SessionExhausted => AlcoveError::LimitExceeded {
                 reason: message,
                 retryable,
@@ -201,6 +227,69 @@ fn key32(bytes: &[u8]) -> Result<[u8; 32]> {
             bytes.len()
         ))
     })
+}
+
+/// An issuer the app trusts (`docs/therapy.md`).
+#[derive(uniffi::Record)]
+pub struct TrustedIssuer {
+    /// Shown as "licensed, verified by <name>".
+    pub name: String,
+    /// The issuer's 32-byte Ed25519 public key.
+    pub key: Vec<u8>,
+}
+
+/// A clinician's credential that passed every check.
+#[derive(uniffi::Record)]
+pub struct VerifiedCredential {
+    /// The clinician's name as the issuer wrote it.
+    pub display_name: String,
+    /// Licence or registration number.
+    pub licence_number: String,
+    /// Where the licence holds.
+    pub jurisdiction: String,
+    /// Expiry, seconds since the Unix epoch.
+    pub expires_at: u64,
+    /// The trusted issuer's name.
+    pub issuer_name: String,
+    /// "licensed, verified by <issuer name>".
+    pub badge: String,
+}
+
+/// One weekly window of office hours, in the clinician's local time.
+#[derive(uniffi::Record)]
+pub struct OfficeHours {
+    /// 1 (Monday) to 7 (Sunday).
+    pub weekday: u32,
+    /// Minutes after local midnight.
+    pub start_minute: u32,
+    /// Minutes after local midnight, after the start, at most 1440.
+    pub end_minute: u32,
+}
+
+/// A clinician's office hours, usual reply time and crisis text.
+#[derive(uniffi::Record)]
+pub struct Availability {
+    /// Local time as minutes east of UTC (-720 to 840).
+    pub utc_offset_minutes: i32,
+    /// Weekly office hours; empty: none.
+    pub hours: Vec<OfficeHours>,
+    /// Usual reply time in hours (0: not said).
+    pub reply_within_hours: u32,
+    /// What to do in a crisis.
+    pub crisis_text: String,
+}
+
+/// What to show when writing to a clinician outside office hours.
+#[derive(uniffi::Record)]
+pub struct OutOfHoursNotice {
+    /// The clinician's crisis text; may be empty.
+    pub crisis_text: String,
+    /// Usual reply time in hours (0: not said).
+    pub reply_within_hours: u32,
+    /// When office hours next begin, ms since the Unix epoch.
+    pub next_opening_ms: Option<i64>,
+    /// The SDK's wording of the whole notice.
+    pub text: String,
 }
 
 /// A contact, as this device knows them.
@@ -748,6 +837,130 @@ impl AlcoveClient {
                 .collect::<Result<Vec<_>>>()?;
             let id = client.send_read_receipt(&self::address(&to)?, &ids).await?;
             Ok(id.to_hex())
+        })
+        .await
+    }
+
+    /// Presents this device's clinician credential (bytes from the
+    /// issuer): commits it in the key log and sends it to every contact.
+    pub async fn present_credential(&self, credential: Vec<u8>) -> Result<()> {
+        let client = self.client()?;
+        on_runtime(async move { Ok(client.present_credential(&credential).await?) }).await
+    }
+
+    /// Verifies the credential a contact presented against the issuers the
+    /// app trusts and the key log. A refusal is `CredentialRefused`.
+    pub async fn verify_credential(
+        &self,
+        address: String,
+        trusted: Vec<TrustedIssuer>,
+    ) -> Result<VerifiedCredential> {
+        let client = self.client()?;
+        on_runtime(async move {
+            let trusted = trusted
+                .into_iter()
+                .map(|t| {
+                    Ok(sdk::TrustedIssuer {
+                        name: t.name,
+                        key: t
+                            .key
+                            .try_into()
+                            .map_err(|_| invalid("an issuer key is 32 bytes"))?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let v = client
+                .verify_credential(&self::address(&address)?, &trusted)
+                .await?;
+            Ok(VerifiedCredential {
+                badge: v.badge(),
+                display_name: v.display_name,
+                licence_number: v.licence_number,
+                jurisdiction: v.jurisdiction,
+                expires_at: v.expires_at,
+                issuer_name: v.issuer_name,
+            })
+        })
+        .await
+    }
+
+    /// Sets this device's office hours, reply time and crisis text, and
+    /// sends them to every contact.
+    pub async fn set_availability(&self, availability: Availability) -> Result<()> {
+        let client = self.client()?;
+        on_runtime(async move {
+            Ok(client
+                .set_availability(sdk::Availability {
+                    updated_at_ms: 0,
+                    utc_offset_minutes: availability.utc_offset_minutes,
+                    hours: availability
+                        .hours
+                        .into_iter()
+                        .map(|h| sdk::OfficeHours {
+                            weekday: h.weekday,
+                            start_minute: h.start_minute,
+                            end_minute: h.end_minute,
+                        })
+                        .collect(),
+                    reply_within_hours: availability.reply_within_hours,
+                    crisis_text: availability.crisis_text,
+                })
+                .await?)
+        })
+        .await
+    }
+
+    /// Sets or clears the auto-reply sent outside office hours.
+    pub async fn set_auto_reply(&self, text: Option<String>) -> Result<()> {
+        let client = self.client()?;
+        on_runtime(async move { Ok(client.set_auto_reply(text.as_deref()).await?) }).await
+    }
+
+    /// The notice to show if this device wrote to the contact now; `None`
+    /// within office hours or when the contact set none. No server is asked.
+    pub fn out_of_hours_notice(&self, address: String) -> Result<Option<OutOfHoursNotice>> {
+        let client = self.client()?;
+        Ok(client
+            .out_of_hours_notice(&self::address(&address)?)?
+            .map(|n| OutOfHoursNotice {
+                text: n.to_string(),
+                crisis_text: n.crisis_text,
+                reply_within_hours: n.reply_within_hours,
+                next_opening_ms: n.next_opening_ms,
+            }))
+    }
+
+    /// Turns verifiable records on or off for what this device writes to
+    /// the contact (the contact is told; it gives up deniability).
+    pub async fn set_verifiable_records(&self, address: String, enabled: bool) -> Result<()> {
+        let client = self.client()?;
+        on_runtime(async move {
+            Ok(client
+                .set_verifiable_records(&self::address(&address)?, enabled)
+                .await?)
+        })
+        .await
+    }
+
+    /// Sets disappearing messages for the conversation (seconds; `None`:
+    /// off). The contact is told and applies the same period.
+    pub async fn set_disappearing(&self, address: String, seconds: Option<u64>) -> Result<()> {
+        let client = self.client()?;
+        on_runtime(async move {
+            Ok(client
+                .set_disappearing(&self::address(&address)?, seconds.map(Duration::from_secs))
+                .await?)
+        })
+        .await
+    }
+
+    /// The conversation as a signed transcript, JSON (verify it with
+    /// `alcove-audit transcript`).
+    pub async fn export_transcript(&self, address: String) -> Result<String> {
+        let client = self.client()?;
+        on_runtime(async move {
+            let t = client.export_transcript(&self::address(&address)?).await?;
+            serde_json::to_string_pretty(&t).map_err(|e| invalid(e.to_string()))
         })
         .await
     }

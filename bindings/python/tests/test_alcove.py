@@ -228,3 +228,51 @@ def test_a_rotated_delivery_key_cuts_off_old_invites_but_not_contacts(relay, tmp
         assert texts(await therapist.sync()) == ["old phone", "new phone"]
 
     run(main())
+
+
+def test_a_clinicians_credential_office_hours_and_transcript(relay, tmp_path):
+    """docs/therapy.md from Python: the issuer's tool (the `alcove` command)
+    signs a credential, the therapist presents it, the client verifies it;
+    outside office hours the notice comes from the device; the transcript
+    is JSON."""
+    import json
+
+    alcove_cli = binary("alcove", "ALCOVE_CLI_BIN")
+
+    async def main():
+        therapist, client, to_client, to_therapist = await pair(relay, tmp_path)
+        key_file, cred = tmp_path / "practice.key", tmp_path / "rivera.cred"
+        issuer = json.loads(subprocess.run(
+            [alcove_cli, "--json", "credential", "issuer-key", "--out", str(key_file)],
+            check=True, capture_output=True, text=True).stdout)["issuer"]
+        subprocess.run(
+            [alcove_cli, "credential", "issue", "--issuer-key", str(key_file),
+             "--subject", therapist.address(), "--name", "Dr. Ana Rivera",
+             "--licence", "PSY-20417", "--jurisdiction", "Ontario, CA", "--out", str(cred)],
+            check=True, capture_output=True)
+        await therapist.present_credential(cred.read_bytes())
+        await therapist.set_availability(alcove.Availability(
+            utc_offset_minutes=0, hours=[], reply_within_hours=24,
+            crisis_text="Call 112 in an emergency."))
+        assert await client.sync() == []
+        practice = alcove.TrustedIssuer(name="Northside Practice", key=bytes.fromhex(issuer))
+        v = await client.verify_credential(to_therapist.address, [practice])
+        assert v.badge == "licensed, verified by Northside Practice"
+        assert v.licence_number == "PSY-20417"
+        other = alcove.TrustedIssuer(name="Other", key=bytes(range(32)))
+        with pytest.raises(alcove.AlcoveError.CredentialRefused) as e:
+            await client.verify_credential(to_therapist.address, [other])
+        assert e.value.problem == "untrusted_issuer"
+
+        notice = client.out_of_hours_notice(to_therapist.address)
+        assert notice.crisis_text == "Call 112 in an emergency."
+        await client.send_text(to_therapist.address, "Are you there?")
+        kinds = [e.kind for e in await client.sync()]
+        assert any(isinstance(k, alcove.EventKind.OUT_OF_HOURS) for k in kinds), kinds
+
+        await therapist.sync()
+        transcript = json.loads(await therapist.export_transcript(to_client.address))
+        assert transcript["format"] == "alcove-transcript/1"
+        assert [e["text"] for e in transcript["entries"]] == ["Are you there?"]
+
+    run(main())

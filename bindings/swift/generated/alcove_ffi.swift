@@ -487,6 +487,22 @@ fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterInt32: FfiConverterPrimitive {
+    typealias FfiType = Int32
+    typealias SwiftType = Int32
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Int32 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: Int32, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
     typealias FfiType = UInt64
     typealias SwiftType = UInt64
@@ -671,14 +687,32 @@ public protocol AlcoveClientProtocol: AnyObject, Sendable {
     func downloadFile(attachment: Attachment, dest: String, progress: ProgressListener?) async throws 
     
     /**
+     * The conversation as a signed transcript, JSON (verify it with
+     * `alcove-audit transcript`).
+     */
+    func exportTranscript(address: String) async throws  -> String
+    
+    /**
      * Records that the users compared safety numbers.
      */
     func markVerified(address: String) async throws 
     
     /**
+     * The notice to show if this device wrote to the contact now; `None`
+     * within office hours or when the contact set none. No server is asked.
+     */
+    func outOfHoursNotice(address: String) throws  -> OutOfHoursNotice?
+    
+    /**
      * Events stored but not yet confirmed (after a crash, say).
      */
     func pendingEvents() async throws  -> [Event]
+    
+    /**
+     * Presents this device's clinician credential (bytes from the
+     * issuer): commits it in the key log and sends it to every contact.
+     */
+    func presentCredential(credential: Data) async throws 
     
     /**
      * Renames a contact.
@@ -713,6 +747,29 @@ public protocol AlcoveClientProtocol: AnyObject, Sendable {
     func sendText(to: String, text: String) async throws  -> String
     
     /**
+     * Sets or clears the auto-reply sent outside office hours.
+     */
+    func setAutoReply(text: String?) async throws 
+    
+    /**
+     * Sets this device's office hours, reply time and crisis text, and
+     * sends them to every contact.
+     */
+    func setAvailability(availability: Availability) async throws 
+    
+    /**
+     * Sets disappearing messages for the conversation (seconds; `None`:
+     * off). The contact is told and applies the same period.
+     */
+    func setDisappearing(address: String, seconds: UInt64?) async throws 
+    
+    /**
+     * Turns verifiable records on or off for what this device writes to
+     * the contact (the contact is told; it gives up deniability).
+     */
+    func setVerifiableRecords(address: String, enabled: Bool) async throws 
+    
+    /**
      * Hands in homework for `assignment_id` (hex).
      */
     func submitHomework(to: String, assignmentId: String, answer: String, attachments: [Attachment]) async throws  -> String
@@ -733,6 +790,12 @@ public protocol AlcoveClientProtocol: AnyObject, Sendable {
      * Encrypts and uploads the file at `path`.
      */
     func uploadFile(path: String, mediaType: String, progress: ProgressListener?) async throws  -> Attachment
+    
+    /**
+     * Verifies the credential a contact presented against the issuers the
+     * app trusts and the key log. A refusal is `CredentialRefused`.
+     */
+    func verifyCredential(address: String, trusted: [TrustedIssuer]) async throws  -> VerifiedCredential
     
 }
 /**
@@ -989,6 +1052,26 @@ open func downloadFile(attachment: Attachment, dest: String, progress: ProgressL
 }
     
     /**
+     * The conversation as a signed transcript, JSON (verify it with
+     * `alcove-audit transcript`).
+     */
+open func exportTranscript(address: String)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_alcove_ffi_fn_method_alcoveclient_export_transcript(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(address)
+                )
+            },
+            pollFunc: ffi_alcove_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_alcove_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_alcove_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeAlcoveError_lift
+        )
+}
+    
+    /**
      * Records that the users compared safety numbers.
      */
 open func markVerified(address: String)async throws   {
@@ -1008,6 +1091,20 @@ open func markVerified(address: String)async throws   {
 }
     
     /**
+     * The notice to show if this device wrote to the contact now; `None`
+     * within office hours or when the contact set none. No server is asked.
+     */
+open func outOfHoursNotice(address: String)throws  -> OutOfHoursNotice?  {
+    return try  FfiConverterOptionTypeOutOfHoursNotice.lift(try rustCallWithError(FfiConverterTypeAlcoveError_lift) {
+        uniffiCallStatus in
+    uniffi_alcove_ffi_fn_method_alcoveclient_out_of_hours_notice(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(address),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Events stored but not yet confirmed (after a crash, say).
      */
 open func pendingEvents()async throws  -> [Event]  {
@@ -1022,6 +1119,26 @@ open func pendingEvents()async throws  -> [Event]  {
             completeFunc: ffi_alcove_ffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_alcove_ffi_rust_future_free_rust_buffer,
             liftFunc: FfiConverterSequenceTypeEvent.lift,
+            errorHandler: FfiConverterTypeAlcoveError_lift
+        )
+}
+    
+    /**
+     * Presents this device's clinician credential (bytes from the
+     * issuer): commits it in the key log and sends it to every contact.
+     */
+open func presentCredential(credential: Data)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_alcove_ffi_fn_method_alcoveclient_present_credential(
+                        self.uniffiCloneHandle(),FfiConverterData.lower(credential)
+                )
+            },
+            pollFunc: ffi_alcove_ffi_rust_future_poll_void,
+            completeFunc: ffi_alcove_ffi_rust_future_complete_void,
+            freeFunc: ffi_alcove_ffi_rust_future_free_void,
+            liftFunc: { $0 },
             errorHandler: FfiConverterTypeAlcoveError_lift
         )
 }
@@ -1143,6 +1260,85 @@ open func sendText(to: String, text: String)async throws  -> String  {
 }
     
     /**
+     * Sets or clears the auto-reply sent outside office hours.
+     */
+open func setAutoReply(text: String?)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_alcove_ffi_fn_method_alcoveclient_set_auto_reply(
+                        self.uniffiCloneHandle(),FfiConverterOptionString.lower(text)
+                )
+            },
+            pollFunc: ffi_alcove_ffi_rust_future_poll_void,
+            completeFunc: ffi_alcove_ffi_rust_future_complete_void,
+            freeFunc: ffi_alcove_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeAlcoveError_lift
+        )
+}
+    
+    /**
+     * Sets this device's office hours, reply time and crisis text, and
+     * sends them to every contact.
+     */
+open func setAvailability(availability: Availability)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_alcove_ffi_fn_method_alcoveclient_set_availability(
+                        self.uniffiCloneHandle(),FfiConverterTypeAvailability_lower(availability)
+                )
+            },
+            pollFunc: ffi_alcove_ffi_rust_future_poll_void,
+            completeFunc: ffi_alcove_ffi_rust_future_complete_void,
+            freeFunc: ffi_alcove_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeAlcoveError_lift
+        )
+}
+    
+    /**
+     * Sets disappearing messages for the conversation (seconds; `None`:
+     * off). The contact is told and applies the same period.
+     */
+open func setDisappearing(address: String, seconds: UInt64?)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_alcove_ffi_fn_method_alcoveclient_set_disappearing(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(address),FfiConverterOptionUInt64.lower(seconds)
+                )
+            },
+            pollFunc: ffi_alcove_ffi_rust_future_poll_void,
+            completeFunc: ffi_alcove_ffi_rust_future_complete_void,
+            freeFunc: ffi_alcove_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeAlcoveError_lift
+        )
+}
+    
+    /**
+     * Turns verifiable records on or off for what this device writes to
+     * the contact (the contact is told; it gives up deniability).
+     */
+open func setVerifiableRecords(address: String, enabled: Bool)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_alcove_ffi_fn_method_alcoveclient_set_verifiable_records(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(address),FfiConverterBool.lower(enabled)
+                )
+            },
+            pollFunc: ffi_alcove_ffi_rust_future_poll_void,
+            completeFunc: ffi_alcove_ffi_rust_future_complete_void,
+            freeFunc: ffi_alcove_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeAlcoveError_lift
+        )
+}
+    
+    /**
      * Hands in homework for `assignment_id` (hex).
      */
 open func submitHomework(to: String, assignmentId: String, answer: String, attachments: [Attachment])async throws  -> String  {
@@ -1216,6 +1412,26 @@ open func uploadFile(path: String, mediaType: String, progress: ProgressListener
             completeFunc: ffi_alcove_ffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_alcove_ffi_rust_future_free_rust_buffer,
             liftFunc: FfiConverterTypeAttachment_lift,
+            errorHandler: FfiConverterTypeAlcoveError_lift
+        )
+}
+    
+    /**
+     * Verifies the credential a contact presented against the issuers the
+     * app trusts and the key log. A refusal is `CredentialRefused`.
+     */
+open func verifyCredential(address: String, trusted: [TrustedIssuer])async throws  -> VerifiedCredential  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_alcove_ffi_fn_method_alcoveclient_verify_credential(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(address),FfiConverterSequenceTypeTrustedIssuer.lower(trusted)
+                )
+            },
+            pollFunc: ffi_alcove_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_alcove_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_alcove_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeVerifiedCredential_lift,
             errorHandler: FfiConverterTypeAlcoveError_lift
         )
 }
@@ -1976,6 +2192,95 @@ public func FfiConverterTypeAttachment_lower(_ value: Attachment) -> RustBuffer 
 
 
 /**
+ * A clinician's office hours, usual reply time and crisis text.
+ */
+public struct Availability: Equatable, Hashable {
+    /**
+     * Local time as minutes east of UTC (-720 to 840).
+     */
+    public var utcOffsetMinutes: Int32
+    /**
+     * Weekly office hours; empty: none.
+     */
+    public var hours: [OfficeHours]
+    /**
+     * Usual reply time in hours (0: not said).
+     */
+    public var replyWithinHours: UInt32
+    /**
+     * What to do in a crisis.
+     */
+    public var crisisText: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Local time as minutes east of UTC (-720 to 840).
+         */utcOffsetMinutes: Int32, 
+        /**
+         * Weekly office hours; empty: none.
+         */hours: [OfficeHours], 
+        /**
+         * Usual reply time in hours (0: not said).
+         */replyWithinHours: UInt32, 
+        /**
+         * What to do in a crisis.
+         */crisisText: String) {
+        self.utcOffsetMinutes = utcOffsetMinutes
+        self.hours = hours
+        self.replyWithinHours = replyWithinHours
+        self.crisisText = crisisText
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Availability: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAvailability: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Availability {
+        return
+            try Availability(
+                utcOffsetMinutes: FfiConverterInt32.read(from: &buf), 
+                hours: FfiConverterSequenceTypeOfficeHours.read(from: &buf), 
+                replyWithinHours: FfiConverterUInt32.read(from: &buf), 
+                crisisText: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Availability, into buf: inout [UInt8]) {
+        FfiConverterInt32.write(value.utcOffsetMinutes, into: &buf)
+        FfiConverterSequenceTypeOfficeHours.write(value.hours, into: &buf)
+        FfiConverterUInt32.write(value.replyWithinHours, into: &buf)
+        FfiConverterString.write(value.crisisText, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAvailability_lift(_ buf: RustBuffer) throws -> Availability {
+    return try FfiConverterTypeAvailability.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAvailability_lower(_ value: Availability) -> RustBuffer {
+    return FfiConverterTypeAvailability.lower(value)
+}
+
+
+/**
  * A contact, as this device knows them.
  */
 public struct Contact: Equatable, Hashable {
@@ -2184,6 +2489,352 @@ public func FfiConverterTypeEvent_lower(_ value: Event) -> RustBuffer {
 
 
 /**
+ * One weekly window of office hours, in the clinician's local time.
+ */
+public struct OfficeHours: Equatable, Hashable {
+    /**
+     * 1 (Monday) to 7 (Sunday).
+     */
+    public var weekday: UInt32
+    /**
+     * Minutes after local midnight.
+     */
+    public var startMinute: UInt32
+    /**
+     * Minutes after local midnight, after the start, at most 1440.
+     */
+    public var endMinute: UInt32
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * 1 (Monday) to 7 (Sunday).
+         */weekday: UInt32, 
+        /**
+         * Minutes after local midnight.
+         */startMinute: UInt32, 
+        /**
+         * Minutes after local midnight, after the start, at most 1440.
+         */endMinute: UInt32) {
+        self.weekday = weekday
+        self.startMinute = startMinute
+        self.endMinute = endMinute
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension OfficeHours: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOfficeHours: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OfficeHours {
+        return
+            try OfficeHours(
+                weekday: FfiConverterUInt32.read(from: &buf), 
+                startMinute: FfiConverterUInt32.read(from: &buf), 
+                endMinute: FfiConverterUInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: OfficeHours, into buf: inout [UInt8]) {
+        FfiConverterUInt32.write(value.weekday, into: &buf)
+        FfiConverterUInt32.write(value.startMinute, into: &buf)
+        FfiConverterUInt32.write(value.endMinute, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOfficeHours_lift(_ buf: RustBuffer) throws -> OfficeHours {
+    return try FfiConverterTypeOfficeHours.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOfficeHours_lower(_ value: OfficeHours) -> RustBuffer {
+    return FfiConverterTypeOfficeHours.lower(value)
+}
+
+
+/**
+ * What to show when writing to a clinician outside office hours.
+ */
+public struct OutOfHoursNotice: Equatable, Hashable {
+    /**
+     * The clinician's crisis text; may be empty.
+     */
+    public var crisisText: String
+    /**
+     * Usual reply time in hours (0: not said).
+     */
+    public var replyWithinHours: UInt32
+    /**
+     * When office hours next begin, ms since the Unix epoch.
+     */
+    public var nextOpeningMs: Int64?
+    /**
+     * The SDK's wording of the whole notice.
+     */
+    public var text: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The clinician's crisis text; may be empty.
+         */crisisText: String, 
+        /**
+         * Usual reply time in hours (0: not said).
+         */replyWithinHours: UInt32, 
+        /**
+         * When office hours next begin, ms since the Unix epoch.
+         */nextOpeningMs: Int64?, 
+        /**
+         * The SDK's wording of the whole notice.
+         */text: String) {
+        self.crisisText = crisisText
+        self.replyWithinHours = replyWithinHours
+        self.nextOpeningMs = nextOpeningMs
+        self.text = text
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension OutOfHoursNotice: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOutOfHoursNotice: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OutOfHoursNotice {
+        return
+            try OutOfHoursNotice(
+                crisisText: FfiConverterString.read(from: &buf), 
+                replyWithinHours: FfiConverterUInt32.read(from: &buf), 
+                nextOpeningMs: FfiConverterOptionInt64.read(from: &buf), 
+                text: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: OutOfHoursNotice, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.crisisText, into: &buf)
+        FfiConverterUInt32.write(value.replyWithinHours, into: &buf)
+        FfiConverterOptionInt64.write(value.nextOpeningMs, into: &buf)
+        FfiConverterString.write(value.text, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOutOfHoursNotice_lift(_ buf: RustBuffer) throws -> OutOfHoursNotice {
+    return try FfiConverterTypeOutOfHoursNotice.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOutOfHoursNotice_lower(_ value: OutOfHoursNotice) -> RustBuffer {
+    return FfiConverterTypeOutOfHoursNotice.lower(value)
+}
+
+
+/**
+ * An issuer the app trusts (`docs/therapy.md`).
+ */
+public struct TrustedIssuer: Equatable, Hashable {
+    /**
+     * Shown as "licensed, verified by <name>".
+     */
+    public var name: String
+    /**
+     * The issuer's 32-byte Ed25519 public key.
+     */
+    public var key: Data
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Shown as "licensed, verified by <name>".
+         */name: String, 
+        /**
+         * The issuer's 32-byte Ed25519 public key.
+         */key: Data) {
+        self.name = name
+        self.key = key
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension TrustedIssuer: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTrustedIssuer: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TrustedIssuer {
+        return
+            try TrustedIssuer(
+                name: FfiConverterString.read(from: &buf), 
+                key: FfiConverterData.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: TrustedIssuer, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterData.write(value.key, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTrustedIssuer_lift(_ buf: RustBuffer) throws -> TrustedIssuer {
+    return try FfiConverterTypeTrustedIssuer.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTrustedIssuer_lower(_ value: TrustedIssuer) -> RustBuffer {
+    return FfiConverterTypeTrustedIssuer.lower(value)
+}
+
+
+/**
+ * A clinician's credential that passed every check.
+ */
+public struct VerifiedCredential: Equatable, Hashable {
+    /**
+     * The clinician's name as the issuer wrote it.
+     */
+    public var displayName: String
+    /**
+     * Licence or registration number.
+     */
+    public var licenceNumber: String
+    /**
+     * Where the licence holds.
+     */
+    public var jurisdiction: String
+    /**
+     * Expiry, seconds since the Unix epoch.
+     */
+    public var expiresAt: UInt64
+    /**
+     * The trusted issuer's name.
+     */
+    public var issuerName: String
+    /**
+     * "licensed, verified by <issuer name>".
+     */
+    public var badge: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The clinician's name as the issuer wrote it.
+         */displayName: String, 
+        /**
+         * Licence or registration number.
+         */licenceNumber: String, 
+        /**
+         * Where the licence holds.
+         */jurisdiction: String, 
+        /**
+         * Expiry, seconds since the Unix epoch.
+         */expiresAt: UInt64, 
+        /**
+         * The trusted issuer's name.
+         */issuerName: String, 
+        /**
+         * "licensed, verified by <issuer name>".
+         */badge: String) {
+        self.displayName = displayName
+        self.licenceNumber = licenceNumber
+        self.jurisdiction = jurisdiction
+        self.expiresAt = expiresAt
+        self.issuerName = issuerName
+        self.badge = badge
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension VerifiedCredential: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeVerifiedCredential: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> VerifiedCredential {
+        return
+            try VerifiedCredential(
+                displayName: FfiConverterString.read(from: &buf), 
+                licenceNumber: FfiConverterString.read(from: &buf), 
+                jurisdiction: FfiConverterString.read(from: &buf), 
+                expiresAt: FfiConverterUInt64.read(from: &buf), 
+                issuerName: FfiConverterString.read(from: &buf), 
+                badge: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: VerifiedCredential, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.displayName, into: &buf)
+        FfiConverterString.write(value.licenceNumber, into: &buf)
+        FfiConverterString.write(value.jurisdiction, into: &buf)
+        FfiConverterUInt64.write(value.expiresAt, into: &buf)
+        FfiConverterString.write(value.issuerName, into: &buf)
+        FfiConverterString.write(value.badge, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeVerifiedCredential_lift(_ buf: RustBuffer) throws -> VerifiedCredential {
+    return try FfiConverterTypeVerifiedCredential.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeVerifiedCredential_lower(_ value: VerifiedCredential) -> RustBuffer {
+    return FfiConverterTypeVerifiedCredential.lower(value)
+}
+
+
+/**
  * What went wrong. Every variant carries a human-readable `reason` and
  * whether retrying the same call later may succeed.
  */
@@ -2284,6 +2935,22 @@ enum AlcoveError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */retryable: Bool
     )
     /**
+     * A clinician's credential did not verify: do not show the contact
+     * as licensed. `problem` names the case: not_presented, forged,
+     * untrusted_issuer, wrong_identity, expired, revoked, not_committed.
+     */
+    case CredentialRefused(
+        /**
+         * What happened, for people.
+         */reason: String, 
+        /**
+         * Which check failed.
+         */problem: String, 
+        /**
+         * Always false.
+         */retryable: Bool
+    )
+    /**
      * The client was closed.
      */
     case Closed(
@@ -2355,7 +3022,12 @@ public struct FfiConverterTypeAlcoveError: FfiConverterRustBuffer {
             reason: try FfiConverterString.read(from: &buf), 
             retryable: try FfiConverterBool.read(from: &buf)
             )
-        case 9: return .Closed(
+        case 9: return .CredentialRefused(
+            reason: try FfiConverterString.read(from: &buf), 
+            problem: try FfiConverterString.read(from: &buf), 
+            retryable: try FfiConverterBool.read(from: &buf)
+            )
+        case 10: return .Closed(
             reason: try FfiConverterString.read(from: &buf), 
             retryable: try FfiConverterBool.read(from: &buf)
             )
@@ -2419,8 +3091,15 @@ public struct FfiConverterTypeAlcoveError: FfiConverterRustBuffer {
             FfiConverterBool.write(retryable, into: &buf)
             
         
-        case let .Closed(reason,retryable):
+        case let .CredentialRefused(reason,problem,retryable):
             writeInt(&buf, Int32(9))
+            FfiConverterString.write(reason, into: &buf)
+            FfiConverterString.write(problem, into: &buf)
+            FfiConverterBool.write(retryable, into: &buf)
+            
+        
+        case let .Closed(reason,retryable):
+            writeInt(&buf, Int32(10))
             FfiConverterString.write(reason, into: &buf)
             FfiConverterBool.write(retryable, into: &buf)
             
@@ -2544,6 +3223,38 @@ public enum EventKind: Equatable, Hashable {
          */reason: String
     )
     /**
+     * The contact turned verifiable records on or off for what they
+     * write (their messages can then be proven to others).
+     */
+    case verifiableRecords(
+        /**
+         * On or off.
+         */enabled: Bool
+    )
+    /**
+     * The contact set disappearing messages for the conversation.
+     */
+    case disappearing(
+        /**
+         * The period in seconds; 0: off.
+         */seconds: UInt64
+    )
+    /**
+     * This device wrote to a clinician outside their office hours: show
+     * the notice and the crisis text now (computed on the device).
+     */
+    case outOfHours(
+        /**
+         * The clinician's crisis text; may be empty.
+         */crisisText: String, 
+        /**
+         * Usual reply time in hours (0: not said).
+         */replyWithinHours: UInt32, 
+        /**
+         * When office hours next begin, ms since the Unix epoch.
+         */nextOpeningMs: Int64?
+    )
+    /**
      * A message from the contact did not decrypt; it was asked for again.
      */
     case sessionReset(
@@ -2626,16 +3337,25 @@ public struct FfiConverterTypeEventKind: FfiConverterRustBuffer {
         case 9: return .inviteRefused(reason: try FfiConverterString.read(from: &buf)
         )
         
-        case 10: return .sessionReset(reason: try FfiConverterString.read(from: &buf)
+        case 10: return .verifiableRecords(enabled: try FfiConverterBool.read(from: &buf)
         )
         
-        case 11: return .resent(messageId: try FfiConverterString.read(from: &buf)
+        case 11: return .disappearing(seconds: try FfiConverterUInt64.read(from: &buf)
         )
         
-        case 12: return .deliveryFailed(messageId: try FfiConverterOptionString.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        case 12: return .outOfHours(crisisText: try FfiConverterString.read(from: &buf), replyWithinHours: try FfiConverterUInt32.read(from: &buf), nextOpeningMs: try FfiConverterOptionInt64.read(from: &buf)
         )
         
-        case 13: return .undecryptable(reason: try FfiConverterString.read(from: &buf)
+        case 13: return .sessionReset(reason: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 14: return .resent(messageId: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 15: return .deliveryFailed(messageId: try FfiConverterOptionString.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 16: return .undecryptable(reason: try FfiConverterString.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -2698,24 +3418,41 @@ public struct FfiConverterTypeEventKind: FfiConverterRustBuffer {
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .sessionReset(reason):
+        case let .verifiableRecords(enabled):
             writeInt(&buf, Int32(10))
+            FfiConverterBool.write(enabled, into: &buf)
+            
+        
+        case let .disappearing(seconds):
+            writeInt(&buf, Int32(11))
+            FfiConverterUInt64.write(seconds, into: &buf)
+            
+        
+        case let .outOfHours(crisisText,replyWithinHours,nextOpeningMs):
+            writeInt(&buf, Int32(12))
+            FfiConverterString.write(crisisText, into: &buf)
+            FfiConverterUInt32.write(replyWithinHours, into: &buf)
+            FfiConverterOptionInt64.write(nextOpeningMs, into: &buf)
+            
+        
+        case let .sessionReset(reason):
+            writeInt(&buf, Int32(13))
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .resent(messageId):
-            writeInt(&buf, Int32(11))
+            writeInt(&buf, Int32(14))
             FfiConverterString.write(messageId, into: &buf)
             
         
         case let .deliveryFailed(messageId,reason):
-            writeInt(&buf, Int32(12))
+            writeInt(&buf, Int32(15))
             FfiConverterOptionString.write(messageId, into: &buf)
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .undecryptable(reason):
-            writeInt(&buf, Int32(13))
+            writeInt(&buf, Int32(16))
             FfiConverterString.write(reason, into: &buf)
             
         }
@@ -2737,6 +3474,54 @@ public func FfiConverterTypeEventKind_lower(_ value: EventKind) -> RustBuffer {
     return FfiConverterTypeEventKind.lower(value)
 }
 
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
+    typealias SwiftType = UInt64?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterUInt64.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterUInt64.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionInt64: FfiConverterRustBuffer {
+    typealias SwiftType = Int64?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterInt64.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterInt64.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
@@ -2781,6 +3566,30 @@ fileprivate struct FfiConverterOptionTypeProgressListener: FfiConverterRustBuffe
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeProgressListener.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeOutOfHoursNotice: FfiConverterRustBuffer {
+    typealias SwiftType = OutOfHoursNotice?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeOutOfHoursNotice.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeOutOfHoursNotice.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -2881,6 +3690,56 @@ fileprivate struct FfiConverterSequenceTypeEvent: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeEvent.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeOfficeHours: FfiConverterRustBuffer {
+    typealias SwiftType = [OfficeHours]
+
+    public static func write(_ value: [OfficeHours], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeOfficeHours.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [OfficeHours] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [OfficeHours]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeOfficeHours.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeTrustedIssuer: FfiConverterRustBuffer {
+    typealias SwiftType = [TrustedIssuer]
+
+    public static func write(_ value: [TrustedIssuer], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeTrustedIssuer.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [TrustedIssuer] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [TrustedIssuer]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeTrustedIssuer.read(from: &buf))
         }
         return seq
     }
@@ -3024,10 +3883,19 @@ private let initializationResult: InitializationResult = {
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_download_file() != 26042) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_alcove_ffi_checksum_method_alcoveclient_export_transcript() != 62113) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_mark_verified() != 7472) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_alcove_ffi_checksum_method_alcoveclient_out_of_hours_notice() != 10549) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_pending_events() != 51185) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_alcove_ffi_checksum_method_alcoveclient_present_credential() != 4853) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_rename_contact() != 43892) {
@@ -3048,6 +3916,18 @@ private let initializationResult: InitializationResult = {
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_send_text() != 49418) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_alcove_ffi_checksum_method_alcoveclient_set_auto_reply() != 46474) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_alcove_ffi_checksum_method_alcoveclient_set_availability() != 50410) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_alcove_ffi_checksum_method_alcoveclient_set_disappearing() != 27732) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_alcove_ffi_checksum_method_alcoveclient_set_verifiable_records() != 44796) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_submit_homework() != 55995) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -3058,6 +3938,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_upload_file() != 21722) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_alcove_ffi_checksum_method_alcoveclient_verify_credential() != 25678) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_alcove_ffi_checksum_method_eventlistener_on_event() != 19972) {

@@ -279,6 +279,27 @@ fn print_sent(json: bool, what: &str, id: &MessageId) {
     }
 }
 
+/// The out-of-hours notice for what was just written, if the contact is
+/// outside office hours: shown at once (the SDK also keeps it in the
+/// inbox).
+fn print_notice(
+    client: &Client,
+    to: &alcove_client::DeviceAddress,
+    json: bool,
+) -> anyhow::Result<()> {
+    if let Some(n) = client.out_of_hours_notice(to)? {
+        if json {
+            println!(
+                "{}",
+                json!({ "notice": n.to_string(), "crisis_text": n.crisis_text })
+            );
+        } else {
+            eprintln!("{n}");
+        }
+    }
+    Ok(())
+}
+
 fn pointer_json(p: &AttachmentPointer) -> serde_json::Value {
     json!({ "blob_id": hex::encode(&p.blob_id), "file_name": p.file_name, "size": p.size,
             "media_type": p.media_type })
@@ -689,6 +710,7 @@ async fn main() -> anyhow::Result<()> {
             let c = find_contact(&client, &contact.contact).await?;
             let id = client.send_text(&c.address, &text).await?;
             print_sent(json, "text", &id);
+            print_notice(&client, &c.address, json)?;
         }
         Command::Assign {
             contact,
@@ -703,6 +725,7 @@ async fn main() -> anyhow::Result<()> {
                 .assign_homework(&c.address, &title, &instructions, due.as_deref(), files)
                 .await?;
             print_sent(json, "homework_assignment", &id);
+            print_notice(&client, &c.address, json)?;
         }
         Command::Submit {
             contact,
@@ -716,6 +739,7 @@ async fn main() -> anyhow::Result<()> {
                 .submit_homework(&c.address, &message_id(&assignment)?, &text, files)
                 .await?;
             print_sent(json, "homework_submission", &id);
+            print_notice(&client, &c.address, json)?;
         }
         Command::Feedback {
             contact,
@@ -727,6 +751,7 @@ async fn main() -> anyhow::Result<()> {
                 .send_feedback(&c.address, &message_id(&refers_to)?, &text)
                 .await?;
             print_sent(json, "feedback", &id);
+            print_notice(&client, &c.address, json)?;
         }
         Command::Attach { contact, file } => {
             let c = find_contact(&client, &contact.contact).await?;
@@ -735,6 +760,7 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
             let id = client.send_attachment(&c.address, pointer).await?;
             print_sent(json, "attachment", &id);
+            print_notice(&client, &c.address, json)?;
         }
         Command::Inbox { follow } => {
             for e in client.pending_events().await? {

@@ -299,3 +299,166 @@ async fn first_run_mistakes_are_explained_and_leave_nothing_behind() {
     assert!(err.contains("--valid-hours"), "{err}");
     relay.shutdown().await.unwrap();
 }
+
+/// A practice's tools through the CLI only: an issuer key and a credential
+/// for the therapist, published and verified by the client, then revoked;
+/// office hours with the out-of-hours notice; verifiable records,
+/// disappearing messages and an exported transcript that verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_practice_runs_credentials_hours_and_transcripts_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = alcove_server::start(alcove_server::Config::for_dir(dir.path().join("relay")))
+        .await
+        .unwrap();
+    let url = format!("http://{}", relay.addr);
+    let root = dir.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let (t, c) = (root.join("therapist"), root.join("client"));
+        let (tk, ck) = ("11".repeat(32), "22".repeat(32));
+        let address = field(
+            &alcove(&t, &tk, &["init", "--server", &url, "--name", "Dr. Rivera"]),
+            "address",
+        );
+        alcove(&c, &ck, &["init", "--server", &url, "--name", "Sam"]);
+        let invite = field(&alcove(&t, &tk, &["invite"]), "invite");
+        alcove(&c, &ck, &["accept", &invite, "--name", "Dr. Rivera"]);
+        alcove(&t, &tk, &["inbox"]);
+
+        // The issuer needs no profile.
+        let key_file = root.join("practice.key");
+        let cred = root.join("rivera.cred");
+        let issuer = field(
+            &alcove(
+                &root.join("none"),
+                "",
+                &[
+                    "credential",
+                    "issuer-key",
+                    "--out",
+                    key_file.to_str().unwrap(),
+                ],
+            ),
+            "issuer",
+        );
+        alcove(
+            &root.join("none"),
+            "",
+            &[
+                "credential",
+                "issue",
+                "--issuer-key",
+                key_file.to_str().unwrap(),
+                "--subject",
+                &address,
+                "--name",
+                "Dr. Ana Rivera",
+                "--licence",
+                "PSY-20417",
+                "--jurisdiction",
+                "Ontario, CA",
+                "--valid-days",
+                "90",
+                "--out",
+                cred.to_str().unwrap(),
+            ],
+        );
+        alcove(&t, &tk, &["credential", "publish", cred.to_str().unwrap()]);
+        alcove(&c, &ck, &["inbox"]);
+        let trust = format!("Northside Practice={issuer}");
+        let shown = alcove(
+            &c,
+            &ck,
+            &["credential", "show", "Dr. Rivera", "--trust", &trust],
+        );
+        assert_eq!(
+            field(&shown, "badge"),
+            "licensed, verified by Northside Practice"
+        );
+        assert_eq!(field(&shown, "licence"), "PSY-20417");
+        let (ok, _, err) = try_alcove(
+            &c,
+            &ck,
+            &[
+                "credential",
+                "show",
+                "Dr. Rivera",
+                "--trust",
+                &format!("Other={}", "ab".repeat(32)),
+            ],
+        );
+        assert!(!ok && err.contains("does not trust"), "{err}");
+
+        // No office hours at all: every message gets the notice.
+        alcove(
+            &t,
+            &tk,
+            &[
+                "availability",
+                "set",
+                "--reply-within-hours",
+                "48",
+                "--crisis",
+                "Call 112 in an emergency.",
+            ],
+        );
+        alcove(&c, &ck, &["inbox"]);
+        let hours = alcove(&c, &ck, &["availability", "show", "Dr. Rivera"]);
+        assert!(hours.contains("\"open_now\":false"), "{hours}");
+        alcove(&c, &ck, &["records", "on", "Dr. Rivera"]);
+        alcove(&c, &ck, &["send", "Dr. Rivera", "A hard day."]);
+        let inbox = alcove(&c, &ck, &["inbox"]);
+        assert!(
+            inbox.contains("\"kind\":\"out_of_hours\"")
+                && inbox.contains("Call 112 in an emergency."),
+            "{inbox}"
+        );
+        let inbox = alcove(&t, &tk, &["inbox"]);
+        assert!(inbox.contains("\"kind\":\"verifiable_records\""), "{inbox}");
+        alcove(
+            &t,
+            &tk,
+            &["send", "Sam", "I read it; let us talk on Thursday."],
+        );
+        alcove(&t, &tk, &["disappearing", "Sam", "--days", "30"]);
+        let inbox = alcove(&c, &ck, &["inbox"]);
+        assert!(inbox.contains("\"kind\":\"disappearing\""), "{inbox}");
+        let history = alcove(&t, &tk, &["history", "Sam"]);
+        assert_eq!(history.lines().count(), 2, "{history}");
+
+        // The transcript verifies; its rendering is beside it.
+        let out = root.join("transcript.json");
+        let exported = alcove(&t, &tk, &["export", "Sam", "--out", out.to_str().unwrap()]);
+        assert!(exported.contains("\"entries\":2"), "{exported}");
+        let file: alcove_client::TranscriptFile =
+            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let v = alcove_client::verify_transcript(&file).unwrap();
+        assert_eq!((v.by_exporter, v.by_peer, v.proven_by_peer), (1, 1, 1));
+        let page = std::fs::read_to_string(out.with_extension("html")).unwrap();
+        assert!(page.contains("A hard day.") && page.contains("signed by its author"));
+
+        // Revoked by the issuer: the client refuses it.
+        alcove(
+            &root.join("none"),
+            "",
+            &[
+                "credential",
+                "revoke",
+                "--issuer-key",
+                key_file.to_str().unwrap(),
+                "--credential",
+                cred.to_str().unwrap(),
+                "--server",
+                &url,
+            ],
+        );
+        let (ok, _, err) = try_alcove(
+            &c,
+            &ck,
+            &["credential", "show", "Dr. Rivera", "--trust", &trust],
+        );
+        assert!(!ok && err.contains("revoked"), "{err}");
+    })
+    .await
+    .unwrap();
+    relay.shutdown().await.unwrap();
+}

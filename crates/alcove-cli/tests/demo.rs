@@ -23,7 +23,10 @@ fn demo_runs_end_to_end() {
         "Sam handed in homework",
         "Dr. Rivera gave feedback",
         "Sam: read receipt for 1 message(s)",
-        "None of the 7 plaintexts appears anywhere in the relay's files.",
+        "licensed, verified by Northside Practice",
+        "notice shown on this device (no server asked)",
+        "verified offline: ",
+        "None of the 9 plaintexts appears anywhere in the relay's files.",
     ] {
         assert!(
             stdout.contains(expected),
