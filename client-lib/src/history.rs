@@ -161,8 +161,8 @@ impl Client {
     }
 
     /// Every entry of the history with `address`: (sequence, stored at,
-    /// opened entry).
-    fn entries(&self, address: &[u8; 32]) -> Result<Vec<(u64, i64, Option<Plain>)>> {
+    /// the entry opened if `open`; `None` also when its key is gone).
+    fn entries(&self, address: &[u8; 32], open: bool) -> Result<Vec<(u64, i64, Option<Plain>)>> {
         let prefix = seq_name(&self.vault.hashed_name(records::HISTORY, address), 0);
         let prefix = &prefix[..prefix.len() - 8];
         let mut out = Vec::new();
@@ -173,6 +173,10 @@ impl Client {
                 .map(u64::from_be_bytes)
                 .ok_or_else(|| Error::ProfileCorrupt("a history record's name".into()))?;
             let entry: StoredEntry = records::decode("history", &value)?;
+            if !open {
+                out.push((seq, entry.stored_at_ms, None));
+                continue;
+            }
             let key_name = seq_name(&self.vault.hashed_name(records::HISTORY_KEY, address), seq);
             let plain = match self.vault.get(&key_name)? {
                 None => None,
@@ -199,7 +203,7 @@ impl Client {
         self.core.lock().await.contact(&address)?;
         self.expire_history().await?;
         let mut out = Vec::new();
-        for (_, _, plain) in self.entries(&address)? {
+        for (_, _, plain) in self.entries(&address, true)? {
             let Some(plain) = plain else { continue };
             let c = content::decode(&plain.content)
                 .map_err(|_| Error::ProfileCorrupt("a history entry's content".into()))?;
@@ -237,7 +241,7 @@ impl Client {
                 now.saturating_sub(i64::try_from(c.retention_secs * 1000).unwrap_or(i64::MAX));
             let history = self.vault.hashed_name(records::HISTORY, address);
             let keys = self.vault.hashed_name(records::HISTORY_KEY, address);
-            for (seq, stored_at, _) in self.entries(address)? {
+            for (seq, stored_at, _) in self.entries(address, false)? {
                 if stored_at < cutoff {
                     removes.push(seq_name(&history, seq));
                     removes.push(seq_name(&keys, seq));
@@ -362,7 +366,7 @@ impl Client {
         };
         self.expire_history().await?;
         let mut messages = Vec::new();
-        for (_, _, plain) in self.entries(&address)? {
+        for (_, _, plain) in self.entries(&address, true)? {
             let Some(plain) = plain else { continue };
             let content = content::decode(&plain.content)
                 .map_err(|_| Error::ProfileCorrupt("a history entry's content".into()))?;

@@ -417,15 +417,21 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
 
 /// Envelopes deleted per store call by the retention sweep.
 const RETENTION_BATCH: usize = 1_000;
+/// How often the retention sweep runs (at start, then this often): the
+/// period is in days, and finding old envelopes reads every mailbox.
+const RETENTION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Deletes expired blobs, envelopes past the retention period and old
 /// idempotency keys, periodically.
 async fn sweep(relay: Arc<Relay>) {
     let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    let mut retention_swept: Option<std::time::Instant> = None;
     loop {
         tick.tick().await;
         let now = now_ms();
-        if let Some(retention) = relay.limits.retention_ms() {
+        let retention_due = retention_swept.is_none_or(|t| t.elapsed() >= RETENTION_INTERVAL);
+        if let (Some(retention), true) = (relay.limits.retention_ms(), retention_due) {
+            retention_swept = Some(std::time::Instant::now());
             loop {
                 match relay
                     .store
