@@ -207,6 +207,14 @@ fn office_hours_hold_in_the_clinicians_time_zone() {
     assert!(!is_open_at(&none, MONDAY + 10 * HOUR));
     assert_eq!(next_opening_ms(&none, MONDAY), None);
     validate(&utc).unwrap();
+    // The extremes of time, with the extremes of offset: no overflow.
+    for offset in [-720, 0, 840] {
+        let a = weekdays_9_to_17(offset);
+        for at in [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX - 1, i64::MAX] {
+            let _ = is_open_at(&a, at);
+            let _ = next_opening_ms(&a, at);
+        }
+    }
 }
 
 #[test]
