@@ -418,6 +418,22 @@ fn entry_of(row: &tokio_postgres::Row) -> Result<LogEntry> {
     })
 }
 
+impl PostgresStore {
+    /// Rows of a `... < $1 LIMIT $2` query (the sweeps' searches).
+    async fn rows_before(
+        &self,
+        sql: &str,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<tokio_postgres::Row>> {
+        self.client()
+            .await?
+            .query(sql, &[&before_ms, &i64_of(limit as u64)])
+            .await
+            .map_err(db)
+    }
+}
+
 fn slot_of(row: &tokio_postgres::Row) -> Result<CredentialSlot> {
     let revoked: Vec<u8> = row.get("revoked");
     if !revoked.len().is_multiple_of(32) {
@@ -916,14 +932,12 @@ impl Store for PostgresStore {
     async fn messages_before(&self, before_ms: i64, limit: usize) -> Result<Vec<(Address, u64)>> {
         self.timed(async {
             let rows = self
-                .client()
-                .await?
-                .query(
+                .rows_before(
                     "SELECT address, seq FROM mailboxes WHERE received_at_ms < $1 LIMIT $2",
-                    &[&before_ms, &i64_of(limit as u64)],
+                    before_ms,
+                    limit,
                 )
-                .await
-                .map_err(db)?;
+                .await?;
             rows.iter()
                 .map(|r| {
                     let address: Vec<u8> = r.get(0);
@@ -1110,14 +1124,12 @@ impl Store for PostgresStore {
     async fn expired_blobs(&self, now_ms: i64, limit: usize) -> Result<Vec<BlobId>> {
         self.timed(async {
             let rows = self
-                .client()
-                .await?
-                .query(
+                .rows_before(
                     "SELECT id FROM blobs WHERE expires_at_ms < $1 LIMIT $2",
-                    &[&now_ms, &i64_of(limit as u64)],
+                    now_ms,
+                    limit,
                 )
-                .await
-                .map_err(db)?;
+                .await?;
             rows.iter()
                 .map(|r| {
                     let id: Vec<u8> = r.get(0);

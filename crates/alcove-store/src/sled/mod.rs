@@ -252,6 +252,16 @@ fn abort<T>(e: StoreError) -> std::result::Result<T, ConflictableTransactionErro
     Err(ConflictableTransactionError::Abort(e))
 }
 
+/// The key log's size inside a `devices` transaction: the next index.
+fn log_size_in(
+    devices: &sled::transaction::TransactionalTree,
+) -> std::result::Result<u64, ConflictableTransactionError<StoreError>> {
+    match devices.get(LOG_SIZE_KEY)? {
+        None => Ok(0),
+        Some(v) => u64_at(&v, 0, "devices: log size").map_err(ConflictableTransactionError::Abort),
+    }
+}
+
 fn tx_result<T>(r: std::result::Result<T, TransactionError<StoreError>>) -> Result<T> {
     r.map_err(|e| match e {
         TransactionError::Abort(e) => e,
@@ -282,13 +292,7 @@ impl Store for SledStore {
                     Ok(v) => v,
                     Err(e) => return abort(e),
                 };
-            let index = match devices.get(LOG_SIZE_KEY)? {
-                None => 0,
-                Some(v) => match u64_at(&v, 0, "devices: log size") {
-                    Ok(n) => n,
-                    Err(e) => return abort(e),
-                },
-            };
+            let index = log_size_in(devices)?;
             let record = DeviceRecord {
                 registered_at_ms,
                 identity: identity.clone(),
@@ -348,13 +352,7 @@ impl Store for SledStore {
             if current != expected_epoch {
                 return abort(StoreError::Conflict("credential record"));
             }
-            let index = match devices.get(LOG_SIZE_KEY)? {
-                None => 0,
-                Some(v) => match u64_at(&v, 0, "devices: log size") {
-                    Ok(n) => n,
-                    Err(e) => return abort(e),
-                },
-            };
+            let index = log_size_in(devices)?;
             let epoch = current.map_or(0, |e| e + 1);
             let entry = LogEntry {
                 index,
