@@ -434,6 +434,56 @@ impl PostgresStore {
     }
 }
 
+/// Appends `record` of `address` at `epoch` to the key log, at its next
+/// index, inside `tx`, which holds the key-log lock (one appender at a
+/// time, across relays). Returns the entry.
+async fn append_log(
+    tx: &tokio_postgres::Transaction<'_>,
+    address: &Address,
+    epoch: u64,
+    salt: &[u8; 32],
+    now_ms: i64,
+    record: LogRecord,
+) -> Result<LogEntry> {
+    let index: i64 = tx
+        .query_one("SELECT COALESCE(max(idx) + 1, 0) FROM keylog", &[])
+        .await
+        .map_err(db)?
+        .get(0);
+    let (identity, signed_prekey, credential) = match &record {
+        LogRecord::Keys {
+            identity,
+            signed_prekey,
+        } => (Some(identity), Some(signed_prekey), None),
+        LogRecord::Credential(r) => (None, None, Some(r)),
+    };
+    tx.execute(
+        "INSERT INTO keylog (idx, address, epoch, salt, logged_at_ms, identity, signed_prekey,
+                             credential)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &index,
+            &address.as_slice(),
+            &i64_of(epoch),
+            &salt.as_slice(),
+            &now_ms,
+            &identity,
+            &signed_prekey,
+            &credential,
+        ],
+    )
+    .await
+    .map_err(db)?;
+    Ok(LogEntry {
+        index: u64_of(index),
+        address: *address,
+        epoch,
+        salt: *salt,
+        logged_at_ms: now_ms,
+        record,
+    })
+}
+
 fn slot_of(row: &tokio_postgres::Row) -> Result<CredentialSlot> {
     let revoked: Vec<u8> = row.get("revoked");
     if !revoked.len().is_multiple_of(32) {
@@ -479,26 +529,19 @@ impl Store for PostgresStore {
                 .map(|r| device_of(&r));
             let (identity, epoch, registered_at_ms) =
                 crate::records::next_publication(identity, current.as_ref(), now_ms)?;
-            let index: i64 = tx
-                .query_one("SELECT COALESCE(max(idx) + 1, 0) FROM keylog", &[])
-                .await
-                .map_err(db)?
-                .get(0);
-            tx.execute(
-                "INSERT INTO keylog (idx, address, epoch, salt, logged_at_ms, identity, signed_prekey)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[
-                    &index,
-                    &address.as_slice(),
-                    &i64_of(epoch),
-                    &salt.as_slice(),
-                    &now_ms,
-                    &identity,
-                    &signed_prekey,
-                ],
+            let entry = append_log(
+                &tx,
+                address,
+                epoch,
+                salt,
+                now_ms,
+                LogRecord::Keys {
+                    identity: identity.clone(),
+                    signed_prekey: signed_prekey.to_vec(),
+                },
             )
-            .await
-            .map_err(db)?;
+            .await?;
+            let index = i64_of(entry.index);
             tx.execute(
                 "INSERT INTO devices (address, registered_at_ms, identity, signed_prekey, log_index, epoch)
                  VALUES ($1, $2, $3, $4, $5, $6)
@@ -516,17 +559,7 @@ impl Store for PostgresStore {
             .await
             .map_err(db)?;
             tx.commit().await.map_err(db)?;
-            Ok(LogEntry {
-                index: u64_of(index),
-                address: *address,
-                epoch,
-                salt: *salt,
-                logged_at_ms: now_ms,
-                record: LogRecord::Keys {
-                    identity,
-                    signed_prekey: signed_prekey.to_vec(),
-                },
-            })
+            Ok(entry)
         })
         .await
     }
@@ -588,25 +621,16 @@ impl Store for PostgresStore {
                 return Err(StoreError::Conflict("credential record"));
             }
             let epoch = current.map_or(0, |e| e + 1);
-            let index: i64 = tx
-                .query_one("SELECT COALESCE(max(idx) + 1, 0) FROM keylog", &[])
-                .await
-                .map_err(db)?
-                .get(0);
-            tx.execute(
-                "INSERT INTO keylog (idx, address, epoch, salt, logged_at_ms, credential)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[
-                    &index,
-                    &address.as_slice(),
-                    &i64_of(epoch),
-                    &salt.as_slice(),
-                    &now_ms,
-                    &record,
-                ],
+            let entry = append_log(
+                &tx,
+                address,
+                epoch,
+                salt,
+                now_ms,
+                LogRecord::Credential(record.to_vec()),
             )
-            .await
-            .map_err(db)?;
+            .await?;
+            let index = i64_of(entry.index);
             let revoked: Vec<u8> = revoked.concat();
             tx.execute(
                 "INSERT INTO credentials (address, log_index, epoch, record, revoked)
@@ -624,14 +648,7 @@ impl Store for PostgresStore {
             .await
             .map_err(db)?;
             tx.commit().await.map_err(db)?;
-            Ok(LogEntry {
-                index: u64_of(index),
-                address: *address,
-                epoch,
-                salt: *salt,
-                logged_at_ms: now_ms,
-                record: LogRecord::Credential(record.to_vec()),
-            })
+            Ok(entry)
         })
         .await
     }
