@@ -319,6 +319,7 @@ impl Client {
                     sent_at_ms,
                     delivery_key: Vec::new(),
                     author_signature: Vec::new(),
+                    group_id: Vec::new(),
                     body: Some(body.clone()),
                 };
                 if content::is_written(&body) {
@@ -599,6 +600,7 @@ impl Client {
             sent_at_ms: self.now_ms(),
             delivery_key: core.own_key_bytes(),
             author_signature: Vec::new(),
+            group_id: Vec::new(),
             body: Some(Body::RetryRequest(content::RetryRequest {
                 envelope_digest: digest.to_vec(),
             })),
@@ -666,6 +668,7 @@ impl Client {
                 sent_at_ms: event.at_ms,
                 delivery_key: Vec::new(),
                 author_signature: Vec::new(),
+                group_id: Vec::new(),
                 body: Some(body.clone()),
             })),
             EventKind::SessionReset { reason } => StoredKind::SessionReset(reason.clone()),

@@ -107,6 +107,7 @@ impl Client {
                 instructions: instructions.to_string(),
                 due_date: due_date.unwrap_or_default().to_string(),
                 attachments,
+                ..Default::default()
             }),
         )
         .await
@@ -218,6 +219,7 @@ impl Client {
             sent_at_ms: self.now_ms(),
             delivery_key: core.own_key_bytes(),
             author_signature: Vec::new(),
+            group_id: Vec::new(),
             body: Some(body),
         };
         content::validate(&message)?;
@@ -633,6 +635,7 @@ impl Client {
                     sent_at_ms: self.now_ms(),
                     delivery_key: core.own_key_bytes(),
                     author_signature: Vec::new(),
+                    group_id: Vec::new(),
                     body: Some(body),
                 };
                 let plaintext = Zeroizing::new(content::encode(&message));

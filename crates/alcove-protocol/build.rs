@@ -11,7 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // AttachmentPointer carries a key: its Debug is written by hand in
     // content.rs and prints no key bytes.
     prost_build::Config::new()
-        .skip_debug([".alcove.v1.AttachmentPointer"])
+        .skip_debug([".alcove.v1.AttachmentPointer", ".alcove.v1.GroupSenderKey"])
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -546,7 +546,11 @@ impl From<sdk::Event> for Event {
                 | Body::RetryUnavailable(_)
                 | Body::DeliveryKeyChanged(_)
                 | Body::CredentialPresentation(_)
-                | Body::Availability(_) => EventKind::Undecryptable {
+                | Body::Availability(_)
+                | Body::GroupUpdate(_)
+                | Body::GroupSenderKey(_)
+                | Body::GroupKeyUpdate(_)
+                | Body::GroupLeave(_) => EventKind::Undecryptable {
                     reason: "an internal recovery message reached the app".into(),
                 },
             },

@@ -20,8 +20,9 @@ pub mod pb {
 pub use pb::content::Body;
 pub use pb::{
     AttachmentPointer, Availability, Content, CredentialPresentation, DeliveryKeyChanged,
-    DeliveryReceipt, Feedback, HomeworkAssignment, HomeworkSubmission, InviteAccepted, OfficeHours,
-    ReadReceipt, RecordSigning, Retention, RetryRequest, RetryUnavailable, Text,
+    DeliveryReceipt, Feedback, GroupKeyUpdate, GroupLeave, GroupMember, GroupRoster,
+    GroupSenderKey, GroupUpdate, HomeworkAssignment, HomeworkSubmission, InviteAccepted,
+    OfficeHours, ReadReceipt, RecordSigning, Retention, RetryRequest, RetryUnavailable, Text,
 };
 
 /// Length of the envelope digest a [`RetryRequest`] names.
@@ -47,6 +48,20 @@ impl fmt::Debug for AttachmentPointer {
             .field("size", &self.size)
             .field("media_type", &self.media_type)
             .field("file_name", &self.file_name)
+            .finish()
+    }
+}
+
+/// Prints the chain's name and position, never its key.
+impl fmt::Debug for GroupSenderKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GroupSenderKey")
+            .field("group_id", &hex::encode(&self.group_id))
+            .field("epoch", &self.epoch)
+            .field("chain_id", &hex::encode(&self.chain_id))
+            .field("iteration", &self.iteration)
+            .field("chain_key", &"<redacted>")
+            .field("rotate", &self.rotate)
             .finish()
     }
 }
@@ -170,8 +185,50 @@ pub fn validate(content: &Content) -> Result<(), ContentError> {
             "author_signature must be empty or 64 bytes",
         ));
     }
+    if !(content.group_id.is_empty() || content.group_id.len() == crate::group::GROUP_ID_LEN) {
+        return Err(ContentError::Invalid("group_id must be empty or 32 bytes"));
+    }
     match &content.body {
         None => Err(ContentError::Invalid("no body")),
+        Some(Body::GroupUpdate(u)) => {
+            if u.roster.is_empty() || u.roster.len() > crate::group::MAX_ROSTER_LEN {
+                Err(ContentError::Invalid("a group roster is 1 byte to 256 KiB"))
+            } else if u.signature.len() != 64 {
+                Err(ContentError::Invalid(
+                    "a group roster signature is 64 bytes",
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        Some(Body::GroupSenderKey(k)) => {
+            if k.group_id.len() != crate::group::GROUP_ID_LEN
+                || k.chain_id.len() != crate::group::CHAIN_ID_LEN
+                || k.chain_key.len() != 32
+            {
+                Err(ContentError::Invalid(
+                    "a sender key has a 32-byte group id, a 16-byte chain id and a 32-byte key",
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        Some(Body::GroupKeyUpdate(u)) => {
+            if u.group_id.len() != crate::group::GROUP_ID_LEN || !(1..=2).contains(&u.phase) {
+                Err(ContentError::Invalid(
+                    "a key update has a 32-byte group id and phase 1 or 2",
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        Some(Body::GroupLeave(l)) => {
+            if l.group_id.len() != crate::group::GROUP_ID_LEN {
+                Err(ContentError::Invalid("group_id must be 32 bytes"))
+            } else {
+                Ok(())
+            }
+        }
         Some(Body::RecordSigning(_)) => Ok(()),
         Some(Body::Retention(r)) => {
             if r.seconds == 0 || (MIN_RETENTION_SECS..=MAX_RETENTION_SECS).contains(&r.seconds) {
@@ -195,6 +252,9 @@ pub fn validate(content: &Content) -> Result<(), ContentError> {
             }
             if !a.due_date.is_empty() && !is_iso_date(&a.due_date) {
                 return Err(ContentError::Invalid("due_date must be YYYY-MM-DD"));
+            }
+            if !(a.assignee.is_empty() || a.assignee.len() == 32) {
+                return Err(ContentError::Invalid("assignee must be empty or 32 bytes"));
             }
             attachments_ok(&a.attachments)
         }

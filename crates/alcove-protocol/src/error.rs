@@ -193,3 +193,22 @@ pub enum CredentialError {
     #[error("invalid credential: {0}")]
     Invalid(&'static str),
 }
+
+/// Problems with a group roster or a group operation.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum GroupError {
+    /// The bytes do not parse as a roster.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The roster's signature does not verify (strict Ed25519): forged or
+    /// altered.
+    #[error("bad roster signature: forged or altered")]
+    BadSignature,
+    /// Signed (or asked to be signed) by someone who is not one of the
+    /// group's admins: only admins change membership.
+    #[error("only the group's admins change its membership")]
+    NotAdmin,
+    /// A field is out of bounds or inconsistent.
+    #[error("invalid group roster: {0}")]
+    Invalid(&'static str),
+}

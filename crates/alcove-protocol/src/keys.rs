@@ -79,7 +79,9 @@ impl fmt::Debug for DhPublicKey {
 /// A device's address on the relay: SHA-256 over a domain label and the
 /// device's Ed25519 identity key. Self-certifying: a relay cannot hand out
 /// another identity key for an address without the client noticing.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct DeviceAddress([u8; 32]);
 
 impl DeviceAddress {

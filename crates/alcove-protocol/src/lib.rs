@@ -27,6 +27,7 @@
 //!   revocations.
 //! - [`availability`]: office hours and the out-of-hours notice.
 //! - [`transcript`]: conversations exported as signed hash chains.
+//! - [`group`]: group membership signed by admins, and sender keys.
 //!
 //! The wire formats and the reasoning behind them are in `docs/protocol.md`.
 //!
@@ -68,6 +69,7 @@ pub mod credential;
 pub mod delivery;
 pub mod error;
 pub mod fingerprint;
+pub mod group;
 pub mod identity;
 pub mod invite;
 mod kdf;
@@ -97,7 +99,7 @@ pub mod testing {
     }
 }
 
-pub use error::{CredentialError, DecodeError, KeyError, SealError, SessionError};
+pub use error::{CredentialError, DecodeError, GroupError, KeyError, SealError, SessionError};
 pub use identity::{IdentityKeyPair, PublicIdentity};
 pub use keys::{DeviceAddress, DhPublicKey, IdentityFingerprint};
 pub use ratchet::Session;

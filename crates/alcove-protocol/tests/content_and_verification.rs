@@ -45,6 +45,7 @@ fn content_round_trips_every_kind() {
             instructions: "4-7-8, twice a day".into(),
             due_date: "2026-12-24".into(),
             attachments: vec![pointer.clone()],
+            ..Default::default()
         }),
         Body::HomeworkSubmission(HomeworkSubmission {
             assignment_id: vec![3; 16],

@@ -19,11 +19,16 @@ pub(crate) struct ChainKey([u8; 32]);
 /// A key that encrypts exactly one message with ChaCha20-Poly1305.
 /// Because it is never reused, the AEAD nonce is a constant zero.
 #[derive(Clone, Zeroize, ZeroizeOnDrop, Serialize, Deserialize)]
-pub(crate) struct MessageKey(pub(super) [u8; 32]);
+pub(crate) struct MessageKey(pub(crate) [u8; 32]);
 
 impl ChainKey {
     pub(crate) fn new(bytes: [u8; 32]) -> Self {
         Self(bytes)
+    }
+
+    /// The key itself, for a group sender key's distribution.
+    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
     }
 
     /// Derives this step's message key and moves the chain one step on.

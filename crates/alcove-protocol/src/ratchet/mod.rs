@@ -44,7 +44,7 @@ use x25519_dalek::StaticSecret;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 pub(crate) use chain::ChainKey;
-use chain::MessageKey;
+pub(crate) use chain::MessageKey;
 pub(crate) use message::{is_initial, InitialPrefix, NormalMessage, WirePrefix};
 use message::{Header, HEADER_LEN, NONCE_LEN, TAG_LEN};
 pub(crate) use root::RootKey;
