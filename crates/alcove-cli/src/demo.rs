@@ -54,6 +54,10 @@ fn describe(e: &Event) -> String {
         Body::DeliveryKeyChanged(_) => format!("{who}: new delivery key"),
         Body::CredentialPresentation(_) => format!("{who} presented a credential"),
         Body::Availability(_) => format!("{who}: office hours"),
+        Body::GroupUpdate(_)
+        | Body::GroupSenderKey(_)
+        | Body::GroupKeyUpdate(_)
+        | Body::GroupLeave(_) => format!("{who}: group keys and membership"),
         Body::RecordSigning(r) => format!(
             "{who} turned verifiable records {}",
             if r.enabled { "on" } else { "off" }

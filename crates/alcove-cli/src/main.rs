@@ -435,6 +435,11 @@ fn describe_body(body: &Body) -> (&'static str, String, serde_json::Value) {
         // Kept by the SDK, never a message event.
         Body::CredentialPresentation(_) => ("credential", String::new(), json!({})),
         Body::Availability(_) => ("availability", String::new(), json!({})),
+        // Group control messages are handled inside the SDK.
+        Body::GroupUpdate(_)
+        | Body::GroupSenderKey(_)
+        | Body::GroupKeyUpdate(_)
+        | Body::GroupLeave(_) => ("group-control", String::new(), json!({})),
         Body::RecordSigning(r) => (
             "verifiable_records",
             format!(

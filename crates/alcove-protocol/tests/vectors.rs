@@ -64,6 +64,7 @@ fn generate() -> Value {
                     instructions: "Write down one situation a day.".into(),
                     due_date: "2026-12-01".into(),
                     attachments: vec![],
+                    ..Default::default()
                 }),
             ),
         ),
