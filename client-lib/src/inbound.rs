@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::records;
 use crate::sessions::{SessionSet, Slot};
-use crate::{AttachmentPointer, Client, Core, Event, EventId, EventKind};
+use crate::{AttachmentPointer, Client, Core, Event, EventId, EventKind, GroupId};
 
 /// X3DH base keys remembered per signed prekey (a replayed initial
 /// message is refused by them even after its session is gone).
@@ -47,6 +47,15 @@ enum StoredKind {
         crisis_text: String,
         reply_within_hours: u32,
         next_opening_ms: Option<i64>,
+    },
+    // New variants go last: records are postcard, tagged by position.
+    GroupChanged {
+        group: [u8; 32],
+        title: String,
+        epoch: u64,
+        added: Vec<[u8; 32]>,
+        removed: Vec<[u8; 32]>,
+        removed_me: bool,
     },
 }
 
@@ -117,6 +126,7 @@ impl Client {
         // Failures the outbox found while answering (recovery sends).
         events.extend(self.take_notices());
         self.expire_history().await?;
+        events.extend(self.expire_held_group_messages().await?);
         self.maintain_prekeys().await?;
         self.prune_resend_store()?;
         Ok(events)
@@ -204,6 +214,9 @@ impl Client {
         let digest = envelope_digest(envelope);
         let from = *opened.sender.address().as_bytes();
         let mut core = self.core.lock().await;
+        if alcove_protocol::group::is_group_message(&opened.message) {
+            return self.receive_group(&mut core, &from, &opened.message);
+        }
         let mut set = self.load_sessions(&from)?;
         if set.seen_envelope(&digest) {
             tracing::debug!("envelope delivered again; already stored");
@@ -248,20 +261,27 @@ impl Client {
         let parsed = content::decode(&plaintext)
             .map_err(|e| e.to_string())
             .and_then(|m| match (MessageId::from_slice(&m.message_id), m.body) {
-                (Some(id), Some(body)) => {
-                    Ok((id, m.sent_at_ms, body, m.delivery_key, m.author_signature))
-                }
+                (Some(id), Some(body)) => Ok((
+                    id,
+                    m.sent_at_ms,
+                    body,
+                    m.delivery_key,
+                    m.author_signature,
+                    GroupId::from_slice(&m.group_id).ok(),
+                )),
                 _ => Err("no message id or body".to_string()),
             });
         // The sender's delivery key, from whatever it sent: what this
         // device presents to the relay when writing back.
         let mut author_signature = Vec::new();
+        let mut group = None;
         let parsed = match parsed {
-            Ok((id, at, body, key, signature)) => {
+            Ok((id, at, body, key, signature, in_group)) => {
                 if let Some(record) = core.learn_access_key(&from, &key)? {
                     puts.push(record);
                 }
                 author_signature = signature;
+                group = in_group;
                 Ok((id, at, body))
             }
             Err(e) => Err(e),
@@ -273,6 +293,7 @@ impl Client {
 
         let mut events = Vec::new();
         let mut retry = None;
+        let mut follow = None;
         match (parsed, duplicate) {
             (_, true) => tracing::debug!("message sent again; already delivered"),
             (Err(e), _) => events.push(self.notice_locked(
@@ -297,6 +318,45 @@ impl Client {
                 if let Some(record) = self.received_availability(&from, &a)? {
                     puts.push(record);
                 }
+            }
+            (
+                Ok((
+                    _,
+                    _,
+                    body @ (Body::GroupUpdate(_)
+                    | Body::GroupSenderKey(_)
+                    | Body::GroupKeyUpdate(_)
+                    | Body::GroupLeave(_)),
+                )),
+                false,
+            ) => {
+                follow = self.group_control(
+                    &mut core,
+                    &from,
+                    &body,
+                    &mut puts,
+                    &mut removes,
+                    &mut events,
+                )?;
+            }
+            (Ok((id, sent_at_ms, body)), false) if group.is_some() => {
+                // A member wrote to this device alone within a group (an
+                // assignment for one, a submission only the therapist
+                // sees, a read receipt): not part of the one-to-one
+                // history.
+                let g = group.expect("checked");
+                self.note_assignment(&g, &from, &id, &body, &mut puts)?;
+                let mut event = self.message_event(
+                    &mut core,
+                    &from,
+                    id,
+                    sent_at_ms,
+                    body,
+                    &mut puts,
+                    &mut removes,
+                )?;
+                event.group = Some(g);
+                events.push(event);
             }
             (Ok((_, _, Body::RetryUnavailable(_))), false) => events.push(
                 self.notice_locked(
@@ -367,6 +427,9 @@ impl Client {
         self.vault.commit(puts, &removes)?;
         if let Some(digest) = retry {
             events.push(self.answer_retry(&mut core, &from, &digest).await?);
+        }
+        if let Some(follow) = follow {
+            self.follow_up(&mut core, follow).await?;
         }
         // A new contact through an invite hears what this device announces;
         // a message outside this device's hours may get the auto-reply.
@@ -656,6 +719,7 @@ impl Client {
                 .map_err(|e| Error::InvalidInput(e.to_string()))?,
             contact_name: core.name_of(from),
             at_ms: sent_at_ms,
+            group: None,
             kind,
         })
     }
@@ -668,7 +732,7 @@ impl Client {
                 sent_at_ms: event.at_ms,
                 delivery_key: Vec::new(),
                 author_signature: Vec::new(),
-                group_id: Vec::new(),
+                group_id: event.group.map(|g| g.0.to_vec()).unwrap_or_default(),
                 body: Some(body.clone()),
             })),
             EventKind::SessionReset { reason } => StoredKind::SessionReset(reason.clone()),
@@ -682,6 +746,14 @@ impl Client {
                 crisis_text: n.crisis_text.clone(),
                 reply_within_hours: n.reply_within_hours,
                 next_opening_ms: n.next_opening_ms,
+            },
+            EventKind::GroupChanged(c) => StoredKind::GroupChanged {
+                group: c.group.0,
+                title: c.title.clone(),
+                epoch: c.epoch,
+                added: c.added.iter().map(|a| *a.as_bytes()).collect(),
+                removed: c.removed.iter().map(|a| *a.as_bytes()).collect(),
+                removed_me: c.removed_me,
             },
         };
         let stored = StoredEvent {
@@ -703,6 +775,7 @@ impl Client {
                 .get(records::INBOX.len()..)
                 .and_then(|t| <[u8; 16]>::try_from(t).ok())
                 .ok_or_else(|| Error::ProfileCorrupt("an inbox record's name".into()))?;
+            let mut group = None;
             let kind = match stored.kind {
                 StoredKind::Message(bytes) => {
                     let m = content::decode(&bytes)
@@ -711,6 +784,9 @@ impl Client {
                     else {
                         continue;
                     };
+                    if let Ok(g) = alcove_protocol::group::GroupId::from_slice(&m.group_id) {
+                        group = Some(g);
+                    }
                     EventKind::Message { id, body }
                 }
                 StoredKind::SessionReset(reason) => EventKind::SessionReset { reason },
@@ -730,6 +806,29 @@ impl Client {
                     reply_within_hours,
                     next_opening_ms,
                 }),
+                StoredKind::GroupChanged {
+                    group: g,
+                    title,
+                    epoch,
+                    added,
+                    removed,
+                    removed_me,
+                } => {
+                    let addresses = |list: Vec<[u8; 32]>| {
+                        list.iter()
+                            .filter_map(|a| DeviceAddress::from_bytes(a).ok())
+                            .collect()
+                    };
+                    group = Some(GroupId(g));
+                    EventKind::GroupChanged(crate::GroupChange {
+                        group: GroupId(g),
+                        title,
+                        epoch,
+                        added: addresses(added),
+                        removed: addresses(removed),
+                        removed_me,
+                    })
+                }
             };
             out.push(Event {
                 event_id: EventId(event_id),
@@ -737,6 +836,7 @@ impl Client {
                     .map_err(|_| Error::ProfileCorrupt("an inbox record's contact".into()))?,
                 contact_name: core.name_of(&stored.contact),
                 at_ms: stored.at_ms,
+                group,
                 kind,
             });
         }
@@ -769,7 +869,7 @@ impl Client {
     }
 }
 
-fn attachments_of(body: &Body) -> Vec<&AttachmentPointer> {
+pub(crate) fn attachments_of(body: &Body) -> Vec<&AttachmentPointer> {
     match body {
         Body::Attachment(a) => vec![a],
         Body::HomeworkAssignment(h) => h.attachments.iter().collect(),

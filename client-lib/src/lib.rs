@@ -55,6 +55,7 @@ mod contacts;
 mod credentials;
 mod delivery;
 mod error;
+mod groups;
 mod history;
 mod inbound;
 mod outbound;
@@ -82,6 +83,7 @@ pub use alcove_protocol::content::{
 pub use alcove_protocol::credential::{
     Claims as CredentialClaims, Credential, IssuerId, IssuerKey, Revocation,
 };
+pub use alcove_protocol::group::GroupId;
 pub use alcove_protocol::transcript::{
     verify as verify_transcript, TranscriptError, TranscriptFile, Verified as VerifiedTranscript,
 };
@@ -93,6 +95,7 @@ pub use contacts::Contact;
 pub use credentials::revoke_credential;
 pub use credentials::{TrustedIssuer, VerifiedCredential};
 pub use error::{CredentialProblem, Error, Result};
+pub use groups::{GroupChange, GroupInfo, GroupMemberInfo};
 pub use history::{Direction, HistoryItem};
 pub use outbound::{MAX_DELIVERY_ATTEMPTS, RESEND_WINDOW};
 pub use prekeys::{MAX_PREKEYS_PER_DAY, SIGNED_PREKEY_LIFETIME, SIGNED_PREKEY_RETENTION};
@@ -132,6 +135,9 @@ pub struct Event {
     /// For a message, the sender's clock when it was written; otherwise
     /// this device's clock when it happened. Ms since the Unix epoch.
     pub at_ms: i64,
+    /// The group conversation this belongs to, if any (a group message, a
+    /// member's submission to the therapist only, a membership change).
+    pub group: Option<GroupId>,
     /// What happened.
     pub kind: EventKind,
 }
@@ -188,6 +194,10 @@ pub enum EventKind {
     /// from the clinician's last [`Availability`]; no server was asked.
     /// Given once per contact until the hours open again.
     OutOfHours(OutOfHoursNotice),
+    /// A group's membership or title changed, this device was added to a
+    /// group, or removed from one. Signed by one of the group's admins and
+    /// checked on this device.
+    GroupChanged(GroupChange),
 }
 
 impl Event {

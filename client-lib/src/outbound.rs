@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use alcove_protocol::content::{self, envelope_digest, Body, Content, MessageId};
+use alcove_protocol::group::GroupId;
 use alcove_protocol::{sealed_sender, x3dh, PublicIdentity, Session, SessionError};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -212,14 +213,30 @@ impl Client {
         body: Body,
         control: bool,
     ) -> Result<MessageId> {
+        self.send_body_in(core, to, fresh, body, control, None)
+            .await
+    }
+
+    /// [`Client::send_body`] for a message that belongs to a group
+    /// conversation (sent to one member over the pairwise session).
+    pub(crate) async fn send_body_in(
+        &self,
+        core: &mut Core,
+        to: &[u8; 32],
+        fresh: Option<Session>,
+        body: Body,
+        control: bool,
+        group: Option<&GroupId>,
+    ) -> Result<MessageId> {
         let id = MessageId::random(&mut rand::rngs::OsRng);
-        let written = !control && content::is_written(&body);
+        // Group-tagged messages are not part of the one-to-one history.
+        let written = !control && group.is_none() && content::is_written(&body);
         let mut message = Content {
             message_id: id.0.to_vec(),
             sent_at_ms: self.now_ms(),
             delivery_key: core.own_key_bytes(),
             author_signature: Vec::new(),
-            group_id: Vec::new(),
+            group_id: group.map(|g| g.0.to_vec()).unwrap_or_default(),
             body: Some(body),
         };
         content::validate(&message)?;
@@ -328,6 +345,27 @@ impl Client {
         } else {
             set.update(Slot::Current, &session);
         }
+        let mut puts = extra;
+        puts.push(self.sessions_record(to, &set)?);
+        let kept = (keep && plaintext.len() <= MAX_RESEND_BYTES).then_some((plaintext, resends));
+        self.deliver_envelope(core, to, envelope, id, puts, kept)
+            .await
+    }
+
+    /// Saves `envelope` (sealed for `to`) to the outbox with `puts` in one
+    /// write, and a resend entry if `kept` gives the plaintext, then hands
+    /// it to the relay after any earlier queued messages. Used for
+    /// one-to-one messages and for each member's copy of a group message.
+    pub(crate) async fn deliver_envelope(
+        &self,
+        core: &mut Core,
+        to: &[u8; 32],
+        envelope: Vec<u8>,
+        id: MessageId,
+        mut puts: Vec<(Vec<u8>, Vec<u8>)>,
+        kept: Option<(&[u8], u32)>,
+    ) -> Result<()> {
+        let mut rng = rand::rngs::OsRng;
         let now = self.now_ms();
         let mut relay_id = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rng, &mut relay_id);
@@ -340,11 +378,9 @@ impl Client {
             attempts: 0,
         };
         let sequence = self.next_outbox_sequence();
-        let mut puts = extra;
-        puts.push(self.sessions_record(to, &set)?);
         puts.push((records::outbox(sequence), records::encode(&entry)?));
         puts.push(core.contacts_record()?);
-        if keep && plaintext.len() <= MAX_RESEND_BYTES {
+        if let Some((plaintext, resends)) = kept {
             let kept = ResendEntry {
                 recipient: *to,
                 message_id: id.0,
@@ -705,6 +741,7 @@ impl Client {
             contact: DeviceAddress::from_bytes(contact).unwrap_or_else(|_| self.address()),
             contact_name: core.name_of(contact),
             at_ms: self.now_ms(),
+            group: None,
             kind,
         }
     }

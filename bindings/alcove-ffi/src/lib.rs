@@ -475,6 +475,22 @@ pub enum EventKind {
         /// Why.
         reason: String,
     },
+    /// A group's membership or title changed, or this device was added
+    /// to a group or removed from one (signed by a group admin).
+    GroupChanged {
+        /// The group id (hex).
+        group: String,
+        /// Its title.
+        title: String,
+        /// The roster epoch.
+        epoch: u64,
+        /// Members who joined (base64url addresses).
+        added: Vec<String>,
+        /// Members who left or were removed.
+        removed: Vec<String>,
+        /// This device was removed.
+        removed_me: bool,
+    },
 }
 
 /// An event: a message or a notice about the conversation with `contact`.
@@ -490,6 +506,8 @@ pub struct Event {
     pub contact_name: String,
     /// Sender's clock for messages, this device's for notices (ms).
     pub at_ms: i64,
+    /// The group conversation this belongs to (hex id), if any.
+    pub group: Option<String>,
     /// What happened.
     pub kind: EventKind,
 }
@@ -564,6 +582,14 @@ impl From<sdk::Event> for Event {
             },
             K::Undecryptable { reason } => EventKind::Undecryptable { reason },
             K::InviteRefused { reason } => EventKind::InviteRefused { reason },
+            K::GroupChanged(c) => EventKind::GroupChanged {
+                group: c.group.to_hex(),
+                title: c.title,
+                epoch: c.epoch,
+                added: c.added.iter().map(|a| a.to_string()).collect(),
+                removed: c.removed.iter().map(|a| a.to_string()).collect(),
+                removed_me: c.removed_me,
+            },
             K::OutOfHours(n) => EventKind::OutOfHours {
                 crisis_text: n.crisis_text,
                 reply_within_hours: n.reply_within_hours,
@@ -576,6 +602,7 @@ impl From<sdk::Event> for Event {
             contact: e.contact.to_string(),
             contact_name: e.contact_name,
             at_ms: e.at_ms,
+            group: e.group.map(|g| g.to_hex()),
             kind,
         }
     }

@@ -353,6 +353,29 @@ fn describe(e: &Event) -> (&'static str, String, serde_json::Value) {
             format!("accepted an invite that is not valid: {reason}; contact left unverified"),
             json!({ "reason": reason }),
         ),
+        EventKind::GroupChanged(c) => (
+            "group_changed",
+            if c.removed_me {
+                format!(
+                    "removed from the group \"{}\" ({})",
+                    c.title,
+                    c.group.to_hex()
+                )
+            } else {
+                format!(
+                    "group \"{}\" ({}) epoch {}: {} joined, {} left",
+                    c.title,
+                    c.group.to_hex(),
+                    c.epoch,
+                    c.added.len(),
+                    c.removed.len()
+                )
+            },
+            json!({ "group": c.group.to_hex(), "title": c.title, "epoch": c.epoch,
+                    "added": c.added.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                    "removed": c.removed.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                    "removed_me": c.removed_me }),
+        ),
         EventKind::OutOfHours(n) => (
             "out_of_hours",
             n.to_string(),

@@ -1,0 +1,305 @@
+//! Group therapy through the real relay, once on sled and once on
+//! PostgreSQL: a therapist and nineteen clients (a 20-member group), texts
+//! from several members, homework to the group with submissions only the
+//! therapist sees, feedback to one member, read receipts per member, a
+//! removal, a member who leaves, and a key update. The cryptographic
+//! properties (removed member's complete state, forged changes,
+//! convergence, post-compromise security) are tested on the protocol
+//! core in `crates/alcove-protocol/tests/groups.rs`.
+
+mod common;
+
+use std::time::Duration;
+
+use alcove_client::{Body, Client, DeviceAddress, Error, Event, EventKind, GroupId};
+use common::sdk::{profile, texts};
+use common::{Backend, TestRelay};
+
+on_every_backend!(
+    a_twenty_member_group_through_the_relay,
+    couples_therapy_leave_and_key_update,
+);
+
+fn group_changes(events: &[Event]) -> Vec<alcove_client::GroupChange> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::GroupChanged(c) => Some(c.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A therapist and `n` clients who accepted one intake invite.
+async fn practice(relay: &TestRelay, dir: &std::path::Path, n: usize) -> (Client, Vec<Client>) {
+    let therapist = profile(relay, dir, "t", 1, "Dr. Rivera").await;
+    let invite = therapist
+        .create_invite_for(Duration::from_secs(3600), n as u32)
+        .await
+        .unwrap();
+    let mut clients = Vec::new();
+    for i in 0..n {
+        let c = profile(
+            relay,
+            dir,
+            &format!("c{i}"),
+            10 + i as u8,
+            &format!("Client {i}"),
+        )
+        .await;
+        c.accept_invite(&invite).await.unwrap();
+        clients.push(c);
+    }
+    let accepted = therapist.sync().await.unwrap();
+    assert_eq!(accepted.len(), n);
+    (therapist, clients)
+}
+
+async fn a_twenty_member_group_through_the_relay(backend: Backend) {
+    let relay = TestRelay::start_on(backend, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (therapist, clients) = practice(&relay, dir.path(), 19).await;
+    let addrs: Vec<DeviceAddress> = clients.iter().map(|c| c.address()).collect();
+
+    let group = therapist
+        .create_group("Tuesday CBT group", &addrs)
+        .await
+        .unwrap();
+    for c in &clients {
+        let changes = group_changes(&c.sync().await.unwrap());
+        assert_eq!(changes.len(), 1);
+        assert_eq!((changes[0].group, changes[0].epoch), (group, 1));
+        assert_eq!(changes[0].added.len(), 20);
+        let info = c.group(&group).await.unwrap();
+        assert_eq!(info.members.len(), 20);
+        assert_eq!(info.title, "Tuesday CBT group");
+        assert!(!info.is_admin && !info.removed);
+        assert_eq!(info.admins, vec![therapist.address()]);
+    }
+
+    // The therapist speaks: one encryption, nineteen sealed copies.
+    let welcome = therapist
+        .send_group_text(&group, "Welcome, everyone")
+        .await
+        .unwrap();
+    for c in &clients {
+        let events = c.sync().await.unwrap();
+        assert_eq!(texts(&events), ["Welcome, everyone"]);
+        let e = events.iter().find(|e| e.body().is_some()).unwrap();
+        assert_eq!((e.group, e.contact), (Some(group), therapist.address()));
+        assert_eq!(e.message_id(), Some(welcome));
+    }
+
+    // Three clients speak; everyone else reads each, in order.
+    for (i, c) in clients.iter().enumerate().take(3) {
+        c.send_group_text(&group, &format!("hello from {i}"))
+            .await
+            .unwrap();
+    }
+    let all = ["hello from 0", "hello from 1", "hello from 2"];
+    assert_eq!(texts(&therapist.sync().await.unwrap()), all);
+    for (j, c) in clients.iter().enumerate() {
+        let expected: Vec<&str> = all
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != j)
+            .map(|(_, t)| *t)
+            .collect();
+        assert_eq!(texts(&c.sync().await.unwrap()), expected, "client {j}");
+    }
+
+    // Read receipts, per member, to the sender alone.
+    for c in clients.iter().take(4) {
+        c.send_group_read_receipt(&group, &therapist.address(), &[welcome])
+            .await
+            .unwrap();
+    }
+    let receipts: Vec<Event> = therapist
+        .sync()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| matches!(e.body(), Some(Body::ReadReceipt(_))))
+        .collect();
+    assert_eq!(receipts.len(), 4);
+    assert!(receipts.iter().all(|e| e.group == Some(group)));
+    let readers: Vec<DeviceAddress> = receipts.iter().map(|e| e.contact).collect();
+    assert_eq!(readers, addrs[..4]);
+
+    // Homework to the group; submissions go to the therapist only.
+    let homework = therapist
+        .assign_group_homework(
+            &group,
+            None,
+            "Thought record",
+            "Write down one situation a day.",
+            Some("2026-12-08"),
+            vec![],
+            false,
+        )
+        .await
+        .unwrap();
+    for c in &clients {
+        let events = c.sync().await.unwrap();
+        let a = events
+            .iter()
+            .find_map(|e| match e.body() {
+                Some(Body::HomeworkAssignment(a)) => Some((a.clone(), e.group)),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!((a.0.title.as_str(), a.1), ("Thought record", Some(group)));
+    }
+    let submission = clients[0]
+        .submit_group_homework(&group, &homework, "Monday: the bus was late.", vec![])
+        .await
+        .unwrap();
+    let got = therapist.sync().await.unwrap();
+    let s = got
+        .iter()
+        .find(|e| matches!(e.body(), Some(Body::HomeworkSubmission(_))))
+        .unwrap();
+    assert_eq!((s.contact, s.group), (addrs[0], Some(group)));
+    for c in clients.iter().skip(1) {
+        assert!(c.sync().await.unwrap().iter().all(|e| e.body().is_none()));
+    }
+    // Feedback to that member alone.
+    therapist
+        .send_group_feedback(&group, Some(&addrs[0]), &submission, "Well observed.")
+        .await
+        .unwrap();
+    let fb = clients[0].sync().await.unwrap();
+    assert!(fb.iter().any(
+        |e| matches!(e.body(), Some(Body::Feedback(f)) if f.body == "Well observed.")
+            && e.group == Some(group)
+    ));
+    assert!(clients[1].sync().await.unwrap().is_empty());
+
+    // A removal: the removed member learns it and gets nothing after.
+    let gone = &clients[18];
+    therapist
+        .remove_group_members(&group, &[addrs[18]])
+        .await
+        .unwrap();
+    let changes = group_changes(&gone.sync().await.unwrap());
+    assert!(changes[0].removed_me);
+    assert!(gone.group(&group).await.unwrap().removed);
+    for c in clients.iter().take(18) {
+        let changes = group_changes(&c.sync().await.unwrap());
+        assert_eq!(changes[0].removed, vec![addrs[18]]);
+        assert_eq!(c.group(&group).await.unwrap().members.len(), 19);
+    }
+    therapist
+        .send_group_text(&group, "after the removal")
+        .await
+        .unwrap();
+    clients[5]
+        .send_group_text(&group, "a member after the removal")
+        .await
+        .unwrap();
+    assert!(texts(&gone.sync().await.unwrap()).is_empty());
+    assert_eq!(
+        texts(&clients[0].sync().await.unwrap()),
+        ["after the removal", "a member after the removal"]
+    );
+    assert!(matches!(
+        gone.send_group_text(&group, "still here?").await,
+        Err(Error::InvalidInput(_))
+    ));
+    // Only the admin changes membership.
+    assert!(matches!(
+        clients[0].remove_group_members(&group, &[addrs[1]]).await,
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        clients[0].send_group_text(&GroupId([0; 32]), "x").await,
+        Err(Error::InvalidInput(_))
+    ));
+}
+
+/// Couples therapy: a group of three. One partner leaves (the therapist's
+/// device signs the roster without them on its own); a key update runs
+/// its two steps through the relay and everyone still reads everyone.
+async fn couples_therapy_leave_and_key_update(backend: Backend) {
+    let relay = TestRelay::start_on(backend, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (therapist, partners) = practice(&relay, dir.path(), 3).await;
+    let addrs: Vec<DeviceAddress> = partners.iter().map(|c| c.address()).collect();
+    let group = therapist
+        .create_group("Alex and Sam", &addrs[..2])
+        .await
+        .unwrap();
+    for p in &partners[..2] {
+        p.sync().await.unwrap();
+    }
+    // A member added later reads what is sent from then on only.
+    therapist
+        .send_group_text(&group, "before the third joined")
+        .await
+        .unwrap();
+    therapist
+        .add_group_members(&group, &[addrs[2]])
+        .await
+        .unwrap();
+    therapist
+        .send_group_text(&group, "after the third joined")
+        .await
+        .unwrap();
+    assert_eq!(
+        texts(&partners[2].sync().await.unwrap()),
+        ["after the third joined"]
+    );
+    assert_eq!(
+        texts(&partners[0].sync().await.unwrap()),
+        ["before the third joined", "after the third joined"]
+    );
+    partners[1].sync().await.unwrap();
+
+    // A key update started by partner 0: requests, acknowledgements, new
+    // chains; then everyone still reads everyone.
+    partners[0].update_group_keys(&group).await.unwrap();
+    for _ in 0..2 {
+        therapist.sync().await.unwrap();
+        for p in &partners {
+            p.sync().await.unwrap();
+        }
+        partners[0].sync().await.unwrap();
+    }
+    for (i, p) in partners.iter().enumerate() {
+        p.send_group_text(&group, &format!("after the update {i}"))
+            .await
+            .unwrap();
+    }
+    therapist
+        .send_group_text(&group, "after the update, therapist")
+        .await
+        .unwrap();
+    assert_eq!(
+        texts(&therapist.sync().await.unwrap()),
+        [
+            "after the update 0",
+            "after the update 1",
+            "after the update 2"
+        ]
+    );
+    for (i, p) in partners.iter().enumerate() {
+        let got = texts(&p.sync().await.unwrap());
+        assert_eq!(got.len(), 3, "partner {i}: {got:?}");
+        assert_eq!(got.last().unwrap(), "after the update, therapist");
+    }
+
+    // Partner 1 leaves: keys gone at once; the therapist's device signs
+    // the roster without them when the request arrives.
+    partners[1].leave_group(&group).await.unwrap();
+    assert!(partners[1].group(&group).await.unwrap().removed);
+    let changes = group_changes(&therapist.sync().await.unwrap());
+    assert!(changes.is_empty());
+    let info = therapist.group(&group).await.unwrap();
+    assert_eq!(info.members.len(), 3);
+    assert!(!info.members.iter().any(|m| m.address == addrs[1]));
+    let seen = group_changes(&partners[0].sync().await.unwrap());
+    assert_eq!(seen[0].removed, vec![addrs[1]]);
+    therapist.send_group_text(&group, "just us").await.unwrap();
+    assert_eq!(texts(&partners[0].sync().await.unwrap()), ["just us"]);
+    assert!(texts(&partners[1].sync().await.unwrap()).is_empty());
+}
