@@ -2404,6 +2404,10 @@ public struct Event: Equatable, Hashable {
      */
     public var atMs: Int64
     /**
+     * The group conversation this belongs to (hex id), if any.
+     */
+    public var group: String?
+    /**
      * What happened.
      */
     public var kind: EventKind
@@ -2427,6 +2431,9 @@ public struct Event: Equatable, Hashable {
          * Sender's clock for messages, this device's for notices (ms).
          */atMs: Int64, 
         /**
+         * The group conversation this belongs to (hex id), if any.
+         */group: String?, 
+        /**
          * What happened.
          */kind: EventKind) {
         self.eventId = eventId
@@ -2434,6 +2441,7 @@ public struct Event: Equatable, Hashable {
         self.contact = contact
         self.contactName = contactName
         self.atMs = atMs
+        self.group = group
         self.kind = kind
     }
 
@@ -2458,6 +2466,7 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
                 contact: FfiConverterString.read(from: &buf), 
                 contactName: FfiConverterString.read(from: &buf), 
                 atMs: FfiConverterInt64.read(from: &buf), 
+                group: FfiConverterOptionString.read(from: &buf), 
                 kind: FfiConverterTypeEventKind.read(from: &buf)
         )
     }
@@ -2468,6 +2477,7 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         FfiConverterString.write(value.contact, into: &buf)
         FfiConverterString.write(value.contactName, into: &buf)
         FfiConverterInt64.write(value.atMs, into: &buf)
+        FfiConverterOptionString.write(value.group, into: &buf)
         FfiConverterTypeEventKind.write(value.kind, into: &buf)
     }
 }
@@ -3289,6 +3299,30 @@ public enum EventKind: Equatable, Hashable {
          * Why.
          */reason: String
     )
+    /**
+     * A group's membership or title changed, or this device was added
+     * to a group or removed from one (signed by a group admin).
+     */
+    case groupChanged(
+        /**
+         * The group id (hex).
+         */group: String, 
+        /**
+         * Its title.
+         */title: String, 
+        /**
+         * The roster epoch.
+         */epoch: UInt64, 
+        /**
+         * Members who joined (base64url addresses).
+         */added: [String], 
+        /**
+         * Members who left or were removed.
+         */removed: [String], 
+        /**
+         * This device was removed.
+         */removedMe: Bool
+    )
 
 
 
@@ -3356,6 +3390,9 @@ public struct FfiConverterTypeEventKind: FfiConverterRustBuffer {
         )
         
         case 16: return .undecryptable(reason: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 17: return .groupChanged(group: try FfiConverterString.read(from: &buf), title: try FfiConverterString.read(from: &buf), epoch: try FfiConverterUInt64.read(from: &buf), added: try FfiConverterSequenceString.read(from: &buf), removed: try FfiConverterSequenceString.read(from: &buf), removedMe: try FfiConverterBool.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -3454,6 +3491,16 @@ public struct FfiConverterTypeEventKind: FfiConverterRustBuffer {
         case let .undecryptable(reason):
             writeInt(&buf, Int32(16))
             FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .groupChanged(group,title,epoch,added,removed,removedMe):
+            writeInt(&buf, Int32(17))
+            FfiConverterString.write(group, into: &buf)
+            FfiConverterString.write(title, into: &buf)
+            FfiConverterUInt64.write(epoch, into: &buf)
+            FfiConverterSequenceString.write(added, into: &buf)
+            FfiConverterSequenceString.write(removed, into: &buf)
+            FfiConverterBool.write(removedMe, into: &buf)
             
         }
     }
