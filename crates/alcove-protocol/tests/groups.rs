@@ -6,7 +6,7 @@
 use alcove_protocol::group::{
     GroupId, Member, ReceivedSenderKey, Roster, SenderKey, MAX_GROUP_SKIP,
 };
-use alcove_protocol::{DeviceAddress, GroupError, IdentityKeyPair, SessionError};
+use alcove_protocol::{DeviceAddress, GroupError, IdentityKeyPair, Session, SessionError};
 use proptest::prelude::*;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -396,4 +396,121 @@ proptest! {
             prop_assert_eq!(held.digest(), best.digest());
         }
     }
+}
+
+/// Two members with a Double Ratchet session (X started it; both have
+/// spoken), as group members have once keys were distributed.
+fn pairwise(rng: &mut ChaCha20Rng) -> (IdentityKeyPair, IdentityKeyPair, Session, Session) {
+    use alcove_protocol::prekeys::{OneTimePreKeyPair, PreKeyBundle, SignedPreKeyPair};
+    use alcove_protocol::x3dh::{self, InitialMessage};
+    let x = IdentityKeyPair::generate(rng);
+    let b = IdentityKeyPair::generate(rng);
+    let spk = SignedPreKeyPair::generate(rng, &b, 1, 1_700_000_000);
+    let otk = OneTimePreKeyPair::generate(rng, &b, 1);
+    let bundle = PreKeyBundle::new(b.public().clone(), spk.public().clone(), Some(otk.public())).unwrap();
+    let mut x_to_b = x3dh::initiate(rng, &x, &bundle).unwrap();
+    let first = x_to_b.encrypt(rng, b"hello").unwrap();
+    let initial = InitialMessage::decode(&first).unwrap();
+    let (mut b_to_x, _) = x3dh::accept(&b, &spk, Some(&otk), x.public(), &initial).unwrap();
+    let reply = b_to_x.encrypt(rng, b"hi").unwrap();
+    x_to_b.decrypt(&reply).unwrap();
+    let again = x_to_b.encrypt(rng, b"how are you").unwrap();
+    b_to_x.decrypt(&again).unwrap();
+    (x, b, x_to_b, b_to_x)
+}
+
+fn encode(d: &alcove_protocol::content::GroupSenderKey) -> Vec<u8> {
+    prost::Message::encode_to_vec(d)
+}
+
+fn decode(bytes: &[u8]) -> alcove_protocol::content::GroupSenderKey {
+    prost::Message::decode(bytes).unwrap()
+}
+
+/// What the thief does with every message to the victim it sees: tries
+/// its copy of the victim's session, and any chain it learnt that way.
+struct Thief {
+    session: Session,
+    chains: Vec<ReceivedSenderKey>,
+}
+
+impl Thief {
+    fn steal(session: &Session, chains: &[ReceivedSenderKey]) -> Self {
+        Self {
+            session: Session::from_bytes(&session.to_bytes()).unwrap(),
+            chains: chains.to_vec(),
+        }
+    }
+
+    /// A pairwise message to the victim carrying a sender key.
+    fn sees_distribution(&mut self, owner: &DeviceAddress, wire: &[u8]) -> bool {
+        match self.session.decrypt(wire) {
+            Ok(plain) => {
+                self.chains
+                    .push(ReceivedSenderKey::from_distribution(owner, &decode(&plain)).unwrap());
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn sees_pairwise(&mut self, wire: &[u8]) {
+        let _ = self.session.decrypt(wire);
+    }
+
+    fn reads_group(&mut self, sender: &DeviceAddress, wire: &[u8]) -> bool {
+        self.chains
+            .iter_mut()
+            .any(|c| c.decrypt(sender, wire).is_ok())
+    }
+}
+
+#[test]
+fn a_stolen_state_reads_on_until_the_key_update_then_is_locked_out() {
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let (x, b, mut x_to_b, mut b_to_x) = pairwise(&mut rng);
+    let group = GroupId([5; 32]);
+    let xa = addr(&x);
+    // X's chain reaches B over their session.
+    let mut chain = SenderKey::generate(&mut rng, &group, 1);
+    let wire = x_to_b.encrypt(&mut rng, &encode(&chain.distribution())).unwrap();
+    let mut b_chains = vec![ReceivedSenderKey::from_distribution(&xa, &decode(&b_to_x.decrypt(&wire).unwrap())).unwrap()];
+
+    // The thief copies B's complete state.
+    let mut thief = Thief::steal(&b_to_x, &b_chains);
+
+    // Without an update, the thief reads on; and a new chain that X sends
+    // at once (no fresh Diffie-Hellman step from B in between) is read too.
+    let m = chain.encrypt(&mut rng, &xa, b"read by the thief").unwrap();
+    assert!(thief.reads_group(&xa, &m));
+    let naive = SenderKey::generate(&mut rng, &group, 1);
+    let wire = x_to_b.encrypt(&mut rng, &encode(&naive.distribution())).unwrap();
+    b_to_x.decrypt(&wire).unwrap();
+    assert!(thief.sees_distribution(&xa, &wire), "a naive rotation does not lock the thief out");
+
+    // The update: B asks (1), X acknowledges (2); B then sends its new
+    // chain asking X to rotate (3); X makes a new chain and sends it (4).
+    let request = b_to_x.encrypt(&mut rng, b"key update: request").unwrap();
+    x_to_b.decrypt(&request).unwrap();
+    let ack = x_to_b.encrypt(&mut rng, b"key update: ack").unwrap();
+    b_to_x.decrypt(&ack).unwrap();
+    thief.sees_pairwise(&ack);
+    let b_chain = SenderKey::generate(&mut rng, &group, 1);
+    let mut rotate = b_chain.distribution();
+    rotate.rotate = true;
+    let wire = b_to_x.encrypt(&mut rng, &encode(&rotate)).unwrap();
+    assert!(decode(&x_to_b.decrypt(&wire).unwrap()).rotate);
+    let mut fresh = SenderKey::generate(&mut rng, &group, 1);
+    let wire = x_to_b.encrypt(&mut rng, &encode(&fresh.distribution())).unwrap();
+    b_chains.push(ReceivedSenderKey::from_distribution(&xa, &decode(&b_to_x.decrypt(&wire).unwrap())).unwrap());
+    assert!(!thief.sees_distribution(&xa, &wire), "the thief read the new chain");
+
+    // X's next group message: B reads it, the thief does not.
+    let m = fresh.encrypt(&mut rng, &xa, b"after the update").unwrap();
+    assert_eq!(b_chains.last_mut().unwrap().decrypt(&xa, &m).unwrap(), b"after the update");
+    assert!(!thief.reads_group(&xa, &m));
+    // Nor any later pairwise message to B.
+    let later = x_to_b.encrypt(&mut rng, b"later").unwrap();
+    assert!(thief.session.decrypt(&later).is_err());
+    let _ = b;
 }
