@@ -489,15 +489,20 @@ impl Client {
         let mut puts = Vec::new();
         for m in members.iter().filter(|m| m.address() != me) {
             let address = *m.address().as_bytes();
-            core.contacts
+            let contact = core
+                .contacts
                 .entry(address)
                 .or_insert_with(|| ContactRecord {
                     address,
-                    name: m.name.clone(),
+                    name: String::new(),
                     identity: m.identity.to_bytes().to_vec(),
                     verified: false,
                     pending_identity: None,
                 });
+            // A name the app gave wins; otherwise the roster's.
+            if contact.name.is_empty() {
+                contact.name = m.name.chars().take(100).collect();
+            }
             if core.access_key(&address).is_none() {
                 if let Some(key) = m.delivery_key {
                     if let Some(r) = core.learn_access_key(&address, &key)? {

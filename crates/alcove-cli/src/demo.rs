@@ -24,8 +24,35 @@ fn describe(e: &Event) -> String {
     if let alcove_client::EventKind::OutOfHours(n) = &e.kind {
         return format!("notice shown on this device (no server asked): {n}");
     }
+    if let alcove_client::EventKind::GroupChanged(c) = &e.kind {
+        return if c.removed_me {
+            format!(
+                "{who} removed this device from \"{}\"; its group keys are deleted",
+                c.title
+            )
+        } else if c.added.len() > 1 && c.epoch == 1 {
+            format!(
+                "{who} created \"{}\" with {} members (roster signed by the admin, checked here)",
+                c.title,
+                c.added.len()
+            )
+        } else {
+            format!(
+                "{who} changed \"{}\": {} joined, {} removed (epoch {})",
+                c.title,
+                c.added.len(),
+                c.removed.len(),
+                c.epoch
+            )
+        };
+    }
     let Some(body) = e.body() else {
         return format!("{who}: {:?}", e.kind);
+    };
+    let who = if e.group.is_some() {
+        format!("{who} (to the group)")
+    } else {
+        who.to_string()
     };
     match body {
         Body::Text(t) => format!("{who}: \"{}\"", t.body),
@@ -334,11 +361,135 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     );
     println!("  (`alcove export CONTACT --out FILE` writes it as JSON and HTML; `alcove-audit transcript FILE` verifies it)\n");
 
+    println!("7. A group session: three clients, one removed, homework to the group");
+    let intake = therapist
+        .create_invite_for(Duration::from_secs(24 * 3600), 2)
+        .await?;
+    let jordan = Client::create(&dir.join("jordan"), &[3u8; 32], &url, "Jordan").await?;
+    let priya = Client::create(&dir.join("priya"), &[4u8; 32], &url, "Priya").await?;
+    jordan.accept_invite(&intake).await?;
+    priya.accept_invite(&intake).await?;
+    sync(&therapist, "therapist", &mut transcript).await?;
+    let mut members = vec![sam.address];
+    for c in therapist.contacts().await {
+        if c.address != sam.address {
+            members.push(c.address);
+        }
+    }
+    let group = therapist
+        .create_group("Thursday anxiety group", &members)
+        .await?;
+    println!(
+        "  [therapist] created \"Thursday anxiety group\" with Sam, Jordan and Priya; the relay sees {} sealed envelopes, no group",
+        members.len()
+    );
+    let clients = [(&client, "client"), (&jordan, "jordan"), (&priya, "priya")];
+    for (c, side) in clients {
+        sync(c, side, &mut transcript).await?;
+    }
+    let welcome = "Welcome to the group. Let us begin with how this week went.";
+    therapist.send_group_text(&group, welcome).await?;
+    said(
+        "therapist",
+        format!("to the group: \"{welcome}\" (encrypted once, sealed to each member)"),
+        &mut transcript,
+    );
+    plaintexts.push(welcome.into());
+    for (c, side) in clients {
+        sync(c, side, &mut transcript).await?;
+    }
+    let share = "I avoided a party on Saturday, but I went for a walk instead.";
+    jordan.send_group_text(&group, share).await?;
+    said(
+        "jordan",
+        format!("to the group: \"{share}\""),
+        &mut transcript,
+    );
+    plaintexts.push(share.into());
+    let group_homework = "List three situations you avoided this week and rate the anxiety 0-100.";
+    let group_assignment = therapist
+        .assign_group_homework(
+            &group,
+            None,
+            "Avoidance diary",
+            group_homework,
+            Some("2026-12-10"),
+            vec![],
+            false,
+        )
+        .await?;
+    said(
+        "therapist",
+        "group homework \"Avoidance diary\" (submissions to the therapist only)".into(),
+        &mut transcript,
+    );
+    plaintexts.push(group_homework.into());
+    for (c, side) in clients {
+        sync(c, side, &mut transcript).await?;
+    }
+    let private_answer = "Avoided the party (80), a phone call (60), the gym (40).";
+    client
+        .submit_group_homework(&group, &group_assignment, private_answer, vec![])
+        .await?;
+    said(
+        "client",
+        format!("group homework, to the therapist only: \"{private_answer}\""),
+        &mut transcript,
+    );
+    plaintexts.push(private_answer.into());
+    let got = sync(&therapist, "therapist", &mut transcript).await?;
+    anyhow::ensure!(
+        got.iter().any(
+            |e| e.group == Some(group) && matches!(e.body(), Some(Body::HomeworkSubmission(_)))
+        ),
+        "the therapist did not receive the group submission"
+    );
+    let priya_address = priya.address();
+    therapist
+        .remove_group_members(&group, &[priya_address])
+        .await?;
+    println!("  [therapist] removed Priya: the roster is signed anew and every member makes new keys before its next message");
+    for (c, side) in clients {
+        sync(c, side, &mut transcript).await?;
+    }
+    let after = "Thank you all. Same time next Thursday.";
+    therapist.send_group_text(&group, after).await?;
+    said(
+        "therapist",
+        format!("to the group: \"{after}\""),
+        &mut transcript,
+    );
+    plaintexts.push(after.into());
+    for (c, side) in clients {
+        let got = sync(c, side, &mut transcript).await?;
+        let heard = got
+            .iter()
+            .any(|e| matches!(e.body(), Some(Body::Text(t)) if t.body == after));
+        anyhow::ensure!(
+            heard == (side != "priya"),
+            "{side} heard the message after the removal: {heard}"
+        );
+    }
+    println!("  Sam and Jordan read the last message; Priya, removed, received nothing and holds no key for it");
+    let submissions_seen_by_members = [&jordan, &priya];
+    for c in submissions_seen_by_members {
+        anyhow::ensure!(
+            c.pending_events()
+                .await?
+                .iter()
+                .all(|e| !matches!(e.body(), Some(Body::HomeworkSubmission(_)))),
+            "a member saw a submission meant for the therapist only"
+        );
+    }
+    println!();
+
     relay.shutdown().await?;
     drop(therapist);
     drop(client);
+    drop(jordan);
+    drop(priya);
 
-    println!("7. What the relay stored");
+    println!("8. What the relay stored");
     let (files, bytes, found) = scan_store(&relay_dir, &plaintexts)?;
     println!("  {files} files, {bytes} bytes in {}", relay_dir.display());
     let store = alcove_store::SledStore::open(&relay_dir)?;

@@ -8,6 +8,7 @@
 
 mod demo;
 mod export;
+mod groups;
 mod practice;
 
 use std::path::{Path, PathBuf};
@@ -185,6 +186,12 @@ enum Command {
         #[command(subcommand)]
         action: practice::AvailabilityAction,
     },
+    /// Group and couples therapy: create, add, remove, members, send,
+    /// assign, submit, leave, update-keys (docs/groups.md).
+    Group {
+        #[command(subcommand)]
+        action: groups::GroupAction,
+    },
     /// Run a therapist and a client through an embedded relay, end to end.
     Demo {
         /// Keep the demo's files in this directory instead of a temporary one.
@@ -238,12 +245,12 @@ fn utc(secs: u64) -> String {
     alcove_client::format_utc(secs)
 }
 
-fn message_id(hex_id: &str) -> anyhow::Result<MessageId> {
+pub(crate) fn message_id(hex_id: &str) -> anyhow::Result<MessageId> {
     let bytes = hex::decode(hex_id).context("message id is not hex")?;
     MessageId::from_slice(&bytes).context("message id must be 16 bytes (32 hex digits)")
 }
 
-async fn find_contact(client: &Client, wanted: &str) -> anyhow::Result<Contact> {
+pub(crate) async fn find_contact(client: &Client, wanted: &str) -> anyhow::Result<Contact> {
     let contacts = client.contacts().await;
     let matches: Vec<Contact> = contacts
         .into_iter()
@@ -271,7 +278,7 @@ fn progress_bar(label: &str) -> impl FnMut(u64, u64) + Send + '_ {
     }
 }
 
-fn print_sent(json: bool, what: &str, id: &MessageId) {
+pub(crate) fn print_sent(json: bool, what: &str, id: &MessageId) {
     if json {
         println!("{}", json!({ "sent": what, "message_id": id.to_hex() }));
     } else {
@@ -499,20 +506,24 @@ fn print_event(json: bool, e: &Event) {
     };
     let (kind, text, fields) = describe(e);
     let id = MessageId(e.event_id.0).to_hex();
+    let group = e.group.map(|g| g.to_hex());
     if json {
         let mut out = json!({ "event_id": id, "contact": e.contact.to_string(),
                               "contact_name": e.contact_name, "from": from, "at_ms": e.at_ms,
-                              "kind": kind, "text": text });
+                              "kind": kind, "text": text, "group": group });
         if let (Some(out), serde_json::Value::Object(extra)) = (out.as_object_mut(), fields) {
             out.extend(extra);
         }
         println!("{out}");
     } else {
-        println!("{id} {from} [{kind}] {text}");
+        match group {
+            Some(g) => println!("{id} {from} [{kind}, group {}] {text}", &g[..8]),
+            None => println!("{id} {from} [{kind}] {text}"),
+        }
     }
 }
 
-async fn attach(
+pub(crate) async fn attach(
     client: &Client,
     file: Option<&Path>,
 ) -> anyhow::Result<Vec<alcove_client::AttachmentPointer>> {
@@ -694,6 +705,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Availability { action } => practice::availability(&client, action, json).await?,
+        Command::Group { action } => groups::run(&client, action, json).await?,
         Command::Delivery { action } => {
             let done = match action {
                 DeliveryAction::Rotate => {

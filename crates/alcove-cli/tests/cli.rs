@@ -462,3 +462,105 @@ async fn a_practice_runs_credentials_hours_and_transcripts_through_the_cli() {
     .unwrap();
     relay.shutdown().await.unwrap();
 }
+
+/// Group therapy through the CLI only: `alcove group create`, `members`,
+/// `send`, `assign` (submissions to the therapist only), `submit`,
+/// `remove`; what each member's inbox shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_runs_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = alcove_server::start(alcove_server::Config::for_dir(dir.path().join("relay")))
+        .await
+        .unwrap();
+    let url = format!("http://{}", relay.addr);
+    let root = dir.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let t = root.join("therapist");
+        let tk = "11".repeat(32);
+        alcove(&t, &tk, &["init", "--server", &url, "--name", "Dr. Rivera"]);
+        let invite = field(&alcove(&t, &tk, &["invite", "--uses", "2"]), "invite");
+        let members = [
+            ("Sam", root.join("sam"), "22".repeat(32)),
+            ("Alex", root.join("alex"), "33".repeat(32)),
+        ];
+        for (name, p, k) in &members {
+            alcove(p, k, &["init", "--server", &url, "--name", name]);
+            alcove(p, k, &["accept", &invite, "--name", "Dr. Rivera"]);
+        }
+        alcove(&t, &tk, &["inbox"]);
+        let created = alcove(
+            &t,
+            &tk,
+            &["group", "create", "--title", "Couples", "Sam", "Alex"],
+        );
+        let group = field(&created, "group");
+        let v: serde_json::Value = serde_json::from_str(created.lines().next().unwrap()).unwrap();
+        assert_eq!(v["members"].as_array().unwrap().len(), 3);
+        assert_eq!(v["is_admin"], true);
+        alcove(
+            &t,
+            &tk,
+            &["group", "send", "Couples", "Welcome, both of you."],
+        );
+        alcove(
+            &t,
+            &tk,
+            &[
+                "group",
+                "assign",
+                &group[..8],
+                "--title",
+                "Gratitude list",
+                "--due",
+                "2026-12-10",
+            ],
+        );
+        let mut assignment = String::new();
+        for (_, p, k) in &members {
+            let inbox = alcove(p, k, &["inbox"]);
+            assert!(inbox.contains("\"kind\":\"group_changed\""), "{inbox}");
+            assert!(inbox.contains("Welcome, both of you."), "{inbox}");
+            assert!(inbox.contains(&format!("\"group\":\"{group}\"")), "{inbox}");
+            let line = inbox
+                .lines()
+                .find(|l| l.contains("homework_assignment"))
+                .unwrap();
+            assignment = field(line, "message_id");
+            let listed = alcove(p, k, &["group", "members"]);
+            assert_eq!(field(&listed, "title"), "Couples");
+        }
+        let (_, sam, sk) = &members[0];
+        alcove(
+            sam,
+            sk,
+            &[
+                "group",
+                "submit",
+                "Couples",
+                "--assignment",
+                &assignment,
+                "Three things.",
+            ],
+        );
+        let inbox = alcove(&t, &tk, &["inbox"]);
+        assert!(
+            inbox.contains("\"kind\":\"homework_submission\"") && inbox.contains("Three things."),
+            "{inbox}"
+        );
+        let (_, alex, ak) = &members[1];
+        assert!(!alcove(alex, ak, &["inbox"]).contains("Three things."));
+        // Only the admin changes membership; the admin removes Alex.
+        let (ok, _, err) = try_alcove(alex, ak, &["group", "remove", "Couples", "Sam"]);
+        assert!(!ok && err.contains("only the group's admins"), "{err}");
+        let after = alcove(&t, &tk, &["group", "remove", "Couples", "Alex"]);
+        let v: serde_json::Value = serde_json::from_str(after.lines().next().unwrap()).unwrap();
+        assert_eq!(v["members"].as_array().unwrap().len(), 2);
+        let inbox = alcove(alex, ak, &["inbox"]);
+        assert!(inbox.contains("\"removed_me\":true"), "{inbox}");
+        let (ok, _, err) = try_alcove(alex, ak, &["group", "send", "Couples", "hello?"]);
+        assert!(!ok && err.contains("no longer in the group"), "{err}");
+    })
+    .await
+    .unwrap();
+    relay.shutdown().await.unwrap();
+}

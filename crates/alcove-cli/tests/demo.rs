@@ -26,7 +26,13 @@ fn demo_runs_end_to_end() {
         "licensed, verified by Northside Practice",
         "notice shown on this device (no server asked)",
         "verified offline: ",
-        "None of the 9 plaintexts appears anywhere in the relay's files.",
+        "Dr. Rivera created \"Thursday anxiety group\" with 4 members",
+        "Dr. Rivera (to the group) assigned homework \"Avoidance diary\"",
+        "Dr. Rivera (to the group): \"Thank you all. Same time next Thursday.\"",
+        "Sam (to the group) handed in homework",
+        "removed this device from \"Thursday anxiety group\"",
+        "Sam and Jordan read the last message; Priya, removed, received nothing",
+        "None of the 14 plaintexts appears anywhere in the relay's files.",
     ] {
         assert!(
             stdout.contains(expected),

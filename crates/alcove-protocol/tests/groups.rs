@@ -407,7 +407,8 @@ fn pairwise(rng: &mut ChaCha20Rng) -> (IdentityKeyPair, IdentityKeyPair, Session
     let b = IdentityKeyPair::generate(rng);
     let spk = SignedPreKeyPair::generate(rng, &b, 1, 1_700_000_000);
     let otk = OneTimePreKeyPair::generate(rng, &b, 1);
-    let bundle = PreKeyBundle::new(b.public().clone(), spk.public().clone(), Some(otk.public())).unwrap();
+    let bundle =
+        PreKeyBundle::new(b.public().clone(), spk.public().clone(), Some(otk.public())).unwrap();
     let mut x_to_b = x3dh::initiate(rng, &x, &bundle).unwrap();
     let first = x_to_b.encrypt(rng, b"hello").unwrap();
     let initial = InitialMessage::decode(&first).unwrap();
@@ -473,8 +474,14 @@ fn a_stolen_state_reads_on_until_the_key_update_then_is_locked_out() {
     let xa = addr(&x);
     // X's chain reaches B over their session.
     let mut chain = SenderKey::generate(&mut rng, &group, 1);
-    let wire = x_to_b.encrypt(&mut rng, &encode(&chain.distribution())).unwrap();
-    let mut b_chains = vec![ReceivedSenderKey::from_distribution(&xa, &decode(&b_to_x.decrypt(&wire).unwrap())).unwrap()];
+    let wire = x_to_b
+        .encrypt(&mut rng, &encode(&chain.distribution()))
+        .unwrap();
+    let mut b_chains =
+        vec![
+            ReceivedSenderKey::from_distribution(&xa, &decode(&b_to_x.decrypt(&wire).unwrap()))
+                .unwrap(),
+        ];
 
     // The thief copies B's complete state.
     let mut thief = Thief::steal(&b_to_x, &b_chains);
@@ -484,9 +491,14 @@ fn a_stolen_state_reads_on_until_the_key_update_then_is_locked_out() {
     let m = chain.encrypt(&mut rng, &xa, b"read by the thief").unwrap();
     assert!(thief.reads_group(&xa, &m));
     let naive = SenderKey::generate(&mut rng, &group, 1);
-    let wire = x_to_b.encrypt(&mut rng, &encode(&naive.distribution())).unwrap();
+    let wire = x_to_b
+        .encrypt(&mut rng, &encode(&naive.distribution()))
+        .unwrap();
     b_to_x.decrypt(&wire).unwrap();
-    assert!(thief.sees_distribution(&xa, &wire), "a naive rotation does not lock the thief out");
+    assert!(
+        thief.sees_distribution(&xa, &wire),
+        "a naive rotation does not lock the thief out"
+    );
 
     // The update: B asks (1), X acknowledges (2); B then sends its new
     // chain asking X to rotate (3); X makes a new chain and sends it (4).
@@ -501,13 +513,24 @@ fn a_stolen_state_reads_on_until_the_key_update_then_is_locked_out() {
     let wire = b_to_x.encrypt(&mut rng, &encode(&rotate)).unwrap();
     assert!(decode(&x_to_b.decrypt(&wire).unwrap()).rotate);
     let mut fresh = SenderKey::generate(&mut rng, &group, 1);
-    let wire = x_to_b.encrypt(&mut rng, &encode(&fresh.distribution())).unwrap();
-    b_chains.push(ReceivedSenderKey::from_distribution(&xa, &decode(&b_to_x.decrypt(&wire).unwrap())).unwrap());
-    assert!(!thief.sees_distribution(&xa, &wire), "the thief read the new chain");
+    let wire = x_to_b
+        .encrypt(&mut rng, &encode(&fresh.distribution()))
+        .unwrap();
+    b_chains.push(
+        ReceivedSenderKey::from_distribution(&xa, &decode(&b_to_x.decrypt(&wire).unwrap()))
+            .unwrap(),
+    );
+    assert!(
+        !thief.sees_distribution(&xa, &wire),
+        "the thief read the new chain"
+    );
 
     // X's next group message: B reads it, the thief does not.
     let m = fresh.encrypt(&mut rng, &xa, b"after the update").unwrap();
-    assert_eq!(b_chains.last_mut().unwrap().decrypt(&xa, &m).unwrap(), b"after the update");
+    assert_eq!(
+        b_chains.last_mut().unwrap().decrypt(&xa, &m).unwrap(),
+        b"after the update"
+    );
     assert!(!thief.reads_group(&xa, &m));
     // Nor any later pairwise message to B.
     let later = x_to_b.encrypt(&mut rng, b"later").unwrap();
