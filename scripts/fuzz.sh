@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"
 shift || true
-all=(sealed_envelope ratchet_message prekey_bundle invite content stored_records keylog_proofs pqxdh practice)
+all=(sealed_envelope ratchet_message prekey_bundle invite content stored_records keylog_proofs pqxdh practice groups)
 targets=("${@:-${all[@]}}")
 [ "$#" -eq 0 ] && targets=("${all[@]}")
 jobs="${JOBS:-2}"
