@@ -1300,12 +1300,9 @@ impl Client {
         }
         waiting.sort_by_key(|(_, h)| h.iteration);
         for (name, held) in waiting {
-            let mut new = Vec::new();
-            self.open_group_message(core, group, rec, from, &held.wire, puts, &mut new)?;
-            for event in &new {
-                puts.push(self.inbox_record(event)?);
-            }
-            events.extend(new);
+            // The caller stores the events with the message that
+            // brought the chain.
+            self.open_group_message(core, group, rec, from, &held.wire, puts, events)?;
             removes.push(name);
         }
         Ok(())

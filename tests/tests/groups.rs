@@ -18,6 +18,7 @@ use common::{Backend, TestRelay};
 on_every_backend!(
     a_twenty_member_group_through_the_relay,
     couples_therapy_leave_and_key_update,
+    a_member_restored_from_a_backup_loses_no_group_message,
 );
 
 fn group_changes(events: &[Event]) -> Vec<alcove_client::GroupChange> {
@@ -302,4 +303,78 @@ async fn couples_therapy_leave_and_key_update(backend: Backend) {
     therapist.send_group_text(&group, "just us").await.unwrap();
     assert_eq!(texts(&partners[0].sync().await.unwrap()), ["just us"]);
     assert!(texts(&partners[1].sync().await.unwrap()).is_empty());
+}
+
+/// A member's phone is restored from a backup: the new roster and the
+/// therapist's new chain, sent on a pairwise session the restored state
+/// cannot follow, do not decrypt; the group message on that chain arrives
+/// before them and waits on the device; recovery (retry requests) brings
+/// the roster and the chain again, and the waiting message opens. Nothing
+/// is lost.
+async fn a_member_restored_from_a_backup_loses_no_group_message(backend: Backend) {
+    let relay = TestRelay::start_on(backend, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (therapist, mut clients) = practice(&relay, dir.path(), 2).await;
+    let addrs: Vec<DeviceAddress> = clients.iter().map(|c| c.address()).collect();
+    let group = therapist
+        .create_group("Skills group", &addrs)
+        .await
+        .unwrap();
+    therapist.send_group_text(&group, "first").await.unwrap();
+    for c in &clients {
+        assert_eq!(texts(&c.sync().await.unwrap()), ["first"]);
+    }
+    // Client 0 is backed up, writes to the therapist (a fresh ratchet
+    // step the backup never saw), and is restored.
+    let path = dir.path().join("c0");
+    let backup = dir.path().join("c0-backup");
+    drop(clients.remove(0));
+    common::copy_dir(&path, &backup);
+    let c0 = Client::open(&path, &[10; 32]).await.unwrap();
+    for i in 0..2 {
+        c0.send_text(&therapist.address(), &format!("one to one {i}"))
+            .await
+            .unwrap();
+        therapist.sync().await.unwrap();
+        therapist
+            .send_text(&addrs[0], &format!("answer {i}"))
+            .await
+            .unwrap();
+        c0.sync().await.unwrap();
+    }
+    drop(c0);
+    std::fs::remove_dir_all(&path).unwrap();
+    common::copy_dir(&backup, &path);
+    let c0 = Client::open(&path, &[10; 32]).await.unwrap();
+
+    // A roster change (a new epoch, so a new chain) and a group message.
+    let extra = profile(&relay, dir.path(), "c2", 30, "Client 2").await;
+    let invite = extra
+        .create_invite_for(Duration::from_secs(600), 1)
+        .await
+        .unwrap();
+    therapist.accept_invite(&invite).await.unwrap();
+    extra.sync().await.unwrap();
+    therapist
+        .add_group_members(&group, &[extra.address()])
+        .await
+        .unwrap();
+    therapist
+        .send_group_text(&group, "after the restore")
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        seen.extend(c0.sync().await.unwrap());
+        therapist.sync().await.unwrap();
+    }
+    assert_eq!(texts(&seen), ["after the restore"], "{seen:?}");
+    assert!(seen
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::SessionReset { .. })));
+    assert_eq!(c0.group(&group).await.unwrap().members.len(), 4);
+    assert_eq!(
+        texts(&clients[0].sync().await.unwrap()),
+        ["after the restore"]
+    );
 }

@@ -292,6 +292,64 @@ pub struct OutOfHoursNotice {
     pub text: String,
 }
 
+/// A group as this device knows it (docs/groups.md).
+#[derive(uniffi::Record)]
+pub struct GroupInfo {
+    /// The group id (hex).
+    pub id: String,
+    /// Its title.
+    pub title: String,
+    /// The roster epoch.
+    pub epoch: u64,
+    /// Admins' addresses (base64url).
+    pub admins: Vec<String>,
+    /// Members, admins included: (address, name).
+    pub members: Vec<GroupMember>,
+    /// This device is an admin.
+    pub is_admin: bool,
+    /// This device was removed or left.
+    pub removed: bool,
+}
+
+/// A member of a group.
+#[derive(uniffi::Record)]
+pub struct GroupMember {
+    /// Their address (base64url).
+    pub address: String,
+    /// The name the admin gave them.
+    pub name: String,
+}
+
+impl From<sdk::GroupInfo> for GroupInfo {
+    fn from(g: sdk::GroupInfo) -> Self {
+        Self {
+            id: g.id.to_hex(),
+            title: g.title,
+            epoch: g.epoch,
+            admins: g.admins.iter().map(|a| a.to_string()).collect(),
+            members: g
+                .members
+                .into_iter()
+                .map(|m| GroupMember {
+                    address: m.address.to_string(),
+                    name: m.name,
+                })
+                .collect(),
+            is_admin: g.is_admin,
+            removed: g.removed,
+        }
+    }
+}
+
+fn group_id(text: &str) -> Result<sdk::GroupId> {
+    sdk::GroupId::from_hex(text)
+        .map_err(|_| invalid(format!("not a group id (64 hex digits): {text:?}")))
+}
+
+fn addresses(list: &[String]) -> Result<Vec<sdk::DeviceAddress>> {
+    list.iter().map(|a| address(a)).collect()
+}
+
 /// A contact, as this device knows them.
 #[derive(uniffi::Record)]
 pub struct Contact {
@@ -705,6 +763,134 @@ impl AlcoveClient {
     /// This device's address (base64url).
     pub fn address(&self) -> Result<String> {
         Ok(self.client()?.address().to_string())
+    }
+
+    /// Creates a group with this device as admin and `members` (contacts'
+    /// addresses) in it; returns its id (hex). See docs/groups.md.
+    pub async fn create_group(&self, title: String, members: Vec<String>) -> Result<String> {
+        let client = self.client()?;
+        on_runtime(async move {
+            let id = client.create_group(&title, &addresses(&members)?).await?;
+            Ok(id.to_hex())
+        })
+        .await
+    }
+
+    /// Adds contacts to a group (admins only).
+    pub async fn add_group_members(&self, group: String, members: Vec<String>) -> Result<()> {
+        let client = self.client()?;
+        on_runtime(async move {
+            Ok(client
+                .add_group_members(&group_id(&group)?, &addresses(&members)?)
+                .await?)
+        })
+        .await
+    }
+
+    /// Removes members from a group (admins only).
+    pub async fn remove_group_members(&self, group: String, members: Vec<String>) -> Result<()> {
+        let client = self.client()?;
+        on_runtime(async move {
+            Ok(client
+                .remove_group_members(&group_id(&group)?, &addresses(&members)?)
+                .await?)
+        })
+        .await
+    }
+
+    /// Leaves a group; its keys are deleted from this device at once.
+    pub async fn leave_group(&self, group: String) -> Result<()> {
+        let client = self.client()?;
+        on_runtime(async move { Ok(client.leave_group(&group_id(&group)?).await?) }).await
+    }
+
+    /// The groups this device is or was in.
+    pub async fn groups(&self) -> Result<Vec<GroupInfo>> {
+        let client = self.client()?;
+        on_runtime(async move {
+            Ok(client
+                .groups()
+                .await?
+                .into_iter()
+                .map(GroupInfo::from)
+                .collect())
+        })
+        .await
+    }
+
+    /// Sends a text to a group; returns its message id (hex).
+    pub async fn send_group_text(&self, group: String, text: String) -> Result<String> {
+        let client = self.client()?;
+        on_runtime(async move {
+            Ok(client
+                .send_group_text(&group_id(&group)?, &text)
+                .await?
+                .to_hex())
+        })
+        .await
+    }
+
+    /// Assigns homework in a group: to everyone (`assignee` none) or one
+    /// member; `share_submissions` sends submissions to the whole group
+    /// instead of to this device only.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn assign_group_homework(
+        &self,
+        group: String,
+        assignee: Option<String>,
+        title: String,
+        instructions: String,
+        due_date: Option<String>,
+        attachments: Vec<Attachment>,
+        share_submissions: bool,
+    ) -> Result<String> {
+        let client = self.client()?;
+        on_runtime(async move {
+            let member = assignee.as_deref().map(address).transpose()?;
+            let id = client
+                .assign_group_homework(
+                    &group_id(&group)?,
+                    member.as_ref(),
+                    &title,
+                    &instructions,
+                    due_date.as_deref(),
+                    pointers(attachments)?,
+                    share_submissions,
+                )
+                .await?;
+            Ok(id.to_hex())
+        })
+        .await
+    }
+
+    /// Hands in group homework (to the group or the therapist only, as the
+    /// assignment says).
+    pub async fn submit_group_homework(
+        &self,
+        group: String,
+        assignment_id: String,
+        answer: String,
+        attachments: Vec<Attachment>,
+    ) -> Result<String> {
+        let client = self.client()?;
+        on_runtime(async move {
+            let id = client
+                .submit_group_homework(
+                    &group_id(&group)?,
+                    &message_id(&assignment_id)?,
+                    &answer,
+                    pointers(attachments)?,
+                )
+                .await?;
+            Ok(id.to_hex())
+        })
+        .await
+    }
+
+    /// Starts a key update for a group (after a suspected compromise).
+    pub async fn update_group_keys(&self, group: String) -> Result<()> {
+        let client = self.client()?;
+        on_runtime(async move { Ok(client.update_group_keys(&group_id(&group)?).await?) }).await
     }
 
     /// An invite link for `uses` people, valid for `valid_seconds`.

@@ -276,3 +276,47 @@ def test_a_clinicians_credential_office_hours_and_transcript(relay, tmp_path):
         assert [e["text"] for e in transcript["entries"]] == ["Are you there?"]
 
     run(main())
+
+
+def test_a_group_across_the_boundary(relay, tmp_path):
+    """Group therapy from Python (docs/groups.md): create, group texts,
+    homework to the group with submissions to the therapist only, a
+    removal; events name their group."""
+
+    async def main():
+        therapist = await alcove.create_profile(str(tmp_path / "t"), T_KEY, relay.url, "Dr. Rivera")
+        invite = await therapist.create_invite(3600, 2)
+        members = []
+        for i, name in enumerate(["Alex", "Sam"]):
+            m = await alcove.create_profile(str(tmp_path / name), bytes([10 + i]) * 32, relay.url, name)
+            await m.accept_invite(invite)
+            members.append(m)
+        await therapist.sync()
+        addresses = [m.address() for m in members]
+        group = await therapist.create_group("Couples", addresses)
+        assert len(group) == 64
+        for m in members:
+            got = await m.sync()
+            change = [e for e in got if isinstance(e.kind, alcove.EventKind.GROUP_CHANGED)]
+            assert change[0].kind.group == group and change[0].kind.epoch == 1
+            assert len(change[0].kind.added) == 3
+            info = (await m.groups())[0]
+            assert (info.id, info.title, info.is_admin) == (group, "Couples", False)
+        await therapist.send_group_text(group, "Welcome, both of you.")
+        hw = await therapist.assign_group_homework(group, None, "Gratitude list", "Three things", None, [], False)
+        for m in members:
+            got = await m.sync()
+            assert texts(got) == ["Welcome, both of you."]
+            assert all(e.group == group for e in got)
+        await members[0].submit_group_homework(group, hw, "Sunshine, tea, a walk", [])
+        got = await therapist.sync()
+        assert isinstance(got[0].kind, alcove.EventKind.HOMEWORK_SUBMISSION) and got[0].group == group
+        assert await members[1].sync() == []
+        with pytest.raises(alcove.AlcoveError.InvalidInput):
+            await members[0].remove_group_members(group, [addresses[1]])
+        await therapist.remove_group_members(group, [addresses[1]])
+        got = await members[1].sync()
+        assert got[0].kind.removed_me
+        assert (await members[1].groups())[0].removed
+
+    run(main())
