@@ -645,9 +645,21 @@ public protocol AlcoveClientProtocol: AnyObject, Sendable {
     func acceptMessagesFromAnyone(`open`: Bool) async throws 
     
     /**
+     * Adds contacts to a group (admins only).
+     */
+    func addGroupMembers(group: String, members: [String]) async throws 
+    
+    /**
      * This device's address (base64url).
      */
     func address() throws  -> String
+    
+    /**
+     * Assigns homework in a group: to everyone (`assignee` none) or one
+     * member; `share_submissions` sends submissions to the whole group
+     * instead of to this device only.
+     */
+    func assignGroupHomework(group: String, assignee: String?, title: String, instructions: String, dueDate: String?, attachments: [Attachment], shareSubmissions: Bool) async throws  -> String
     
     /**
      * Assigns homework; returns its message id (hex).
@@ -677,6 +689,12 @@ public protocol AlcoveClientProtocol: AnyObject, Sendable {
     func contacts() async throws  -> [Contact]
     
     /**
+     * Creates a group with this device as admin and `members` (contacts'
+     * addresses) in it; returns its id (hex). See docs/groups.md.
+     */
+    func createGroup(title: String, members: [String]) async throws  -> String
+    
+    /**
      * An invite link for `uses` people, valid for `valid_seconds`.
      */
     func createInvite(validSeconds: UInt64, uses: UInt32) async throws  -> String
@@ -691,6 +709,16 @@ public protocol AlcoveClientProtocol: AnyObject, Sendable {
      * `alcove-audit transcript`).
      */
     func exportTranscript(address: String) async throws  -> String
+    
+    /**
+     * The groups this device is or was in.
+     */
+    func groups() async throws  -> [GroupInfo]
+    
+    /**
+     * Leaves a group; its keys are deleted from this device at once.
+     */
+    func leaveGroup(group: String) async throws 
     
     /**
      * Records that the users compared safety numbers.
@@ -715,6 +743,11 @@ public protocol AlcoveClientProtocol: AnyObject, Sendable {
     func presentCredential(credential: Data) async throws 
     
     /**
+     * Removes members from a group (admins only).
+     */
+    func removeGroupMembers(group: String, members: [String]) async throws 
+    
+    /**
      * Renames a contact.
      */
     func renameContact(address: String, name: String) async throws 
@@ -735,6 +768,11 @@ public protocol AlcoveClientProtocol: AnyObject, Sendable {
      * Sends feedback on `refers_to` (hex).
      */
     func sendFeedback(to: String, refersTo: String, text: String) async throws  -> String
+    
+    /**
+     * Sends a text to a group; returns its message id (hex).
+     */
+    func sendGroupText(group: String, text: String) async throws  -> String
     
     /**
      * Tells the contact these messages (hex ids) were read.
@@ -770,6 +808,12 @@ public protocol AlcoveClientProtocol: AnyObject, Sendable {
     func setVerifiableRecords(address: String, enabled: Bool) async throws 
     
     /**
+     * Hands in group homework (to the group or the therapist only, as the
+     * assignment says).
+     */
+    func submitGroupHomework(group: String, assignmentId: String, answer: String, attachments: [Attachment]) async throws  -> String
+    
+    /**
      * Hands in homework for `assignment_id` (hex).
      */
     func submitHomework(to: String, assignmentId: String, answer: String, attachments: [Attachment]) async throws  -> String
@@ -785,6 +829,11 @@ public protocol AlcoveClientProtocol: AnyObject, Sendable {
      * Fetches, decrypts and stores what waits; returns the new events.
      */
     func sync() async throws  -> [Event]
+    
+    /**
+     * Starts a key update for a group (after a suspected compromise).
+     */
+    func updateGroupKeys(group: String) async throws 
     
     /**
      * Encrypts and uploads the file at `path`.
@@ -913,6 +962,25 @@ open func acceptMessagesFromAnyone(`open`: Bool)async throws   {
 }
     
     /**
+     * Adds contacts to a group (admins only).
+     */
+open func addGroupMembers(group: String, members: [String])async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_alcove_ffi_fn_method_alcoveclient_add_group_members(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(group),FfiConverterSequenceString.lower(members)
+                )
+            },
+            pollFunc: ffi_alcove_ffi_rust_future_poll_void,
+            completeFunc: ffi_alcove_ffi_rust_future_complete_void,
+            freeFunc: ffi_alcove_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeAlcoveError_lift
+        )
+}
+    
+    /**
      * This device's address (base64url).
      */
 open func address()throws  -> String  {
@@ -922,6 +990,27 @@ open func address()throws  -> String  {
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Assigns homework in a group: to everyone (`assignee` none) or one
+     * member; `share_submissions` sends submissions to the whole group
+     * instead of to this device only.
+     */
+open func assignGroupHomework(group: String, assignee: String?, title: String, instructions: String, dueDate: String?, attachments: [Attachment], shareSubmissions: Bool)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_alcove_ffi_fn_method_alcoveclient_assign_group_homework(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(group),FfiConverterOptionString.lower(assignee),FfiConverterString.lower(title),FfiConverterString.lower(instructions),FfiConverterOptionString.lower(dueDate),FfiConverterSequenceTypeAttachment.lower(attachments),FfiConverterBool.lower(shareSubmissions)
+                )
+            },
+            pollFunc: ffi_alcove_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_alcove_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_alcove_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeAlcoveError_lift
+        )
 }
     
     /**
@@ -1014,6 +1103,26 @@ open func contacts()async throws  -> [Contact]  {
 }
     
     /**
+     * Creates a group with this device as admin and `members` (contacts'
+     * addresses) in it; returns its id (hex). See docs/groups.md.
+     */
+open func createGroup(title: String, members: [String])async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_alcove_ffi_fn_method_alcoveclient_create_group(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(title),FfiConverterSequenceString.lower(members)
+                )
+            },
+            pollFunc: ffi_alcove_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_alcove_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_alcove_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeAlcoveError_lift
+        )
+}
+    
+    /**
      * An invite link for `uses` people, valid for `valid_seconds`.
      */
 open func createInvite(validSeconds: UInt64, uses: UInt32)async throws  -> String  {
@@ -1067,6 +1176,44 @@ open func exportTranscript(address: String)async throws  -> String  {
             completeFunc: ffi_alcove_ffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_alcove_ffi_rust_future_free_rust_buffer,
             liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeAlcoveError_lift
+        )
+}
+    
+    /**
+     * The groups this device is or was in.
+     */
+open func groups()async throws  -> [GroupInfo]  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_alcove_ffi_fn_method_alcoveclient_groups(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_alcove_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_alcove_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_alcove_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterSequenceTypeGroupInfo.lift,
+            errorHandler: FfiConverterTypeAlcoveError_lift
+        )
+}
+    
+    /**
+     * Leaves a group; its keys are deleted from this device at once.
+     */
+open func leaveGroup(group: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_alcove_ffi_fn_method_alcoveclient_leave_group(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(group)
+                )
+            },
+            pollFunc: ffi_alcove_ffi_rust_future_poll_void,
+            completeFunc: ffi_alcove_ffi_rust_future_complete_void,
+            freeFunc: ffi_alcove_ffi_rust_future_free_void,
+            liftFunc: { $0 },
             errorHandler: FfiConverterTypeAlcoveError_lift
         )
 }
@@ -1133,6 +1280,25 @@ open func presentCredential(credential: Data)async throws   {
             rustFutureFunc: {
                 uniffi_alcove_ffi_fn_method_alcoveclient_present_credential(
                         self.uniffiCloneHandle(),FfiConverterData.lower(credential)
+                )
+            },
+            pollFunc: ffi_alcove_ffi_rust_future_poll_void,
+            completeFunc: ffi_alcove_ffi_rust_future_complete_void,
+            freeFunc: ffi_alcove_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeAlcoveError_lift
+        )
+}
+    
+    /**
+     * Removes members from a group (admins only).
+     */
+open func removeGroupMembers(group: String, members: [String])async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_alcove_ffi_fn_method_alcoveclient_remove_group_members(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(group),FfiConverterSequenceString.lower(members)
                 )
             },
             pollFunc: ffi_alcove_ffi_rust_future_poll_void,
@@ -1211,6 +1377,25 @@ open func sendFeedback(to: String, refersTo: String, text: String)async throws  
             rustFutureFunc: {
                 uniffi_alcove_ffi_fn_method_alcoveclient_send_feedback(
                         self.uniffiCloneHandle(),FfiConverterString.lower(to),FfiConverterString.lower(refersTo),FfiConverterString.lower(text)
+                )
+            },
+            pollFunc: ffi_alcove_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_alcove_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_alcove_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeAlcoveError_lift
+        )
+}
+    
+    /**
+     * Sends a text to a group; returns its message id (hex).
+     */
+open func sendGroupText(group: String, text: String)async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_alcove_ffi_fn_method_alcoveclient_send_group_text(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(group),FfiConverterString.lower(text)
                 )
             },
             pollFunc: ffi_alcove_ffi_rust_future_poll_rust_buffer,
@@ -1339,6 +1524,26 @@ open func setVerifiableRecords(address: String, enabled: Bool)async throws   {
 }
     
     /**
+     * Hands in group homework (to the group or the therapist only, as the
+     * assignment says).
+     */
+open func submitGroupHomework(group: String, assignmentId: String, answer: String, attachments: [Attachment])async throws  -> String  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_alcove_ffi_fn_method_alcoveclient_submit_group_homework(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(group),FfiConverterString.lower(assignmentId),FfiConverterString.lower(answer),FfiConverterSequenceTypeAttachment.lower(attachments)
+                )
+            },
+            pollFunc: ffi_alcove_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_alcove_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_alcove_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterString.lift,
+            errorHandler: FfiConverterTypeAlcoveError_lift
+        )
+}
+    
+    /**
      * Hands in homework for `assignment_id` (hex).
      */
 open func submitHomework(to: String, assignmentId: String, answer: String, attachments: [Attachment])async throws  -> String  {
@@ -1393,6 +1598,25 @@ open func sync()async throws  -> [Event]  {
             completeFunc: ffi_alcove_ffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_alcove_ffi_rust_future_free_rust_buffer,
             liftFunc: FfiConverterSequenceTypeEvent.lift,
+            errorHandler: FfiConverterTypeAlcoveError_lift
+        )
+}
+    
+    /**
+     * Starts a key update for a group (after a suspected compromise).
+     */
+open func updateGroupKeys(group: String)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_alcove_ffi_fn_method_alcoveclient_update_group_keys(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(group)
+                )
+            },
+            pollFunc: ffi_alcove_ffi_rust_future_poll_void,
+            completeFunc: ffi_alcove_ffi_rust_future_complete_void,
+            freeFunc: ffi_alcove_ffi_rust_future_free_void,
+            liftFunc: { $0 },
             errorHandler: FfiConverterTypeAlcoveError_lift
         )
 }
@@ -2495,6 +2719,194 @@ public func FfiConverterTypeEvent_lift(_ buf: RustBuffer) throws -> Event {
 #endif
 public func FfiConverterTypeEvent_lower(_ value: Event) -> RustBuffer {
     return FfiConverterTypeEvent.lower(value)
+}
+
+
+/**
+ * A group as this device knows it (docs/groups.md).
+ */
+public struct GroupInfo: Equatable, Hashable {
+    /**
+     * The group id (hex).
+     */
+    public var id: String
+    /**
+     * Its title.
+     */
+    public var title: String
+    /**
+     * The roster epoch.
+     */
+    public var epoch: UInt64
+    /**
+     * Admins' addresses (base64url).
+     */
+    public var admins: [String]
+    /**
+     * Members, admins included: (address, name).
+     */
+    public var members: [GroupMember]
+    /**
+     * This device is an admin.
+     */
+    public var isAdmin: Bool
+    /**
+     * This device was removed or left.
+     */
+    public var removed: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The group id (hex).
+         */id: String, 
+        /**
+         * Its title.
+         */title: String, 
+        /**
+         * The roster epoch.
+         */epoch: UInt64, 
+        /**
+         * Admins' addresses (base64url).
+         */admins: [String], 
+        /**
+         * Members, admins included: (address, name).
+         */members: [GroupMember], 
+        /**
+         * This device is an admin.
+         */isAdmin: Bool, 
+        /**
+         * This device was removed or left.
+         */removed: Bool) {
+        self.id = id
+        self.title = title
+        self.epoch = epoch
+        self.admins = admins
+        self.members = members
+        self.isAdmin = isAdmin
+        self.removed = removed
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension GroupInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeGroupInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> GroupInfo {
+        return
+            try GroupInfo(
+                id: FfiConverterString.read(from: &buf), 
+                title: FfiConverterString.read(from: &buf), 
+                epoch: FfiConverterUInt64.read(from: &buf), 
+                admins: FfiConverterSequenceString.read(from: &buf), 
+                members: FfiConverterSequenceTypeGroupMember.read(from: &buf), 
+                isAdmin: FfiConverterBool.read(from: &buf), 
+                removed: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: GroupInfo, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.title, into: &buf)
+        FfiConverterUInt64.write(value.epoch, into: &buf)
+        FfiConverterSequenceString.write(value.admins, into: &buf)
+        FfiConverterSequenceTypeGroupMember.write(value.members, into: &buf)
+        FfiConverterBool.write(value.isAdmin, into: &buf)
+        FfiConverterBool.write(value.removed, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGroupInfo_lift(_ buf: RustBuffer) throws -> GroupInfo {
+    return try FfiConverterTypeGroupInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGroupInfo_lower(_ value: GroupInfo) -> RustBuffer {
+    return FfiConverterTypeGroupInfo.lower(value)
+}
+
+
+/**
+ * A member of a group.
+ */
+public struct GroupMember: Equatable, Hashable {
+    /**
+     * Their address (base64url).
+     */
+    public var address: String
+    /**
+     * The name the admin gave them.
+     */
+    public var name: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Their address (base64url).
+         */address: String, 
+        /**
+         * The name the admin gave them.
+         */name: String) {
+        self.address = address
+        self.name = name
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension GroupMember: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeGroupMember: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> GroupMember {
+        return
+            try GroupMember(
+                address: FfiConverterString.read(from: &buf), 
+                name: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: GroupMember, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.address, into: &buf)
+        FfiConverterString.write(value.name, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGroupMember_lift(_ buf: RustBuffer) throws -> GroupMember {
+    return try FfiConverterTypeGroupMember.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGroupMember_lower(_ value: GroupMember) -> RustBuffer {
+    return FfiConverterTypeGroupMember.lower(value)
 }
 
 
@@ -3745,6 +4157,56 @@ fileprivate struct FfiConverterSequenceTypeEvent: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeGroupInfo: FfiConverterRustBuffer {
+    typealias SwiftType = [GroupInfo]
+
+    public static func write(_ value: [GroupInfo], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeGroupInfo.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [GroupInfo] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [GroupInfo]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeGroupInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeGroupMember: FfiConverterRustBuffer {
+    typealias SwiftType = [GroupMember]
+
+    public static func write(_ value: [GroupMember], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeGroupMember.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [GroupMember] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [GroupMember]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeGroupMember.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeOfficeHours: FfiConverterRustBuffer {
     typealias SwiftType = [OfficeHours]
 
@@ -3906,7 +4368,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_accept_messages_from_anyone() != 51978) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_alcove_ffi_checksum_method_alcoveclient_add_group_members() != 1193) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_address() != 6885) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_alcove_ffi_checksum_method_alcoveclient_assign_group_homework() != 26355) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_assign_homework() != 38039) {
@@ -3924,6 +4392,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_contacts() != 23699) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_alcove_ffi_checksum_method_alcoveclient_create_group() != 56487) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_create_invite() != 11192) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -3931,6 +4402,12 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_export_transcript() != 62113) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_alcove_ffi_checksum_method_alcoveclient_groups() != 49063) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_alcove_ffi_checksum_method_alcoveclient_leave_group() != 27532) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_mark_verified() != 7472) {
@@ -3945,6 +4422,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_present_credential() != 4853) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_alcove_ffi_checksum_method_alcoveclient_remove_group_members() != 11525) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_rename_contact() != 43892) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -3955,6 +4435,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_send_feedback() != 25353) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_alcove_ffi_checksum_method_alcoveclient_send_group_text() != 20448) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_send_read_receipt() != 21897) {
@@ -3975,6 +4458,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_set_verifiable_records() != 44796) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_alcove_ffi_checksum_method_alcoveclient_submit_group_homework() != 13929) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_submit_homework() != 55995) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -3982,6 +4468,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_sync() != 35698) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_alcove_ffi_checksum_method_alcoveclient_update_group_keys() != 34643) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_alcove_ffi_checksum_method_alcoveclient_upload_file() != 21722) {

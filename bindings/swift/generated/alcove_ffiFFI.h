@@ -308,9 +308,19 @@ uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_accept_key_change(uint64_t ptr
 uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_accept_messages_from_anyone(uint64_t ptr, int8_t open
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_ADD_GROUP_MEMBERS
+#define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_ADD_GROUP_MEMBERS
+uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_add_group_members(uint64_t ptr, RustBuffer group, RustBuffer members
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_ADDRESS
 #define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_ADDRESS
 RustBuffer uniffi_alcove_ffi_fn_method_alcoveclient_address(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_ASSIGN_GROUP_HOMEWORK
+#define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_ASSIGN_GROUP_HOMEWORK
+uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_assign_group_homework(uint64_t ptr, RustBuffer group, RustBuffer assignee, RustBuffer title, RustBuffer instructions, RustBuffer due_date, RustBuffer attachments, int8_t share_submissions
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_ASSIGN_HOMEWORK
@@ -338,6 +348,11 @@ uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_contact(uint64_t ptr, RustBuff
 uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_contacts(uint64_t ptr
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_CREATE_GROUP
+#define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_CREATE_GROUP
+uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_create_group(uint64_t ptr, RustBuffer title, RustBuffer members
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_CREATE_INVITE
 #define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_CREATE_INVITE
 uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_create_invite(uint64_t ptr, uint64_t valid_seconds, uint32_t uses
@@ -351,6 +366,16 @@ uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_download_file(uint64_t ptr, Ru
 #ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_EXPORT_TRANSCRIPT
 #define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_EXPORT_TRANSCRIPT
 uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_export_transcript(uint64_t ptr, RustBuffer address
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_GROUPS
+#define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_GROUPS
+uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_groups(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_LEAVE_GROUP
+#define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_LEAVE_GROUP
+uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_leave_group(uint64_t ptr, RustBuffer group
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_MARK_VERIFIED
@@ -373,6 +398,11 @@ uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_pending_events(uint64_t ptr
 uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_present_credential(uint64_t ptr, RustBuffer credential
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_REMOVE_GROUP_MEMBERS
+#define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_REMOVE_GROUP_MEMBERS
+uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_remove_group_members(uint64_t ptr, RustBuffer group, RustBuffer members
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_RENAME_CONTACT
 #define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_RENAME_CONTACT
 uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_rename_contact(uint64_t ptr, RustBuffer address, RustBuffer name
@@ -391,6 +421,11 @@ uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_send_document(uint64_t ptr, Ru
 #ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_SEND_FEEDBACK
 #define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_SEND_FEEDBACK
 uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_send_feedback(uint64_t ptr, RustBuffer to, RustBuffer refers_to, RustBuffer text
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_SEND_GROUP_TEXT
+#define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_SEND_GROUP_TEXT
+uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_send_group_text(uint64_t ptr, RustBuffer group, RustBuffer text
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_SEND_READ_RECEIPT
@@ -423,6 +458,11 @@ uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_set_disappearing(uint64_t ptr,
 uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_set_verifiable_records(uint64_t ptr, RustBuffer address, int8_t enabled
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_SUBMIT_GROUP_HOMEWORK
+#define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_SUBMIT_GROUP_HOMEWORK
+uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_submit_group_homework(uint64_t ptr, RustBuffer group, RustBuffer assignment_id, RustBuffer answer, RustBuffer attachments
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_SUBMIT_HOMEWORK
 #define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_SUBMIT_HOMEWORK
 uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_submit_homework(uint64_t ptr, RustBuffer to, RustBuffer assignment_id, RustBuffer answer, RustBuffer attachments
@@ -436,6 +476,11 @@ uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_subscribe(uint64_t ptr, uint64
 #ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_SYNC
 #define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_SYNC
 uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_sync(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_UPDATE_GROUP_KEYS
+#define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_UPDATE_GROUP_KEYS
+uint64_t uniffi_alcove_ffi_fn_method_alcoveclient_update_group_keys(uint64_t ptr, RustBuffer group
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_FN_METHOD_ALCOVECLIENT_UPLOAD_FILE
@@ -808,9 +853,21 @@ uint16_t uniffi_alcove_ffi_checksum_method_alcoveclient_accept_messages_from_any
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_ADD_GROUP_MEMBERS
+#define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_ADD_GROUP_MEMBERS
+uint16_t uniffi_alcove_ffi_checksum_method_alcoveclient_add_group_members(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_ADDRESS
 #define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_ADDRESS
 uint16_t uniffi_alcove_ffi_checksum_method_alcoveclient_address(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_ASSIGN_GROUP_HOMEWORK
+#define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_ASSIGN_GROUP_HOMEWORK
+uint16_t uniffi_alcove_ffi_checksum_method_alcoveclient_assign_group_homework(void
     
 );
 #endif
@@ -844,6 +901,12 @@ uint16_t uniffi_alcove_ffi_checksum_method_alcoveclient_contacts(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_CREATE_GROUP
+#define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_CREATE_GROUP
+uint16_t uniffi_alcove_ffi_checksum_method_alcoveclient_create_group(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_CREATE_INVITE
 #define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_CREATE_INVITE
 uint16_t uniffi_alcove_ffi_checksum_method_alcoveclient_create_invite(void
@@ -859,6 +922,18 @@ uint16_t uniffi_alcove_ffi_checksum_method_alcoveclient_download_file(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_EXPORT_TRANSCRIPT
 #define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_EXPORT_TRANSCRIPT
 uint16_t uniffi_alcove_ffi_checksum_method_alcoveclient_export_transcript(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_GROUPS
+#define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_GROUPS
+uint16_t uniffi_alcove_ffi_checksum_method_alcoveclient_groups(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_LEAVE_GROUP
+#define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_LEAVE_GROUP
+uint16_t uniffi_alcove_ffi_checksum_method_alcoveclient_leave_group(void
     
 );
 #endif
@@ -886,6 +961,12 @@ uint16_t uniffi_alcove_ffi_checksum_method_alcoveclient_present_credential(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_REMOVE_GROUP_MEMBERS
+#define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_REMOVE_GROUP_MEMBERS
+uint16_t uniffi_alcove_ffi_checksum_method_alcoveclient_remove_group_members(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_RENAME_CONTACT
 #define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_RENAME_CONTACT
 uint16_t uniffi_alcove_ffi_checksum_method_alcoveclient_rename_contact(void
@@ -907,6 +988,12 @@ uint16_t uniffi_alcove_ffi_checksum_method_alcoveclient_send_document(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_SEND_FEEDBACK
 #define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_SEND_FEEDBACK
 uint16_t uniffi_alcove_ffi_checksum_method_alcoveclient_send_feedback(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_SEND_GROUP_TEXT
+#define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_SEND_GROUP_TEXT
+uint16_t uniffi_alcove_ffi_checksum_method_alcoveclient_send_group_text(void
     
 );
 #endif
@@ -946,6 +1033,12 @@ uint16_t uniffi_alcove_ffi_checksum_method_alcoveclient_set_verifiable_records(v
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_SUBMIT_GROUP_HOMEWORK
+#define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_SUBMIT_GROUP_HOMEWORK
+uint16_t uniffi_alcove_ffi_checksum_method_alcoveclient_submit_group_homework(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_SUBMIT_HOMEWORK
 #define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_SUBMIT_HOMEWORK
 uint16_t uniffi_alcove_ffi_checksum_method_alcoveclient_submit_homework(void
@@ -961,6 +1054,12 @@ uint16_t uniffi_alcove_ffi_checksum_method_alcoveclient_subscribe(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_SYNC
 #define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_SYNC
 uint16_t uniffi_alcove_ffi_checksum_method_alcoveclient_sync(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_UPDATE_GROUP_KEYS
+#define UNIFFI_FFIDEF_UNIFFI_ALCOVE_FFI_CHECKSUM_METHOD_ALCOVECLIENT_UPDATE_GROUP_KEYS
+uint16_t uniffi_alcove_ffi_checksum_method_alcoveclient_update_group_keys(void
     
 );
 #endif

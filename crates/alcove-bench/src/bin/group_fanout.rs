@@ -32,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
     let relay =
-        alcove_server::start(alcove_server::Config::for_dir(&dir.path().join("relay"))).await?;
+        alcove_server::start(alcove_server::Config::for_dir(dir.path().join("relay"))).await?;
     let url = format!("http://{}", relay.addr);
     let therapist = Client::create(&dir.path().join("t"), &[1; 32], &url, "T").await?;
     let invite = therapist
