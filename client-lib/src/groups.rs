@@ -672,6 +672,7 @@ impl Client {
         to: &DeviceAddress,
         body: Body,
     ) -> Result<MessageId> {
+        refuse_control(&body)?;
         let mut core = self.core.lock().await;
         let rec = self
             .load_group(group)?
@@ -691,6 +692,7 @@ impl Client {
     /// every copy is with the relay or queued; a member who can never be
     /// reached is reported as [`EventKind::DeliveryFailed`].
     pub async fn send_group(&self, group: &GroupId, body: Body) -> Result<MessageId> {
+        refuse_control(&body)?;
         let mut core = self.core.lock().await;
         let mut rec = self
             .load_group(group)?
@@ -1333,6 +1335,19 @@ impl Client {
             events.push(event);
         }
         Ok(events)
+    }
+}
+
+/// What an app may send in a group: what people write, and read receipts.
+/// Keys and rosters are the SDK's business.
+fn refuse_control(body: &Body) -> Result<()> {
+    if content::is_written(body) || matches!(body, Body::ReadReceipt(_)) {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(
+            "only texts, homework, feedback, documents and read receipts are sent to a group"
+                .into(),
+        ))
     }
 }
 

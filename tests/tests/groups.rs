@@ -19,6 +19,7 @@ on_every_backend!(
     a_twenty_member_group_through_the_relay,
     couples_therapy_leave_and_key_update,
     a_member_restored_from_a_backup_loses_no_group_message,
+    a_forged_change_is_refused_and_an_offline_member_converges,
 );
 
 fn group_changes(events: &[Event]) -> Vec<alcove_client::GroupChange> {
@@ -377,4 +378,95 @@ async fn a_member_restored_from_a_backup_loses_no_group_message(backend: Backend
         texts(&clients[0].sync().await.unwrap()),
         ["after the restore"]
     );
+}
+
+/// A member signs a roster of their own (removing another member) and
+/// sends it to everyone over the pairwise sessions: every member refuses
+/// it. A member offline through three changes comes back to the same
+/// roster as everyone else.
+async fn a_forged_change_is_refused_and_an_offline_member_converges(backend: Backend) {
+    use alcove_protocol::content::{GroupRoster, GroupUpdate};
+    let relay = TestRelay::start_on(backend, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (therapist, clients) = practice(&relay, dir.path(), 5).await;
+    let addrs: Vec<DeviceAddress> = clients.iter().map(|c| c.address()).collect();
+    let group = therapist.create_group("Group", &addrs[..4]).await.unwrap();
+    for c in &clients[..4] {
+        c.sync().await.unwrap();
+    }
+    // Member 0 forges: epoch 9, member 1 removed, signed with its own key.
+    let forger = alcove_protocol::IdentityKeyPair::generate(&mut rand::rngs::OsRng);
+    let mut pb = GroupRoster {
+        group_id: group.0.to_vec(),
+        epoch: 9,
+        title: "Hijacked".into(),
+        signer: addrs[0].as_bytes().to_vec(),
+        ..Default::default()
+    };
+    pb.admins = vec![therapist.address().as_bytes().to_vec()];
+    pb.members = vec![alcove_protocol::content::GroupMember {
+        identity: forger.public().to_bytes().to_vec(),
+        name: "forger".into(),
+        delivery_key: Vec::new(),
+    }];
+    let roster = prost::Message::encode_to_vec(&pb);
+    let mut signed = b"Alcove/v1/group-roster".to_vec();
+    signed.extend_from_slice(&roster);
+    let forged = Body::GroupUpdate(GroupUpdate {
+        roster,
+        signature: forger.sign(&signed).to_bytes().to_vec(),
+    });
+    // The SDK's group calls refuse control bodies; the general send does
+    // not (a hostile member can send any bytes anyway).
+    assert!(matches!(
+        clients[0]
+            .send_to_member(&group, &addrs[1], forged.clone())
+            .await,
+        Err(Error::InvalidInput(_))
+    ));
+    for to in [&addrs[1], &addrs[2], &addrs[3]] {
+        clients[0].send(to, forged.clone()).await.unwrap();
+    }
+    for c in &clients[1..4] {
+        let got = c.sync().await.unwrap();
+        assert!(group_changes(&got).is_empty(), "{got:?}");
+        let info = c.group(&group).await.unwrap();
+        assert_eq!(
+            (info.epoch, info.title.as_str(), info.members.len()),
+            (1, "Group", 5)
+        );
+    }
+
+    // Member 3 is offline while the therapist adds, removes and adds.
+    therapist
+        .add_group_members(&group, &[addrs[4]])
+        .await
+        .unwrap();
+    therapist
+        .remove_group_members(&group, &[addrs[1]])
+        .await
+        .unwrap();
+    therapist
+        .add_group_members(&group, &[addrs[1]])
+        .await
+        .unwrap();
+    therapist
+        .send_group_text(&group, "after three changes")
+        .await
+        .unwrap();
+    let expected = therapist.group(&group).await.unwrap();
+    assert_eq!(expected.epoch, 4);
+    for c in [&clients[0], &clients[1], &clients[2], &clients[4]] {
+        c.sync().await.unwrap();
+    }
+    let got = clients[3].sync().await.unwrap();
+    assert_eq!(texts(&got), ["after three changes"]);
+    assert_eq!(group_changes(&got).len(), 3);
+    for c in &clients {
+        let info = c.group(&group).await.unwrap();
+        assert_eq!(
+            (info.epoch, &info.members),
+            (expected.epoch, &expected.members)
+        );
+    }
 }
