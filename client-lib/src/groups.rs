@@ -280,6 +280,24 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn create_group(&self, title: &str, members: &[DeviceAddress]) -> Result<GroupId> {
+        self.create_group_with_co_admins(title, members, &[]).await
+    }
+
+    /// [`Client::create_group`] with co-admins (a co-therapist), each one
+    /// of `members`. The admins are fixed for the group's life. Changes
+    /// two admins make at once converge: every member keeps the same
+    /// roster, and the admin whose change lost applies it again on top.
+    pub async fn create_group_with_co_admins(
+        &self,
+        title: &str,
+        members: &[DeviceAddress],
+        co_admins: &[DeviceAddress],
+    ) -> Result<GroupId> {
+        if co_admins.iter().any(|a| !members.contains(a)) {
+            return Err(Error::InvalidInput(
+                "every co-admin must be one of the members".into(),
+            ));
+        }
         let mut core = self.core.lock().await;
         let me = self.address();
         let mut list = Vec::new();
@@ -289,9 +307,10 @@ impl Client {
         let mut admin = Member::new(self.identity.public().clone(), &core.state.name);
         admin.delivery_key = core.own_delivery.published.then(|| core.own_delivery.key);
         list.insert(0, admin);
-        let roster = Roster::create(
+        let roster = Roster::create_with_co_admins(
             &mut rand::rngs::OsRng,
             &self.identity,
+            co_admins,
             title,
             list,
             self.now_ms(),

@@ -20,6 +20,7 @@ on_every_backend!(
     couples_therapy_leave_and_key_update,
     a_member_restored_from_a_backup_loses_no_group_message,
     a_forged_change_is_refused_and_an_offline_member_converges,
+    two_admins_change_the_membership_at_once_and_everyone_converges,
 );
 
 fn group_changes(events: &[Event]) -> Vec<alcove_client::GroupChange> {
@@ -469,4 +470,98 @@ async fn a_forged_change_is_refused_and_an_offline_member_converges(backend: Bac
             (expected.epoch, &expected.members)
         );
     }
+}
+
+/// Couples therapy with two therapists (co-admins). Both change the
+/// membership at the same time, each without having seen the other's
+/// change (both sign epoch 2). Every member keeps the same roster (the
+/// total order), the admin whose change lost signs it again on top, and
+/// in the end both changes hold everywhere. Shared submissions reach the
+/// whole group.
+async fn two_admins_change_the_membership_at_once_and_everyone_converges(backend: Backend) {
+    let relay = TestRelay::start_on(backend, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (lead, clients) = practice(&relay, dir.path(), 4).await;
+    let addrs: Vec<DeviceAddress> = clients.iter().map(|c| c.address()).collect();
+    // clients[0] is the co-therapist; it needs the others as contacts to
+    // add anyone, so it gets an intake invite of its own.
+    let co = &clients[0];
+    let invite = co
+        .create_invite_for(Duration::from_secs(600), 3)
+        .await
+        .unwrap();
+    for c in &clients[1..] {
+        c.accept_invite(&invite).await.unwrap();
+    }
+    co.sync().await.unwrap();
+    assert!(matches!(
+        lead.create_group_with_co_admins("x", &addrs[1..2], &addrs[3..4])
+            .await,
+        Err(Error::InvalidInput(_))
+    ));
+    let group = lead
+        .create_group_with_co_admins("Couples", &addrs[..3], &addrs[..1])
+        .await
+        .unwrap();
+    for c in &clients {
+        c.sync().await.unwrap();
+    }
+    assert!(co.group(&group).await.unwrap().is_admin);
+    // At once: the lead adds client 3, the co-therapist removes client 2.
+    lead.add_group_members(&group, &[addrs[3]]).await.unwrap();
+    co.remove_group_members(&group, &[addrs[2]]).await.unwrap();
+    for _ in 0..3 {
+        lead.sync().await.unwrap();
+        for c in &clients {
+            c.sync().await.unwrap();
+        }
+    }
+    let held = lead.group(&group).await.unwrap();
+    assert_eq!(held.epoch, 3, "one admin signed its change again on top");
+    let members: Vec<DeviceAddress> = held.members.iter().map(|m| m.address).collect();
+    assert!(members.contains(&addrs[3]) && !members.contains(&addrs[2]));
+    for (i, c) in clients.iter().enumerate() {
+        let info = c.group(&group).await.unwrap();
+        assert_eq!(info.removed, i == 2, "client {i}");
+        // The removed member stops at the roster that removed it (which
+        // one depends on the tie-break); every member holds the same one.
+        if i != 2 {
+            assert_eq!(
+                (info.epoch, &info.members),
+                (held.epoch, &held.members),
+                "client {i}"
+            );
+        }
+    }
+    // Shared homework: a submission reaches every member.
+    let hw = lead
+        .assign_group_homework(
+            &group,
+            None,
+            "Appreciations",
+            "Name one thing",
+            None,
+            vec![],
+            true,
+        )
+        .await
+        .unwrap();
+    for c in &clients {
+        c.sync().await.unwrap();
+    }
+    clients[1]
+        .submit_group_homework(&group, &hw, "They made dinner.", vec![])
+        .await
+        .unwrap();
+    for who in [&lead, &clients[0], &clients[3]] {
+        let got = who.sync().await.unwrap();
+        assert!(got.iter().any(|e| matches!(e.body(), Some(Body::HomeworkSubmission(s)) if s.body == "They made dinner.")
+            && e.group == Some(group)), "{got:?}");
+    }
+    assert!(clients[2]
+        .sync()
+        .await
+        .unwrap()
+        .iter()
+        .all(|e| e.body().is_none()));
 }
