@@ -92,3 +92,29 @@ write("practice", "transcript", json.dumps({
                  "text": "hello", "title": "", "refers_to": "", "attachments": [], "body": "UgcKBWhlbGxv",
                  "author_signature": None, "hash": "00" * 32}],
     "count": 1, "head": "00" * 32, "signature": "00" * 64}).encode())
+
+
+# Groups: a group message's shape, and content carrying a sender key and a
+# roster (field numbers of proto/alcove/v1/content.proto).
+def field(number, payload):
+    tag = (number << 3) | 2
+    out = bytearray()
+    while tag >= 0x80:
+        out.append((tag & 0x7F) | 0x80)
+        tag >>= 7
+    out.append(tag)
+    n = len(payload)
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out) + payload
+
+
+write("groups", "group-message", b"\x24" + bytes(range(16)) + struct.pack(">I", 3) + bytes(24) + bytes(48))
+sender_key = field(1, b"\x07" * 32) + b"\x10\x01" + field(3, b"\x01" * 16) + b"\x20\x00" + field(5, b"\x02" * 32)
+write("groups", "content-sender-key", field(1, b"\x03" * 16) + field(26, sender_key))
+roster = field(1, b"\x07" * 32) + field(2, b"\x05" * 16) + b"\x18\x02" + field(4, b"Group") + field(5, b"\x09" * 32) + field(6, field(1, ident) + field(2, b"Sam")) + field(7, b"\x09" * 32)
+update = field(1, roster) + field(2, b"\x00" * 64)
+write("groups", "update", update)
+write("groups", "content-update", field(1, b"\x03" * 16) + field(25, update))
