@@ -29,7 +29,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use tonic::Status;
 
-use crate::limits::{CHALLENGE_TTL, MAX_ANSWERED_CHALLENGES};
+use crate::limits::{CHALLENGE_TTL, CLOCK_SKEW_MS, MAX_ANSWERED_CHALLENGES};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -53,9 +53,6 @@ const TOKEN_LEN: usize = 32 + 8 + 32;
 const CHALLENGE_LABEL: &[u8] = b"Alcove/v1/relay-challenge";
 /// Length of a challenge: issue time, nonce, MAC.
 pub const CHALLENGE_LEN: usize = 8 + 16 + 32;
-/// How far in the future a challenge's issue time may be (another relay of
-/// the deployment with a clock slightly ahead), ms.
-const CLOCK_SKEW_MS: i64 = 5_000;
 
 impl Drop for Authenticator {
     fn drop(&mut self) {

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::limits::Limits;
+use crate::limits::{Limits, DEFAULT_SLED_CACHE_MB};
 
 /// `alcove-server` configuration.
 #[derive(Debug, Clone, Parser)]
@@ -32,7 +32,7 @@ pub struct Config {
 
     /// Page cache of the sled store, MiB (memory grows with stored data up
     /// to about this much).
-    #[arg(long, env = "ALCOVE_SLED_CACHE_MB", default_value_t = 64)]
+    #[arg(long, env = "ALCOVE_SLED_CACHE_MB", default_value_t = DEFAULT_SLED_CACHE_MB)]
     pub sled_cache_mb: u64,
 
     /// A PostgreSQL URL (`postgres://user@host:5432/db`) to store
@@ -99,14 +99,14 @@ pub struct DatabaseFlags {
     #[arg(
         long = "database-pool-size",
         env = "ALCOVE_DATABASE_POOL_SIZE",
-        default_value_t = 16
+        default_value_t = DatabaseFlags::DEFAULTS.pool_size
     )]
     pub pool_size: usize,
     /// Seconds a connection attempt may take.
     #[arg(
         long = "database-connect-timeout-secs",
         env = "ALCOVE_DATABASE_CONNECT_TIMEOUT_SECS",
-        default_value_t = 5
+        default_value_t = DatabaseFlags::DEFAULTS.connect_timeout_secs
     )]
     pub connect_timeout_secs: u64,
     /// Seconds a statement may run (statement_timeout); the relay stops
@@ -114,21 +114,21 @@ pub struct DatabaseFlags {
     #[arg(
         long = "database-statement-timeout-secs",
         env = "ALCOVE_DATABASE_STATEMENT_TIMEOUT_SECS",
-        default_value_t = 10
+        default_value_t = DatabaseFlags::DEFAULTS.statement_timeout_secs
     )]
     pub statement_timeout_secs: u64,
     /// Seconds a request waits for a free pooled connection.
     #[arg(
         long = "database-pool-wait-secs",
         env = "ALCOVE_DATABASE_POOL_WAIT_SECS",
-        default_value_t = 5
+        default_value_t = DatabaseFlags::DEFAULTS.pool_wait_secs
     )]
     pub pool_wait_secs: u64,
     /// Seconds a statement waits for a lock (lock_timeout).
     #[arg(
         long = "database-lock-timeout-secs",
         env = "ALCOVE_DATABASE_LOCK_TIMEOUT_SECS",
-        default_value_t = 5
+        default_value_t = DatabaseFlags::DEFAULTS.lock_timeout_secs
     )]
     pub lock_timeout_secs: u64,
     /// Seconds before the database ends a session idle inside a
@@ -136,7 +136,7 @@ pub struct DatabaseFlags {
     #[arg(
         long = "database-idle-in-transaction-secs",
         env = "ALCOVE_DATABASE_IDLE_IN_TRANSACTION_SECS",
-        default_value_t = 15
+        default_value_t = DatabaseFlags::DEFAULTS.idle_in_transaction_secs
     )]
     pub idle_in_transaction_secs: u64,
     /// Accept a database elsewhere than on this machine with sslmode below
@@ -148,9 +148,12 @@ pub struct DatabaseFlags {
     pub allow_unverified_tls: bool,
 }
 
-impl Default for DatabaseFlags {
-    fn default() -> Self {
-        let d = alcove_store::PgSettings::default();
+impl DatabaseFlags {
+    /// The defaults: the store's own (`PgSettings::DEFAULT`), in the
+    /// flags' units. The flags' defaults and [`DatabaseFlags::default`]
+    /// read them.
+    pub const DEFAULTS: Self = {
+        let d = alcove_store::PgSettings::DEFAULT;
         Self {
             pool_size: d.pool_size,
             connect_timeout_secs: d.connect_timeout.as_secs(),
@@ -160,6 +163,12 @@ impl Default for DatabaseFlags {
             idle_in_transaction_secs: d.idle_in_transaction_timeout.as_secs(),
             allow_unverified_tls: d.allow_unverified_tls,
         }
+    };
+}
+
+impl Default for DatabaseFlags {
+    fn default() -> Self {
+        Self::DEFAULTS
     }
 }
 
@@ -190,7 +199,7 @@ impl Config {
             secrets_file: None,
             database: DatabaseFlags::default(),
             allow_plaintext_listen: false,
-            sled_cache_mb: 64,
+            sled_cache_mb: DEFAULT_SLED_CACHE_MB,
             metrics_listen: None,
             tls_cert: None,
             tls_key: None,
@@ -364,6 +373,38 @@ mod tests {
         argv.push("--config".into());
         argv.push(path.into());
         Config::load_from(argv, |_| false)
+    }
+
+    /// Each default is written once (`Limits::DEFAULTS`,
+    /// `PgSettings::DEFAULT`, `DEFAULT_SLED_CACHE_MB`): what the flags
+    /// default to is what an embedded relay (`Config::for_dir`) gets.
+    #[test]
+    fn the_flags_defaults_are_the_embedded_defaults() {
+        use clap::CommandFactory as _;
+        let set: Vec<String> = Config::command()
+            .get_arguments()
+            .filter_map(|a| a.get_env().and_then(|e| e.to_str()).map(str::to_owned))
+            .filter(|e| std::env::var_os(e).is_some())
+            .collect();
+        if !set.is_empty() {
+            eprintln!("skipped: the environment sets {set:?}");
+            return;
+        }
+        let parsed = Config::try_parse_from(["alcove-server"]).unwrap();
+        let embedded = Config::for_dir("./alcove-data");
+        assert_eq!(
+            format!("{:?}", parsed.limits),
+            format!("{:?}", embedded.limits)
+        );
+        assert_eq!(
+            format!("{:?}", parsed.database),
+            format!("{:?}", embedded.database)
+        );
+        assert_eq!(parsed.sled_cache_mb, embedded.sled_cache_mb);
+        assert_eq!(
+            format!("{:?}", parsed.database.settings()),
+            format!("{:?}", alcove_store::PgSettings::default())
+        );
     }
 
     #[test]

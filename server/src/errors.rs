@@ -29,6 +29,10 @@ pub fn store_status(e: StoreError) -> Status {
         StoreError::Conflict(what) => {
             Status::aborted(format!("{what} changed concurrently; retry"))
         }
+        StoreError::Locked(e) => {
+            tracing::error!(error = %e, "store locked");
+            Status::unavailable("storage temporarily unavailable; retry")
+        }
         StoreError::Backend(e) => {
             tracing::error!(error = %e, "storage backend error");
             Status::unavailable("storage temporarily unavailable; retry")

@@ -32,54 +32,85 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 /// How long a shutdown waits for requests in flight before it closes the
 /// store anyway (every acknowledged send is already durable).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// The sled store's page cache, MiB, unless `--sled-cache-mb` says.
+pub const DEFAULT_SLED_CACHE_MB: u64 = 64;
 /// Envelopes a subscriber may have in flight before backpressure.
 pub const SUBSCRIBE_BUFFER: usize = 64;
+/// How often a relay on PostgreSQL re-reads every live subscription even
+/// without a notification: the bound on a wake-up lost in a way the relay
+/// could not notice.
+pub const RESCAN_INTERVAL: Duration = Duration::from_secs(30);
+/// How often the LISTEN connection is pinged (a half-open link shows
+/// itself at the latest one deadline after a ping).
+pub const LISTEN_PING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How long shutdown waits for the last request or stream to let go of
+/// the store before closing it.
+pub const LAST_USER_WAIT: Duration = Duration::from_secs(1);
+/// How long start-up waits for a previous relay to release the store.
+pub const STORE_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// Envelopes deleted per store call by the retention sweep.
+pub const RETENTION_BATCH: usize = 1_000;
+/// How often the retention sweep runs (at start, then this often): the
+/// period is in days, and finding old envelopes reads every mailbox.
+pub const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Most leaf hashes one `GetLeaves` returns.
+pub const MAX_LEAVES_PER_CALL: usize = 4096;
+
+/// The most revoked credentials the relay remembers for one device.
+pub const MAX_REVOKED_PER_DEVICE: usize = 1_000;
+
+/// How far in the future a challenge's issue time may be (another relay of
+/// the deployment with a clock slightly ahead), ms.
+pub const CLOCK_SKEW_MS: i64 = 5_000;
 
 /// Tunable limits (flags and environment variables).
 #[derive(Debug, Clone, Args)]
 pub struct Limits {
     /// Largest envelope accepted, bytes.
-    #[arg(long, env = "ALCOVE_MAX_ENVELOPE_BYTES", default_value_t = DEFAULT_MAX_ENVELOPE)]
+    #[arg(long, env = "ALCOVE_MAX_ENVELOPE_BYTES", default_value_t = Limits::DEFAULTS.max_envelope_bytes)]
     pub max_envelope_bytes: usize,
     /// Largest blob accepted, bytes.
-    #[arg(long, env = "ALCOVE_MAX_BLOB_BYTES", default_value_t = 512 << 20)]
+    #[arg(long, env = "ALCOVE_MAX_BLOB_BYTES", default_value_t = Limits::DEFAULTS.max_blob_bytes)]
     pub max_blob_bytes: u64,
     /// How long blobs are kept, seconds.
-    #[arg(long, env = "ALCOVE_BLOB_TTL_SECS", default_value_t = 30 * 24 * 3600)]
+    #[arg(long, env = "ALCOVE_BLOB_TTL_SECS", default_value_t = Limits::DEFAULTS.blob_ttl_secs)]
     pub blob_ttl_secs: u64,
     /// The practice's retention period, days: envelopes nobody fetched
     /// within it are deleted, and blobs are kept no longer (0: envelopes
     /// wait until fetched, blobs for --blob-ttl-secs).
-    #[arg(long, env = "ALCOVE_MAILBOX_RETENTION_DAYS", default_value_t = 0)]
+    #[arg(long, env = "ALCOVE_MAILBOX_RETENTION_DAYS", default_value_t = Limits::DEFAULTS.mailbox_retention_days)]
     pub mailbox_retention_days: u64,
     /// Default number of envelopes per fetch.
-    #[arg(long, env = "ALCOVE_DEFAULT_PAGE", default_value_t = 100)]
+    #[arg(long, env = "ALCOVE_DEFAULT_PAGE", default_value_t = Limits::DEFAULTS.default_page)]
     pub default_page: u32,
     /// Largest number of envelopes per fetch (and acks per request).
-    #[arg(long, env = "ALCOVE_MAX_PAGE", default_value_t = 500)]
+    #[arg(long, env = "ALCOVE_MAX_PAGE", default_value_t = Limits::DEFAULTS.max_page)]
     pub max_page: u32,
     /// Most one-time prekeys a device may hold.
-    #[arg(long, env = "ALCOVE_MAX_ONE_TIME_PREKEYS", default_value_t = 200)]
+    #[arg(long, env = "ALCOVE_MAX_ONE_TIME_PREKEYS", default_value_t = Limits::DEFAULTS.max_one_time_prekeys)]
     pub max_one_time_prekeys: usize,
     /// Most envelopes waiting in one mailbox.
-    #[arg(long, env = "ALCOVE_MAX_MAILBOX_DEPTH", default_value_t = 10_000)]
+    #[arg(long, env = "ALCOVE_MAX_MAILBOX_DEPTH", default_value_t = Limits::DEFAULTS.max_mailbox_depth)]
     pub max_mailbox_depth: u64,
     /// Sustained requests per second per device (and per IP before login,
     /// and per IP for unidentified deliveries).
-    #[arg(long, env = "ALCOVE_RATE_PER_SEC", default_value_t = 200.0)]
+    #[arg(long, env = "ALCOVE_RATE_PER_SEC", default_value_t = Limits::DEFAULTS.rate_per_sec)]
     pub rate_per_sec: f64,
     /// Burst allowance of the rate limit.
-    #[arg(long, env = "ALCOVE_RATE_BURST", default_value_t = 400.0)]
+    #[arg(long, env = "ALCOVE_RATE_BURST", default_value_t = Limits::DEFAULTS.rate_burst)]
     pub rate_burst: f64,
     /// Bundles one device may fetch per minute (limits draining a
     /// contact's one-time prekeys).
-    #[arg(long, env = "ALCOVE_BUNDLE_FETCHES_PER_MIN", default_value_t = 30.0)]
+    #[arg(long, env = "ALCOVE_BUNDLE_FETCHES_PER_MIN", default_value_t = Limits::DEFAULTS.bundle_fetches_per_min)]
     pub bundle_fetches_per_min: f64,
     /// Challenges one IP may ask for per minute (burst: as many at once).
-    #[arg(long, env = "ALCOVE_CHALLENGES_PER_MIN", default_value_t = 600.0)]
+    #[arg(long, env = "ALCOVE_CHALLENGES_PER_MIN", default_value_t = Limits::DEFAULTS.challenges_per_min)]
     pub challenges_per_min: f64,
     /// Registrations one IP may make per minute (burst: as many at once).
-    #[arg(long, env = "ALCOVE_REGISTRATIONS_PER_MIN", default_value_t = 60.0)]
+    #[arg(long, env = "ALCOVE_REGISTRATIONS_PER_MIN", default_value_t = Limits::DEFAULTS.registrations_per_min)]
     pub registrations_per_min: f64,
     /// Envelopes per second one recipient's delivery key (or, for a
     /// recipient that accepts anyone, one recipient) may bring in, from
@@ -87,7 +118,7 @@ pub struct Limits {
     #[arg(
         long,
         env = "ALCOVE_DELIVERIES_PER_SEC_PER_KEY",
-        default_value_t = 50.0
+        default_value_t = Limits::DEFAULTS.deliveries_per_sec_per_key
     )]
     pub deliveries_per_sec_per_key: f64,
     /// Bundles one IP may fetch per minute without a login (as many at
@@ -95,7 +126,7 @@ pub struct Limits {
     #[arg(
         long,
         env = "ALCOVE_BUNDLE_FETCHES_PER_MIN_PER_IP",
-        default_value_t = 120.0
+        default_value_t = Limits::DEFAULTS.bundle_fetches_per_min_per_ip
     )]
     pub bundle_fetches_per_min_per_ip: f64,
     /// One-time prekeys handed out per target device per hour (as many at
@@ -104,67 +135,73 @@ pub struct Limits {
     #[arg(
         long,
         env = "ALCOVE_ONE_TIME_PREKEYS_PER_HOUR_PER_TARGET",
-        default_value_t = 30.0
+        default_value_t = Limits::DEFAULTS.one_time_prekeys_per_hour_per_target
     )]
     pub one_time_prekeys_per_hour_per_target: f64,
     /// Granularity of the time the relay stores with each envelope,
     /// seconds: `received_at` is rounded down to it (1 keeps the second).
-    #[arg(long, env = "ALCOVE_RECEIVED_AT_GRANULARITY_SECS", default_value_t = 60,
+    #[arg(long, env = "ALCOVE_RECEIVED_AT_GRANULARITY_SECS", default_value_t = Limits::DEFAULTS.received_at_granularity_secs,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub received_at_granularity_secs: u64,
     /// Live subscriptions per device.
-    #[arg(long, env = "ALCOVE_MAX_SUBSCRIPTIONS", default_value_t = 4)]
+    #[arg(long, env = "ALCOVE_MAX_SUBSCRIPTIONS", default_value_t = Limits::DEFAULTS.max_subscriptions_per_device)]
     pub max_subscriptions_per_device: usize,
     /// How long a session token lives, seconds.
-    #[arg(long, env = "ALCOVE_TOKEN_TTL_SECS", default_value_t = 3600)]
+    #[arg(long, env = "ALCOVE_TOKEN_TTL_SECS", default_value_t = Limits::DEFAULTS.token_ttl_secs)]
     pub token_ttl_secs: u64,
     /// How long an upload may wait between two pieces before the relay
     /// gives up on it (a client holding a stream open without sending),
     /// seconds.
-    #[arg(long, env = "ALCOVE_UPLOAD_IDLE_SECS", default_value_t = 30)]
+    #[arg(long, env = "ALCOVE_UPLOAD_IDLE_SECS", default_value_t = Limits::DEFAULTS.upload_idle_secs)]
     pub upload_idle_secs: u64,
     /// Concurrent HTTP/2 streams one connection may open.
-    #[arg(long, env = "ALCOVE_MAX_STREAMS_PER_CONNECTION", default_value_t = 128)]
+    #[arg(long, env = "ALCOVE_MAX_STREAMS_PER_CONNECTION", default_value_t = Limits::DEFAULTS.max_streams_per_connection)]
     pub max_streams_per_connection: u32,
     /// How long a sender's client message id is remembered (retries
     /// within this time are recognised), seconds.
-    #[arg(long, env = "ALCOVE_DEDUPE_RETENTION_SECS", default_value_t = 7 * 24 * 3600)]
+    #[arg(long, env = "ALCOVE_DEDUPE_RETENTION_SECS", default_value_t = Limits::DEFAULTS.dedupe_retention_secs)]
     pub dedupe_retention_secs: u64,
     /// How many of a mailbox's latest messages keep their client message
     /// id after the recipient acknowledged them. Ids of waiting messages
     /// are always kept; older acknowledged ones are forgotten by the
     /// sweep, which bounds what the store keeps per mailbox.
-    #[arg(long, env = "ALCOVE_DEDUPE_WINDOW", default_value_t = DEDUPE_WINDOW)]
+    #[arg(long, env = "ALCOVE_DEDUPE_WINDOW", default_value_t = Limits::DEFAULTS.dedupe_window)]
     pub dedupe_window: u64,
+}
+
+impl Limits {
+    /// The defaults: the one place each default is written (the flags'
+    /// defaults and [`Limits::default`] read it).
+    pub const DEFAULTS: Self = Self {
+        max_envelope_bytes: DEFAULT_MAX_ENVELOPE,
+        max_blob_bytes: 512 << 20,
+        blob_ttl_secs: 30 * 24 * 3600,
+        mailbox_retention_days: 0,
+        default_page: 100,
+        max_page: 500,
+        max_one_time_prekeys: 200,
+        max_mailbox_depth: 10_000,
+        rate_per_sec: 200.0,
+        rate_burst: 400.0,
+        bundle_fetches_per_min: 30.0,
+        challenges_per_min: 600.0,
+        registrations_per_min: 60.0,
+        deliveries_per_sec_per_key: 50.0,
+        bundle_fetches_per_min_per_ip: 120.0,
+        one_time_prekeys_per_hour_per_target: 30.0,
+        received_at_granularity_secs: 60,
+        max_subscriptions_per_device: 4,
+        token_ttl_secs: 3600,
+        upload_idle_secs: 30,
+        max_streams_per_connection: 128,
+        dedupe_retention_secs: DEDUPE_RETENTION.as_secs(),
+        dedupe_window: DEDUPE_WINDOW,
+    };
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_envelope_bytes: DEFAULT_MAX_ENVELOPE,
-            max_blob_bytes: 512 << 20,
-            blob_ttl_secs: 30 * 24 * 3600,
-            mailbox_retention_days: 0,
-            default_page: 100,
-            max_page: 500,
-            max_one_time_prekeys: 200,
-            max_mailbox_depth: 10_000,
-            rate_per_sec: 200.0,
-            rate_burst: 400.0,
-            bundle_fetches_per_min: 30.0,
-            challenges_per_min: 600.0,
-            registrations_per_min: 60.0,
-            deliveries_per_sec_per_key: 50.0,
-            bundle_fetches_per_min_per_ip: 120.0,
-            one_time_prekeys_per_hour_per_target: 30.0,
-            received_at_granularity_secs: 60,
-            max_subscriptions_per_device: 4,
-            token_ttl_secs: 3600,
-            upload_idle_secs: 30,
-            max_streams_per_connection: 128,
-            dedupe_retention_secs: DEDUPE_RETENTION.as_secs(),
-            dedupe_window: DEDUPE_WINDOW,
-        }
+        Self::DEFAULTS
     }
 }
 

@@ -12,7 +12,7 @@ use alcove_api::v1::delivery_server::DeliveryServer;
 use alcove_api::v1::key_log_server::KeyLogServer;
 use alcove_api::v1::keys_server::KeysServer;
 use alcove_api::v1::mailbox_server::MailboxServer;
-use alcove_store::{PostgresStore, SledStore, Store};
+use alcove_store::{PostgresStore, SledStore, Store, StoreError};
 use anyhow::Context;
 use rand::RngCore;
 use tokio::net::TcpListener;
@@ -23,7 +23,10 @@ use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::auth::{now_ms, Authenticator};
 use crate::config::Config;
-use crate::limits::{RateLimiter, SHUTDOWN_GRACE, SWEEP_INTERVAL};
+use crate::limits::{
+    RateLimiter, LAST_USER_WAIT, LISTEN_PING_INTERVAL, RESCAN_INTERVAL, RETENTION_BATCH,
+    RETENTION_INTERVAL, SHUTDOWN_GRACE, STORE_LOCK_WAIT, SWEEP_INTERVAL,
+};
 use crate::metrics::{self, Metrics};
 use crate::notify::Notifier;
 use crate::service::delivery::{refuse_tokens, Unidentified};
@@ -65,14 +68,6 @@ fn per_minute(n: f64) -> RateLimiter {
 fn hex_key(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
-
-/// How often a relay on PostgreSQL re-reads every live subscription even
-/// without a notification: the bound on a wake-up lost in a way the relay
-/// could not notice.
-pub const RESCAN_INTERVAL: Duration = Duration::from_secs(30);
-/// How often the LISTEN connection is pinged (a half-open link shows
-/// itself at the latest one deadline after a ping).
-pub const LISTEN_PING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Wakes this relay's subscribers for envelopes other relays accepted
 /// (PostgreSQL NOTIFY). Every time LISTEN is (re-)established it wakes
@@ -131,9 +126,6 @@ async fn listen_to_other_relays(pg: Arc<PostgresStore>, relay: std::sync::Weak<R
     }
 }
 
-/// How long start-up waits for a previous relay to release the store.
-const STORE_LOCK_WAIT: Duration = Duration::from_secs(10);
-
 /// Opens the sled store, waiting a little if another relay (one that is
 /// still shutting down, or a restart in the same process whose last
 /// connections are closing) holds its lock.
@@ -142,7 +134,7 @@ async fn open_store(dir: &std::path::Path, cache_bytes: u64) -> anyhow::Result<S
     loop {
         match SledStore::open_with_cache(dir, cache_bytes) {
             Ok(s) => return Ok(s),
-            Err(e) if e.to_string().contains("lock") && std::time::Instant::now() < deadline => {
+            Err(StoreError::Locked(_)) if std::time::Instant::now() < deadline => {
                 tracing::warn!(
                     "store in {} is locked; waiting for its previous owner",
                     dir.display()
@@ -154,8 +146,40 @@ async fn open_store(dir: &std::path::Path, cache_bytes: u64) -> anyhow::Result<S
     }
 }
 
-/// Opens the store in `config.data_dir` and starts serving.
+/// Opens the store (sled in `config.data_dir`, or PostgreSQL) and starts
+/// serving, in these steps.
 pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
+    refuse_plaintext_off_loopback(&config)?;
+    let backend = open_backend(&config).await?;
+    let (relay, server_id, stopping) = assemble_relay(&config, backend).await?;
+    let (incoming, addr) = bind(&config).await?;
+    let metrics_task = serve_metrics(&config, &relay).await?;
+    let metrics_addr = metrics_task.as_ref().map(|(a, _)| *a);
+    let routes = routes(&relay).await?;
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let task = spawn_serving(
+        &config,
+        routes,
+        incoming,
+        relay,
+        stopping,
+        stop_rx,
+        metrics_task,
+    )?;
+    let tls = config.tls_cert.is_some();
+    tracing::info!(%addr, tls, "relay listening");
+    Ok(RelayHandle {
+        addr,
+        metrics_addr,
+        server_id,
+        stop: Some(stop_tx),
+        task,
+    })
+}
+
+/// Step 1: plain gRPC only on loopback, unless the operator said it sits
+/// behind a TLS-terminating proxy.
+fn refuse_plaintext_off_loopback(config: &Config) -> anyhow::Result<()> {
     let tls = config.tls_cert.is_some();
     if !tls && !config.listen.ip().is_loopback() {
         if !config.allow_plaintext_listen {
@@ -173,7 +197,20 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
              only safe behind a TLS-terminating proxy on a private network"
         );
     }
-    let (store, flush_stats, postgres): (Arc<dyn Store>, _, _) = match &config.store {
+    Ok(())
+}
+
+/// The store a relay runs on, and what its metrics read from it.
+struct Backend {
+    store: Arc<dyn Store>,
+    flush_stats: Option<Arc<alcove_store::FlushStats>>,
+    postgres: Option<Arc<PostgresStore>>,
+}
+
+/// Step 2: the store: PostgreSQL with `--store`, else sled in the data
+/// directory (waiting a little for a previous owner's lock).
+async fn open_backend(config: &Config) -> anyhow::Result<Backend> {
+    Ok(match &config.store {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             let pg = Arc::new(
                 PostgresStore::connect_with(url, config.database.settings())
@@ -190,7 +227,11 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
                 "store: PostgreSQL"
             );
             let stats = pg.flush_stats();
-            (pg.clone() as Arc<dyn Store>, Some(stats), Some(pg))
+            Backend {
+                store: pg.clone() as Arc<dyn Store>,
+                flush_stats: Some(stats),
+                postgres: Some(pg),
+            }
         }
         Some(other) => anyhow::bail!(
             "--store must be a postgres:// URL (got {other:?}); leave it out for sled in --data-dir"
@@ -200,10 +241,30 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
                 .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
             let sled = open_store(&config.data_dir, config.sled_cache_mb << 20).await?;
             let stats = sled.flush_stats();
-            (Arc::new(sled) as Arc<dyn Store>, Some(stats), None)
+            Backend {
+                store: Arc::new(sled) as Arc<dyn Store>,
+                flush_stats: Some(stats),
+                postgres: None,
+            }
         }
-    };
+    })
+}
 
+/// What shutdown needs: the switch that ends live subscriptions, and the
+/// receiver that closes when the last user of the relay lets go.
+struct Stopping {
+    shutdown_tx: watch::Sender<bool>,
+    relay_gone: tokio::sync::mpsc::Receiver<()>,
+}
+
+/// Step 3: the relay's state: server id, secrets, metrics, key log,
+/// limits and rate limiters; on PostgreSQL, the task that hears other
+/// relays' sends.
+async fn assemble_relay(
+    config: &Config,
+    backend: Backend,
+) -> anyhow::Result<(Arc<Relay>, String, Stopping)> {
+    let store = backend.store.clone();
     let server_id = match &config.server_id {
         Some(id) => id.clone(),
         None => {
@@ -215,11 +276,11 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
     let secrets = crate::secrets::load(
         store.as_ref(),
         config.secrets_file.as_deref(),
-        postgres.is_some(),
+        backend.postgres.is_some(),
     )
     .await?;
 
-    let metrics = Arc::new(Metrics::with_flush_stats(flush_stats));
+    let metrics = Arc::new(Metrics::with_flush_stats(backend.flush_stats.clone()));
     let depth = store.total_depth().await?;
     metrics.queue_depth.store(
         i64::try_from(depth).unwrap_or(i64::MAX),
@@ -236,6 +297,7 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
     );
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (last_user, relay_gone) = tokio::sync::mpsc::channel::<()>(1);
     let limits = config.limits.clone();
     let relay = Arc::new(Relay {
         store: store.clone(),
@@ -265,12 +327,25 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
         notifier: Notifier::default(),
         subscriptions: Mutex::new(HashMap::new()),
         shutdown: shutdown_rx,
+        last_user,
     });
     drop(store);
-    if let Some(pg) = postgres {
+    drop(secrets);
+    if let Some(pg) = backend.postgres {
         tokio::spawn(listen_to_other_relays(pg, Arc::downgrade(&relay)));
     }
+    Ok((
+        relay,
+        server_id,
+        Stopping {
+            shutdown_tx,
+            relay_gone,
+        },
+    ))
+}
 
+/// Step 4: the gRPC listener.
+async fn bind(config: &Config) -> anyhow::Result<(TcpIncoming, SocketAddr)> {
     let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;
@@ -278,7 +353,16 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
     // TCP_NODELAY: without it every unary call waits ~40 ms for a delayed ACK.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
 
-    let metrics_task = match config.metrics_listen {
+    Ok((incoming, addr))
+}
+
+/// A running metrics endpoint: its address and task.
+type MetricsTask = Option<(SocketAddr, JoinHandle<()>)>;
+
+/// Step 5: the Prometheus endpoint, if `--metrics-listen` asks for one.
+async fn serve_metrics(config: &Config, relay: &Arc<Relay>) -> anyhow::Result<MetricsTask> {
+    let metrics = relay.metrics.clone();
+    Ok(match config.metrics_listen {
         Some(a) => {
             let l = TcpListener::bind(a)
                 .await
@@ -290,18 +374,12 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
             ))
         }
         None => None,
-    };
-    let metrics_addr = metrics_task.as_ref().map(|(a, _)| *a);
+    })
+}
 
-    let mut builder = Server::builder();
-    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
-        let cert = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
-        let key = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
-        builder = builder
-            .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
-            .context("TLS configuration")?;
-    }
-
+/// Step 6: every service, with its message-size limit; health and
+/// reflection.
+async fn routes(relay: &Arc<Relay>) -> anyhow::Result<tonic::service::Routes> {
     let services = Services {
         relay: relay.clone(),
     };
@@ -337,11 +415,7 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
         .build_v1alpha()
         .context("reflection service")?;
 
-    let router = builder
-        .layer(tower::layer::layer_fn(crate::frames::OversizedFrames::new))
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .max_concurrent_streams(Some(config.limits.max_streams_per_connection))
-        .add_service(health)
+    Ok(tonic::service::Routes::new(health)
         .add_service(reflection)
         .add_service(reflection_alpha)
         .add_service(AuthServer::new(services.clone()).max_decoding_message_size(keys_message))
@@ -358,13 +432,39 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
         .add_service(
             BlobsServer::new(services.clone())
                 .max_decoding_message_size(crate::limits::MAX_UPLOAD_PIECE + 1024),
-        );
-    drop(services);
+        ))
+}
 
+/// Step 7: serve until stopped, then shut down in order: live
+/// subscriptions end, requests get [`SHUTDOWN_GRACE`], the sweeper and
+/// metrics stop, the last user lets go of the store, the store closes.
+fn spawn_serving(
+    config: &Config,
+    routes: tonic::service::Routes,
+    incoming: TcpIncoming,
+    relay: Arc<Relay>,
+    mut stopping: Stopping,
+    stop_rx: oneshot::Receiver<()>,
+    metrics_task: MetricsTask,
+) -> anyhow::Result<JoinHandle<anyhow::Result<()>>> {
+    let mut builder = Server::builder();
+    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+        let cert = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+        let key = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
+        builder = builder
+            .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
+            .context("TLS configuration")?;
+    }
+
+    let router = builder
+        .layer(tower::layer::layer_fn(crate::frames::OversizedFrames::new))
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .max_concurrent_streams(Some(config.limits.max_streams_per_connection))
+        .add_routes(routes);
     let sweeper = tokio::spawn(sweep(relay.clone()));
-    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let mut stopping = shutdown_tx.subscribe();
-    let task = tokio::spawn(async move {
+    let shutdown_tx = stopping.shutdown_tx.clone();
+    let mut subscribed = stopping.shutdown_tx.subscribe();
+    Ok(tokio::spawn(async move {
         let serve = router.serve_with_incoming_shutdown(incoming, async move {
             let _ = stop_rx.await;
             // End live subscriptions so the graceful shutdown can finish.
@@ -376,7 +476,7 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
         let served = tokio::select! {
             r = &mut serve => r,
             _ = async {
-                let _ = stopping.wait_for(|s| *s).await;
+                let _ = subscribed.wait_for(|s| *s).await;
                 tokio::time::sleep(SHUTDOWN_GRACE).await;
             } => {
                 tracing::warn!("shutdown grace period over; dropping open connections");
@@ -389,37 +489,24 @@ pub async fn start(config: Config) -> anyhow::Result<RelayHandle> {
             t.abort();
             let _ = t.await;
         }
-        // Wait (bounded) for streams still finishing to drop their handles.
-        for _ in 0..100 {
-            if Arc::strong_count(&relay) == 1 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let closed = relay.store.close().await;
+        // Streams still finishing hold the relay; when the last one lets
+        // go, the relay drops and `relay_gone` closes. Bounded: a stream
+        // stuck past that is cut off with the process.
+        let store = relay.store.clone();
         drop(relay);
+        if tokio::time::timeout(LAST_USER_WAIT, stopping.relay_gone.recv())
+            .await
+            .is_err()
+        {
+            tracing::warn!("requests still hold the store; closing it anyway");
+        }
+        let closed = store.close().await;
         tracing::info!("relay stopped; store flushed and closed");
         served.context("serving gRPC")?;
         closed.context("closing the store")?;
         Ok(())
-    });
-
-    drop(secrets);
-    tracing::info!(%addr, tls, "relay listening");
-    Ok(RelayHandle {
-        addr,
-        metrics_addr,
-        server_id,
-        stop: Some(stop_tx),
-        task,
-    })
+    }))
 }
-
-/// Envelopes deleted per store call by the retention sweep.
-const RETENTION_BATCH: usize = 1_000;
-/// How often the retention sweep runs (at start, then this often): the
-/// period is in days, and finding old envelopes reads every mailbox.
-const RETENTION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Deletes expired blobs, envelopes past the retention period and old
 /// idempotency keys, periodically.

@@ -72,6 +72,11 @@ pub enum StoreError {
     /// it (a concurrent writer); nothing was written. Read and try again.
     #[error("{0} changed concurrently")]
     Conflict(&'static str),
+    /// Another process (or another open store in this one) holds the
+    /// embedded store's lock: a relay still shutting down, or a second
+    /// relay on the same directory. Nothing was opened.
+    #[error("the store is locked by another owner: {0}")]
+    Locked(String),
 }
 
 /// Result alias for store operations.

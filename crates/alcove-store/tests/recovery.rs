@@ -134,3 +134,22 @@ async fn a_store_with_delivery_policies_opens_again() {
         Some(DeliveryPolicy::Verifier([9; 32]))
     );
 }
+
+/// A store already open elsewhere is refused with a typed error (the relay
+/// waits on it at start-up), not an error whose text must be read; once
+/// the first owner closed, the store opens.
+#[tokio::test]
+async fn a_store_open_elsewhere_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = SledStore::open(dir.path()).unwrap();
+    match SledStore::open(dir.path()) {
+        Err(alcove_store::StoreError::Locked(reason)) => {
+            assert!(reason.contains("lock"), "{reason}")
+        }
+        Err(other) => panic!("expected Locked, got {other}"),
+        Ok(_) => panic!("a second owner opened a locked store"),
+    }
+    first.close().await.unwrap();
+    drop(first);
+    SledStore::open(dir.path()).unwrap();
+}

@@ -16,12 +16,11 @@ use tonic::Status;
 
 use super::Relay;
 use crate::errors::store_status;
+use crate::limits::MAX_REVOKED_PER_DEVICE;
 
 /// How often a commit or revocation is retried when a concurrent one got
 /// in first.
 const ATTEMPTS: usize = 3;
-/// The most revoked credentials the relay remembers for one device.
-pub const MAX_REVOKED_PER_DEVICE: usize = 1_000;
 
 /// The wire form of a credential record's proof.
 fn to_wire(entry: &LogEntry, proof: &alcove_keylog::KeyProof) -> CredentialProof {

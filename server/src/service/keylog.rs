@@ -14,9 +14,7 @@ use tonic::{Request, Response, Status};
 
 use super::Services;
 use crate::errors::{address, store_status};
-
-/// Most leaf hashes one `GetLeaves` returns.
-pub const MAX_LEAVES_PER_CALL: usize = 4096;
+use crate::limits::MAX_LEAVES_PER_CALL;
 
 /// The wire form of a key proof with the keys it covers.
 pub fn proof_to_wire(entry: &LogEntry, proof: &alcove_keylog::KeyProof) -> KeyProof {

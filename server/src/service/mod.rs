@@ -56,6 +56,10 @@ pub struct Relay {
     pub subscriptions: Mutex<HashMap<[u8; 32], usize>>,
     /// Becomes true when the relay shuts down (ends live streams).
     pub shutdown: watch::Receiver<bool>,
+    /// Dropped with the relay (the last `Arc` to it): shutdown waits on
+    /// its receiver to know that no request or stream still uses the
+    /// store before closing it.
+    pub last_user: tokio::sync::mpsc::Sender<()>,
 }
 
 impl Relay {

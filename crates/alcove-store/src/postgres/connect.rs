@@ -60,17 +60,23 @@ pub struct PgSettings {
     pub allow_unverified_tls: bool,
 }
 
+impl PgSettings {
+    /// The defaults, written once: [`PgSettings::default`] and the relay's
+    /// `--database-*` flags read them.
+    pub const DEFAULT: Self = Self {
+        pool_size: 16,
+        connect_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::from_secs(10),
+        pool_wait_timeout: Duration::from_secs(5),
+        lock_timeout: Duration::from_secs(5),
+        idle_in_transaction_timeout: Duration::from_secs(15),
+        allow_unverified_tls: false,
+    };
+}
+
 impl Default for PgSettings {
     fn default() -> Self {
-        Self {
-            pool_size: 16,
-            connect_timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(10),
-            pool_wait_timeout: Duration::from_secs(5),
-            lock_timeout: Duration::from_secs(5),
-            idle_in_transaction_timeout: Duration::from_secs(15),
-            allow_unverified_tls: false,
-        }
+        Self::DEFAULT
     }
 }
 

@@ -92,6 +92,22 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
+/// An error opening the database. sled reports a lock held elsewhere as an
+/// `Other` I/O error whose text is its only mark (sled 0.34,
+/// `Config::try_lock`); this is the one place that reads it, so callers
+/// match [`StoreError::Locked`].
+fn open_error(e: sled::Error) -> StoreError {
+    match &e {
+        sled::Error::Io(io)
+            if io.kind() == std::io::ErrorKind::Other
+                && io.to_string().starts_with("could not acquire lock") =>
+        {
+            StoreError::Locked(io.to_string())
+        }
+        _ => backend(e),
+    }
+}
+
 fn key2(a: &[u8], b: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(a.len() + b.len());
     k.extend_from_slice(a);
@@ -119,7 +135,7 @@ impl SledStore {
             // flush would only add fsyncs.
             .flush_every_ms(None)
             .open()
-            .map_err(backend)?;
+            .map_err(open_error)?;
         let tree = |name: &str| db.open_tree(name).map_err(backend);
         let stats = Arc::new(FlushStats::default());
         let commits = spawn_committer(db.clone(), stats.clone());
