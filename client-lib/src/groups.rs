@@ -43,8 +43,12 @@ pub const GROUP_CHAIN_MESSAGES: u32 = 1_000;
 /// are still in flight when three newer chains arrived are lost to this
 /// device, and reported).
 const MAX_CHAINS_PER_SENDER: usize = 3;
-/// Group messages whose chain has not arrived yet, kept at most.
+/// Group messages whose chain has not arrived yet, kept at most (past
+/// it, each is reported as [`EventKind::Undecryptable`]).
 const MAX_HELD: usize = 1_000;
+/// The most such messages kept from one sender, so one member (or anyone
+/// who can write to this device) cannot take the room kept for others.
+pub const MAX_HELD_PER_SENDER: usize = 200;
 /// How long such a message waits for its chain.
 const HELD_FOR_MS: i64 = 7 * 24 * 3600 * 1000;
 const GROUP: &str = "group";
@@ -1164,8 +1168,14 @@ impl Client {
                     .any(|k| k.chain_id() == chain_id && k.owner() == &from_address)
         });
         let Some(mut rec) = found else {
-            self.hold(from, chain_id, iteration, wire)?;
-            return Ok(Vec::new());
+            return match self.hold(from, chain_id, iteration, wire)? {
+                None => Ok(Vec::new()),
+                Some(reason) => {
+                    let event = self.notice_locked(core, from, EventKind::Undecryptable { reason });
+                    self.vault.commit(vec![self.inbox_record(&event)?], &[])?;
+                    Ok(vec![event])
+                }
+            };
         };
         let group = *rec.roster()?.id();
         let mut puts = Vec::new();
@@ -1279,11 +1289,34 @@ impl Client {
         Ok(())
     }
 
-    fn hold(&self, from: &[u8; 32], chain_id: [u8; 16], iteration: u32, wire: &[u8]) -> Result<()> {
-        let held = self.vault.names(HELD)?;
+    /// Keeps a group message until its chain arrives. Returns why it was
+    /// not kept, when the room for such messages is full.
+    fn hold(
+        &self,
+        from: &[u8; 32],
+        chain_id: [u8; 16],
+        iteration: u32,
+        wire: &[u8],
+    ) -> Result<Option<String>> {
+        let held = self.vault.scan(HELD)?;
         if held.len() >= MAX_HELD {
-            tracing::warn!("dropping a group message: too many wait for their keys");
-            return Ok(());
+            return Ok(Some(format!(
+                "a group message could not be kept: {MAX_HELD} group messages already wait \
+                 for their senders' keys"
+            )));
+        }
+        let mut from_sender = 0;
+        for (_, value) in &held {
+            let h: Held = records::decode("held group message", value)?;
+            if &h.from == from {
+                from_sender += 1;
+            }
+        }
+        if from_sender >= MAX_HELD_PER_SENDER {
+            return Ok(Some(format!(
+                "a group message could not be kept: {MAX_HELD_PER_SENDER} from this sender \
+                 already wait for their keys"
+            )));
         }
         let record = Held {
             from: *from,
@@ -1295,7 +1328,8 @@ impl Client {
         let mut name = HELD.to_vec();
         name.extend_from_slice(&content::envelope_digest(wire));
         self.vault
-            .commit(vec![(name, records::encode(&record)?)], &[])
+            .commit(vec![(name, records::encode(&record)?)], &[])?;
+        Ok(None)
     }
 
     /// Opens the held messages from `from` on a chain that just arrived,

@@ -95,7 +95,9 @@ pub use contacts::Contact;
 pub use credentials::revoke_credential;
 pub use credentials::{TrustedIssuer, VerifiedCredential};
 pub use error::{CredentialProblem, Error, Result};
-pub use groups::{GroupChange, GroupInfo, GroupMemberInfo};
+pub use groups::{
+    GroupChange, GroupInfo, GroupMemberInfo, GROUP_CHAIN_MESSAGES, MAX_HELD_PER_SENDER,
+};
 pub use history::{Direction, HistoryItem};
 pub use outbound::{MAX_DELIVERY_ATTEMPTS, RESEND_WINDOW};
 pub use prekeys::{MAX_PREKEYS_PER_DAY, SIGNED_PREKEY_LIFETIME, SIGNED_PREKEY_RETENTION};

@@ -21,6 +21,7 @@ on_every_backend!(
     a_member_restored_from_a_backup_loses_no_group_message,
     a_forged_change_is_refused_and_an_offline_member_converges,
     two_admins_change_the_membership_at_once_and_everyone_converges,
+    group_messages_without_keys_are_bounded_per_sender_and_reported,
 );
 
 fn group_changes(events: &[Event]) -> Vec<alcove_client::GroupChange> {
@@ -564,4 +565,47 @@ async fn two_admins_change_the_membership_at_once_and_everyone_converges(backend
         .unwrap()
         .iter()
         .all(|e| e.body().is_none()));
+}
+
+/// A hostile device floods a client with group messages on chains it never
+/// distributes. The client keeps a bounded number per sender waiting for
+/// their keys, and reports each one past the bound as `Undecryptable`:
+/// nothing is dropped silently, and one sender cannot fill the space kept
+/// for others.
+async fn group_messages_without_keys_are_bounded_per_sender_and_reported(backend: Backend) {
+    use common::sdk::delivery_key;
+    let relay = TestRelay::start_on(backend, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let client = profile(&relay, dir.path(), "c", 2, "Sam").await;
+    let hostile = common::Device::registered(&relay, 0).await;
+    let to = client.address();
+    hostile.knows(to.as_bytes(), delivery_key(&client).await);
+    let identity = hostile.bundle_of(to.as_bytes()).await.identity().clone();
+    let over = 5;
+    for i in 0..(alcove_client::MAX_HELD_PER_SENDER + over) {
+        let mut wire = vec![0x24];
+        wire.extend((i as u32).to_be_bytes());
+        wire.extend([0u8; 12 + 4 + 24 + 40]);
+        let envelope = alcove_protocol::sealed_sender::seal(
+            &mut rand::rngs::OsRng,
+            &hostile.identity,
+            &identity,
+            &wire,
+        )
+        .unwrap();
+        hostile
+            .send_envelope(to.as_bytes(), common::id16(1), envelope)
+            .await;
+    }
+    let events = client.sync().await.unwrap();
+    let refused: Vec<&Event> = events
+        .iter()
+        .filter(
+            |e| matches!(&e.kind, EventKind::Undecryptable { reason } if reason.contains("wait")),
+        )
+        .collect();
+    assert_eq!(refused.len(), over, "{events:?}");
+    assert!(refused
+        .iter()
+        .all(|e| e.contact.as_bytes() == &hostile.address()));
 }

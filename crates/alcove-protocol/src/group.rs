@@ -657,6 +657,11 @@ impl ReceivedSenderKey {
                 )
                 .map_err(|_| SessionError::DecryptionFailed)
         };
+        // No honest sender reaches the last index (`encrypt` stops one
+        // short), and the counter must not overflow past it.
+        if iteration == u32::MAX {
+            return Err(SessionError::ChainExhausted);
+        }
         if iteration < self.next {
             let at = self
                 .skipped

@@ -537,3 +537,48 @@ fn a_stolen_state_reads_on_until_the_key_update_then_is_locked_out() {
     assert!(thief.session.decrypt(&later).is_err());
     let _ = b;
 }
+
+/// A member who holds its own chain can make a message that authenticates
+/// at any iteration, the last one included (no honest sender reaches it:
+/// `encrypt` stops one short). The receiver refuses it instead of
+/// overflowing its counter.
+#[test]
+fn a_message_at_the_last_iteration_is_refused_not_a_panic() {
+    use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+    use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+    use hmac::{Hmac, Mac};
+    let mut rng = ChaCha20Rng::seed_from_u64(8);
+    let owner = addr(&IdentityKeyPair::generate(&mut rng));
+    let group = GroupId([4; 32]);
+    let chain_key = [9u8; 32];
+    let distribution = alcove_protocol::content::GroupSenderKey {
+        group_id: group.0.to_vec(),
+        epoch: 1,
+        chain_id: vec![6; 16],
+        iteration: u32::MAX,
+        chain_key: chain_key.to_vec(),
+        rotate: false,
+    };
+    let mut received = ReceivedSenderKey::from_distribution(&owner, &distribution).unwrap();
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&chain_key).unwrap();
+    mac.update(&[0x01]);
+    let key: [u8; 32] = mac.finalize().into_bytes().into();
+    let mut wire = vec![0x24];
+    wire.extend([6u8; 16]);
+    wire.extend(u32::MAX.to_be_bytes());
+    wire.extend([0u8; 24]);
+    let mut ad = wire.clone();
+    ad.extend(owner.as_bytes());
+    ad.extend(group.0);
+    let sealed = XChaCha20Poly1305::new((&key).into())
+        .encrypt(
+            XNonce::from_slice(&[0u8; 24]),
+            Payload {
+                msg: b"last",
+                aad: &ad,
+            },
+        )
+        .unwrap();
+    wire.extend(sealed);
+    assert!(received.decrypt(&owner, &wire).is_err());
+}
