@@ -51,6 +51,8 @@ const MAX_HELD: usize = 1_000;
 pub const MAX_HELD_PER_SENDER: usize = 200;
 /// How long such a message waits for its chain.
 const HELD_FOR_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Verified rosters kept in memory (the current one of each group).
+const MAX_CACHED_ROSTERS: usize = 64;
 const GROUP: &str = "group";
 const HELD: &[u8] = b"group-held/";
 const ASSIGNMENT: &[u8] = b"group-assignment/";
@@ -168,14 +170,6 @@ pub(crate) enum FollowUp {
 }
 
 impl GroupRecord {
-    fn roster(&self) -> Result<Roster> {
-        Roster::verify(&content::GroupUpdate {
-            roster: self.roster.clone(),
-            signature: self.signature.clone(),
-        })
-        .map_err(|_| Error::ProfileCorrupt("a group roster".into()))
-    }
-
     fn set_roster(&mut self, roster: &Roster) {
         let u = roster.to_update();
         self.roster = u.roster;
@@ -218,6 +212,32 @@ impl Client {
         Ok((self.group_name(group), records::encode(rec)?))
     }
 
+    /// The roster a group record holds. It was verified when it was
+    /// adopted (and the profile store authenticates every record), so it
+    /// is verified again only the first time this process reads these
+    /// exact bytes: not on every group message.
+    fn roster_of(&self, rec: &GroupRecord) -> Result<Roster> {
+        let mut key = rec.roster.clone();
+        key.extend_from_slice(&rec.signature);
+        let mut cache = self
+            .verified_rosters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = cache.get(&key) {
+            return Ok(r.clone());
+        }
+        let roster = Roster::verify(&content::GroupUpdate {
+            roster: rec.roster.clone(),
+            signature: rec.signature.clone(),
+        })
+        .map_err(|_| Error::ProfileCorrupt("a group roster".into()))?;
+        if cache.len() >= MAX_CACHED_ROSTERS {
+            cache.clear();
+        }
+        cache.insert(key, roster.clone());
+        Ok(roster)
+    }
+
     fn all_groups(&self) -> Result<Vec<GroupRecord>> {
         let mut prefix = GROUP.as_bytes().to_vec();
         prefix.push(b'/');
@@ -229,7 +249,7 @@ impl Client {
     }
 
     fn info(&self, rec: &GroupRecord) -> Result<GroupInfo> {
-        let roster = rec.roster()?;
+        let roster = self.roster_of(rec)?;
         Ok(GroupInfo {
             id: *roster.id(),
             title: roster.title().to_string(),
@@ -378,7 +398,7 @@ impl Client {
         let mut rec = self
             .load_group(group)?
             .ok_or_else(|| unknown_group(group))?;
-        let current = rec.roster()?;
+        let current = self.roster_of(&rec)?;
         if !current.is_admin(&self.address()) {
             return Err(Error::InvalidInput(
                 "only the group's admins change its membership".into(),
@@ -545,7 +565,7 @@ impl Client {
         let mut rec = self
             .load_group(group)?
             .ok_or_else(|| unknown_group(group))?;
-        let roster = rec.roster()?;
+        let roster = self.roster_of(&rec)?;
         if roster.is_admin(&self.address()) {
             return Err(Error::InvalidInput(
                 "an admin cannot leave: the admins are fixed when the group is made".into(),
@@ -700,7 +720,7 @@ impl Client {
         let rec = self
             .load_group(group)?
             .ok_or_else(|| unknown_group(group))?;
-        let roster = rec.roster()?;
+        let roster = self.roster_of(&rec)?;
         if rec.removed || !roster.is_member(to) {
             return Err(Error::InvalidInput(
                 "both sides must be members of the group".into(),
@@ -725,7 +745,7 @@ impl Client {
                 "this device is no longer in the group".into(),
             ));
         }
-        let roster = rec.roster()?;
+        let roster = self.roster_of(&rec)?;
         let me = self.address();
         let others: Vec<Member> = roster
             .members()
@@ -828,7 +848,7 @@ impl Client {
                 "this device is no longer in the group".into(),
             ));
         }
-        let roster = rec.roster()?;
+        let roster = self.roster_of(&rec)?;
         rec.update = Some(KeyUpdate {
             rotated: false,
             acked: Vec::new(),
@@ -886,7 +906,7 @@ impl Client {
                 let Some(mut rec) = self.load_group(&group)? else {
                     return Ok(None);
                 };
-                let roster = rec.roster()?;
+                let roster = self.roster_of(&rec)?;
                 if rec.removed || !roster.is_member(&from_address) {
                     tracing::warn!("refusing a sender key from a non-member");
                     return Ok(None);
@@ -924,13 +944,13 @@ impl Client {
                 let Some(mut rec) = self.load_group(&group)? else {
                     return Ok(None);
                 };
-                if rec.removed || !rec.roster()?.is_member(&from_address) {
+                if rec.removed || !self.roster_of(&rec)?.is_member(&from_address) {
                     return Ok(None);
                 }
                 match u.phase {
                     PHASE_REQUEST => Ok(Some(FollowUp::Ack(*from, group))),
                     PHASE_ACK => {
-                        let roster = rec.roster()?;
+                        let roster = self.roster_of(&rec)?;
                         let Some(update) = rec.update.as_mut() else {
                             return Ok(None);
                         };
@@ -966,7 +986,7 @@ impl Client {
                 let Some(mut rec) = self.load_group(&group)? else {
                     return Ok(None);
                 };
-                let roster = rec.roster()?;
+                let roster = self.roster_of(&rec)?;
                 if !roster.is_admin(&self.address()) || !roster.is_member(&from_address) {
                     return Ok(None);
                 }
@@ -995,7 +1015,7 @@ impl Client {
         let group = *roster.id();
         let (mut rec, previous) = match self.load_group(&group)? {
             Some(rec) => {
-                let current = rec.roster()?;
+                let current = self.roster_of(&rec)?;
                 if !roster.supersedes(&current) {
                     return Ok(None);
                 }
@@ -1126,7 +1146,7 @@ impl Client {
                 let Some(intent) = rec.intent.clone() else {
                     return Ok(());
                 };
-                let current = rec.roster()?;
+                let current = self.roster_of(&rec)?;
                 let next = self.apply_intent(&current, &intent)?;
                 rec.set_roster(&next);
                 self.vault
@@ -1177,7 +1197,7 @@ impl Client {
                 }
             };
         };
-        let group = *rec.roster()?.id();
+        let group = *self.roster_of(&rec)?.id();
         let mut puts = Vec::new();
         let mut events = Vec::new();
         self.open_group_message(core, &group, &mut rec, from, wire, &mut puts, &mut events)?;

@@ -300,6 +300,9 @@ pub struct Client {
     out_of_hours_shown: std::sync::Mutex<std::collections::HashMap<[u8; 32], i64>>,
     /// Recovery sessions started recently: contact → (base key, when).
     recovering: std::sync::Mutex<std::collections::HashMap<[u8; 32], RecoveryStart>>,
+    /// Group rosters already verified, by their stored bytes.
+    verified_rosters:
+        std::sync::Mutex<std::collections::HashMap<Vec<u8>, alcove_protocol::group::Roster>>,
 }
 
 /// A session started to recover: its base key and when (ms).
@@ -535,6 +538,7 @@ impl Client {
             notices: std::sync::Mutex::new(Vec::new()),
             out_of_hours_shown: std::sync::Mutex::new(std::collections::HashMap::new()),
             recovering: std::sync::Mutex::new(std::collections::HashMap::new()),
+            verified_rosters: std::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
