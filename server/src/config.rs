@@ -72,6 +72,18 @@ pub struct Config {
     #[arg(long, env = "ALCOVE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// Web origins (`https://portal.example.org`) whose pages may call the
+    /// relay over grpc-web; repeat the flag or separate origins with
+    /// commas. None by default, and then no browser page can use the
+    /// relay. grpc-web is served beside gRPC on the same port either way.
+    #[arg(
+        long = "allow-origin",
+        env = "ALCOVE_ALLOW_ORIGIN",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    pub allow_origins: Vec<String>,
+
     /// Name devices sign in their login proof. Defaults to a random id
     /// chosen once and kept in the store.
     #[arg(long, env = "ALCOVE_SERVER_ID")]
@@ -203,6 +215,7 @@ impl Config {
             metrics_listen: None,
             tls_cert: None,
             tls_key: None,
+            allow_origins: Vec::new(),
             server_id: None,
             limits: Limits::default(),
             config: None,
@@ -349,6 +362,8 @@ impl Config {
         if let Some(m) = self.metrics_listen {
             out.push_str(&format!("metrics: {m}\n"));
         }
+        let origins = crate::web::AllowedOrigins::parse(&self.allow_origins)?;
+        out.push_str(&format!("browser origins: {origins}\n"));
         out.push_str(&format!(
             "limits: envelope {} B, blob {} B, mailbox {} messages, {} requests/s per device\n",
             self.limits.max_envelope_bytes,

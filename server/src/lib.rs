@@ -24,6 +24,7 @@ pub mod notify;
 pub mod secrets;
 pub mod server;
 pub mod service;
+pub mod web;
 
 pub use config::Config;
 pub use limits::Limits;

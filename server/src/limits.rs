@@ -16,6 +16,9 @@ pub const DEFAULT_MAX_ENVELOPE: usize =
 pub const MAX_UPLOAD_PIECE: usize = 1 << 20;
 /// Size of the pieces a download is streamed in.
 pub const DOWNLOAD_PIECE: usize = 256 << 10;
+/// The piece size of unary (browser) uploads: every piece but the last is
+/// exactly this long.
+pub const UNARY_UPLOAD_PIECE: usize = 512 << 10;
 /// How long a challenge may be answered.
 pub const CHALLENGE_TTL: Duration = Duration::from_secs(60);
 /// Validly answered challenges remembered (to refuse a replay) until they

@@ -19,6 +19,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tonic::transport::server::TcpIncoming;
+
+use crate::web::{AllowedOrigins, OriginGate};
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use crate::auth::{now_ms, Authenticator};
@@ -456,8 +458,20 @@ fn spawn_serving(
             .context("TLS configuration")?;
     }
 
+    // Outermost first: web origins that are not allowed are refused, CORS
+    // answers the allowed ones, grpc-web becomes gRPC, then the routes.
+    let origins = AllowedOrigins::parse(&config.allow_origins)?;
+    let layers = tower::ServiceBuilder::new()
+        .layer(tower::layer::layer_fn({
+            let origins = origins.clone();
+            move |inner| OriginGate::new(inner, origins.clone())
+        }))
+        .layer(origins.cors())
+        .layer(tonic_web::GrpcWebLayer::new())
+        .layer(tower::layer::layer_fn(crate::frames::OversizedFrames::new));
     let router = builder
-        .layer(tower::layer::layer_fn(crate::frames::OversizedFrames::new))
+        .accept_http1(true)
+        .layer(layers)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .max_concurrent_streams(Some(config.limits.max_streams_per_connection))
         .add_routes(routes);

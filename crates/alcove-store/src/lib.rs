@@ -215,9 +215,10 @@ pub trait Store: Send + Sync + 'static {
     /// store does not grow with time at a steady load.
     async fn prune_dedupe(&self, before_ms: i64, window: u64) -> Result<usize>;
 
-    /// Starts a blob upload; chunks may follow. An unfinished blob expires
-    /// at `expires_at_ms`.
-    async fn begin_blob(&self, id: &BlobId, expires_at_ms: i64) -> Result<()>;
+    /// Starts a blob upload of `size` bytes (as the uploader declared it,
+    /// kept in [`BlobInfo::size`] while unfinished); chunks may follow. An
+    /// unfinished blob expires at `expires_at_ms`.
+    async fn begin_blob(&self, id: &BlobId, size: u64, expires_at_ms: i64) -> Result<()>;
     /// Stores chunk `index` of an unfinished blob.
     async fn put_blob_chunk(&self, id: &BlobId, index: u32, data: &[u8]) -> Result<()>;
     /// Marks a blob complete, durably.
@@ -226,6 +227,9 @@ pub trait Store: Send + Sync + 'static {
     async fn blob(&self, id: &BlobId) -> Result<Option<BlobInfo>>;
     /// Chunk `index` of a blob.
     async fn blob_chunk(&self, id: &BlobId, index: u32) -> Result<Option<Vec<u8>>>;
+    /// The indexes of the chunks stored for a blob, ascending (to resume
+    /// an unfinished upload).
+    async fn blob_chunk_indices(&self, id: &BlobId) -> Result<Vec<u32>>;
     /// Deletes a blob and its chunks.
     async fn delete_blob(&self, id: &BlobId) -> Result<()>;
     /// Ids of blobs whose expiry is before `now_ms`, at most `limit`.

@@ -238,10 +238,20 @@ async fn key_publication_appends_to_the_log() {
 async fn blobs_and_settings() {
     for_each(|name, s| async move {
         let id = [5u8; 16];
-        s.begin_blob(&id, 100).await.unwrap();
+        s.begin_blob(&id, 5, 100).await.unwrap();
         s.put_blob_chunk(&id, 0, b"abc").await.unwrap();
+        s.put_blob_chunk(&id, 1, b"xy").await.unwrap();
+        // A piece sent again replaces the first copy (resumed uploads).
         s.put_blob_chunk(&id, 1, b"de").await.unwrap();
-        assert!(!s.blob(&id).await.unwrap().unwrap().finished, "{name}");
+        assert_eq!(
+            s.blob_chunk_indices(&id).await.unwrap(),
+            vec![0, 1],
+            "{name}"
+        );
+        assert!(s.blob_chunk_indices(&[6u8; 16]).await.unwrap().is_empty());
+        let pending = s.blob(&id).await.unwrap().unwrap();
+        assert!(!pending.finished, "{name}");
+        assert_eq!(pending.size, 5, "{name}: the declared size is kept");
         let info = BlobInfo {
             finished: true,
             size: 5,

@@ -1032,14 +1032,14 @@ impl Store for PostgresStore {
         .await
     }
 
-    async fn begin_blob(&self, id: &BlobId, expires_at_ms: i64) -> Result<()> {
+    async fn begin_blob(&self, id: &BlobId, size: u64, expires_at_ms: i64) -> Result<()> {
         self.timed(async {
             self.client()
                 .await?
                 .execute(
                     "INSERT INTO blobs (id, finished, size, chunks, expires_at_ms)
-                     VALUES ($1, false, 0, 0, $2)",
-                    &[&id.as_slice(), &expires_at_ms],
+                     VALUES ($1, false, $2, 0, $3)",
+                    &[&id.as_slice(), &i64_of(size), &expires_at_ms],
                 )
                 .await
                 .map_err(db)?;
@@ -1119,6 +1119,25 @@ impl Store for PostgresStore {
                 .await
                 .map_err(db)?
                 .map(|r| r.get(0)))
+        })
+        .await
+    }
+
+    async fn blob_chunk_indices(&self, id: &BlobId) -> Result<Vec<u32>> {
+        self.timed(async {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    "SELECT idx FROM blob_chunks WHERE id = $1 ORDER BY idx",
+                    &[&id.as_slice()],
+                )
+                .await
+                .map_err(db)?;
+            Ok(rows
+                .iter()
+                .filter_map(|r| u32::try_from(r.get::<_, i32>(0)).ok())
+                .collect())
         })
         .await
     }

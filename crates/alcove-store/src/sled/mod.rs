@@ -710,10 +710,10 @@ impl Store for SledStore {
         Ok(removed)
     }
 
-    async fn begin_blob(&self, id: &BlobId, expires_at_ms: i64) -> Result<()> {
+    async fn begin_blob(&self, id: &BlobId, size: u64, expires_at_ms: i64) -> Result<()> {
         let info = BlobInfo {
             finished: false,
-            size: 0,
+            size,
             chunks: 0,
             expires_at_ms,
         };
@@ -742,6 +742,21 @@ impl Store for SledStore {
             .map_err(backend)?
             .map(|v| BlobInfo::decode(&v))
             .transpose()
+    }
+
+    async fn blob_chunk_indices(&self, id: &BlobId) -> Result<Vec<u32>> {
+        self.chunks
+            .scan_prefix(id)
+            .keys()
+            .map(|k| {
+                let k = k.map_err(backend)?;
+                let index: [u8; 4] = k
+                    .get(id.len()..)
+                    .and_then(|i| i.try_into().ok())
+                    .ok_or(StoreError::Corrupt("blob chunk key"))?;
+                Ok(u32::from_be_bytes(index))
+            })
+            .collect()
     }
 
     async fn blob_chunk(&self, id: &BlobId, index: u32) -> Result<Option<Vec<u8>>> {
