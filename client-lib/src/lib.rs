@@ -54,6 +54,7 @@ mod clock;
 mod contacts;
 mod credentials;
 mod delivery;
+mod documents;
 mod error;
 mod groups;
 mod history;

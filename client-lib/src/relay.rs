@@ -142,7 +142,6 @@ impl Clients {
         KeyLogClient::new(self.channel.clone())
     }
 
-    #[cfg(feature = "native")]
     pub(crate) fn blobs(&self) -> alcove_api::v1::blobs_client::BlobsClient<Transport> {
         alcove_api::v1::blobs_client::BlobsClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_DECODE)
@@ -320,8 +319,8 @@ impl Relay {
         }
     }
 
-    /// A valid session token (logging in if needed), for streaming calls.
-    #[cfg(feature = "native")]
+    /// A valid session token (logging in if needed), for streaming calls
+    /// and uploads.
     pub(crate) async fn token(&self) -> Result<String> {
         self.call(|_, token| async move { Ok(token) }).await
     }

@@ -17,6 +17,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     tonic_prost_build::configure()
         .codec_path("crate::codec::StrictCodec")
+        // No `connect` constructors: they need tonic's transport, which a
+        // wasm build of the SDK does not have (clients take a channel).
+        .build_transport(false)
         .compile_fds(descriptors)?;
     Ok(())
 }

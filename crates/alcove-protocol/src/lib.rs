@@ -81,6 +81,8 @@ pub mod prekeys;
 pub mod ratchet;
 pub mod sealed_sender;
 pub mod transcript;
+#[doc(hidden)]
+pub mod vectors;
 pub mod x3dh;
 
 /// Hooks for the crate's own tests and fuzz targets; not a stable API.

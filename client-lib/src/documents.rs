@@ -1,0 +1,178 @@
+//! Documents held in memory: encrypted and uploaded in resumable unary
+//! pieces, downloaded and checked whole. This is the path a browser takes
+//! (grpc-web cannot stream a request, and a page has no file paths); it
+//! works on every build. Native apps with files on disk use
+//! `upload_file`/`download_file`, which stream in constant memory.
+
+use alcove_api::v1::{
+    DownloadRequest, FinishUploadRequest, StartUploadRequest, UploadPieceRequest,
+    UploadStatusRequest,
+};
+use alcove_protocol::attachment::{AttachmentDecryptor, AttachmentEncryptor, AttachmentKey};
+use futures::StreamExt;
+use tonic::Code;
+
+use crate::error::{Error, Result};
+use crate::{relay, AttachmentPointer, Client};
+
+/// Attempts per piece before an upload gives up (a retryable failure, such
+/// as a dropped connection, is tried again).
+const PIECE_ATTEMPTS: u32 = 3;
+
+impl Client {
+    /// Encrypts `data` and uploads it in pieces, calling `progress(done,
+    /// total)` (encrypted bytes) after each piece. A piece that fails on a
+    /// dropped connection is sent again; the relay keeps an unfinished
+    /// upload for an hour. Returns the pointer to send in a message (it
+    /// holds the key, so it travels only inside the seal).
+    pub async fn upload_bytes(
+        &self,
+        data: &[u8],
+        media_type: &str,
+        file_name: &str,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<AttachmentPointer> {
+        let (mut encryptor, key) = AttachmentEncryptor::new(&mut rand::rngs::OsRng);
+        let mut sealed_bytes = encryptor
+            .update(data)
+            .map_err(|e| Error::LimitExceeded(e.to_string()))?;
+        let (tail, sealed) = encryptor
+            .finish()
+            .map_err(|e| Error::LimitExceeded(e.to_string()))?;
+        sealed_bytes.extend_from_slice(&tail);
+        let total = sealed_bytes.len() as u64;
+
+        let blobs = || self.relay.clients().blobs();
+        let token = self.relay.token().await?;
+        let started = blobs()
+            .start_upload(relay::authed(&token, StartUploadRequest { size: total }))
+            .await?
+            .into_inner();
+        let piece_size = usize::try_from(started.piece_size)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| Error::Offline("the relay named no upload piece size".into()))?;
+        let id = started.upload_id;
+        let pieces: Vec<&[u8]> = sealed_bytes.chunks(piece_size).collect();
+        let send = |index: usize| {
+            let piece = UploadPieceRequest {
+                upload_id: id.clone(),
+                index: index as u32,
+                data: pieces[index].to_vec(),
+            };
+            async move {
+                let mut attempt = 0;
+                loop {
+                    let token = self.relay.token().await?;
+                    match blobs()
+                        .upload_piece(relay::authed(&token, piece.clone()))
+                        .await
+                    {
+                        Ok(_) => return Ok(()),
+                        Err(status) => {
+                            attempt += 1;
+                            let error = Error::from(status);
+                            if attempt >= PIECE_ATTEMPTS || !error.is_retryable() {
+                                return Err(error);
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let mut done = 0u64;
+        for (index, piece) in pieces.iter().enumerate() {
+            send(index).await?;
+            done += piece.len() as u64;
+            progress(done, total);
+        }
+        // The relay's answer to finishing, as a status (to tell missing
+        // pieces apart), inside the SDK's own errors (logging in).
+        let finish = || async {
+            let token = self.relay.token().await?;
+            Ok::<_, Error>(
+                blobs()
+                    .finish_upload(relay::authed(
+                        &token,
+                        FinishUploadRequest {
+                            upload_id: id.clone(),
+                        },
+                    ))
+                    .await,
+            )
+        };
+        let finished = match finish().await? {
+            Ok(r) => r.into_inner(),
+            // The relay lost pieces (it restarted): send what it lacks.
+            Err(status) if status.code() == Code::FailedPrecondition => {
+                let token = self.relay.token().await?;
+                let missing = blobs()
+                    .upload_status(relay::authed(
+                        &token,
+                        UploadStatusRequest {
+                            upload_id: id.clone(),
+                        },
+                    ))
+                    .await?
+                    .into_inner()
+                    .missing;
+                for index in missing {
+                    let index = index as usize;
+                    if index >= pieces.len() {
+                        return Err(Error::VerificationFailed(format!(
+                            "the relay asked for piece {index} of an upload of {}",
+                            pieces.len()
+                        )));
+                    }
+                    send(index).await?;
+                }
+                finish().await??.into_inner()
+            }
+            Err(status) => return Err(status.into()),
+        };
+        Ok(AttachmentPointer {
+            blob_id: finished.blob_id,
+            key: key.as_bytes().to_vec(),
+            digest: sealed.digest.to_vec(),
+            size: sealed.size,
+            media_type: media_type.to_string(),
+            file_name: file_name.to_string(),
+        })
+    }
+
+    /// Downloads an attachment, checks it against the pointer's digest and
+    /// returns the plaintext. Nothing is returned unless every byte checked
+    /// out.
+    pub async fn download_bytes(&self, pointer: &AttachmentPointer) -> Result<Vec<u8>> {
+        let key = AttachmentKey::from_bytes(&pointer.key)
+            .ok_or_else(|| Error::InvalidInput("attachment key".into()))?;
+        let digest: [u8; 32] = pointer
+            .digest
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::InvalidInput("attachment digest".into()))?;
+        let token = self.relay.token().await?;
+        let mut stream = self
+            .relay
+            .clients()
+            .blobs()
+            .download(relay::authed(
+                &token,
+                DownloadRequest {
+                    blob_id: pointer.blob_id.clone(),
+                },
+            ))
+            .await?
+            .into_inner();
+        let mut decryptor = AttachmentDecryptor::new(&key, digest);
+        let mut out = Vec::new();
+        let failed = |e: alcove_protocol::error::AttachmentError| {
+            Error::VerificationFailed(format!("attachment: {e}"))
+        };
+        while let Some(piece) = stream.next().await {
+            out.extend(decryptor.update(&piece?.data).map_err(failed)?);
+        }
+        out.extend(decryptor.finish().map_err(failed)?);
+        Ok(out)
+    }
+}
