@@ -512,7 +512,55 @@ async fn bad_pieces_are_refused_and_change_nothing(backend: Backend) {
     assert!(download(&device, empty.upload_id).await.is_empty());
 }
 
+/// The SDK's in-memory documents (the browser's path) go through the
+/// unary upload; the other side gets them back byte for byte, as bytes or
+/// as a file, and a pointer whose digest does not match yields nothing.
+async fn documents_in_memory_round_trip(backend: Backend) {
+    let relay = TestRelay::start_on(backend, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (therapist, client, to_client, _) = common::sdk::pair(&relay, dir.path()).await;
+    let worksheet = content(PIECE * 2 + 12_345, 3);
+    let mut progress = Vec::new();
+    let pointer = therapist
+        .upload_bytes(&worksheet, "application/pdf", "worksheet.pdf", |done, total| {
+            progress.push((done, total))
+        })
+        .await
+        .unwrap();
+    assert_eq!(progress.len(), 3, "one report per piece");
+    assert_eq!(progress[2].0, progress[2].1);
+    assert_eq!(pointer.size, worksheet.len() as u64);
+    assert_eq!(pointer.file_name, "worksheet.pdf");
+    therapist
+        .assign_homework(
+            &to_client.address,
+            "Thought record",
+            "Fill in the worksheet",
+            None,
+            vec![pointer],
+        )
+        .await
+        .unwrap();
+    let events = client.sync().await.unwrap();
+    let Some(alcove_client::Body::HomeworkAssignment(a)) = events[0].body() else {
+        panic!("no assignment: {:?}", events[0].kind)
+    };
+    let received = &a.attachments[0];
+    assert_eq!(client.download_bytes(received).await.unwrap(), worksheet);
+    let file = dir.path().join("worksheet.pdf");
+    client.download_file(received, &file, |_, _| {}).await.unwrap();
+    assert_eq!(std::fs::read(&file).unwrap(), worksheet);
+
+    let mut forged = received.clone();
+    forged.digest[0] ^= 1;
+    assert!(matches!(
+        client.download_bytes(&forged).await,
+        Err(alcove_client::Error::VerificationFailed(_))
+    ));
+}
+
 on_every_backend!(
+    documents_in_memory_round_trip,
     a_browser_uploads_in_pieces_and_resumes,
     an_upload_resumes_after_the_relay_restarts,
     bad_pieces_are_refused_and_change_nothing,
