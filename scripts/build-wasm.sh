@@ -7,33 +7,16 @@
 # std from source (rust-web-src), linking with lld-14. It calls
 # /usr/bin/cargo explicitly; the workspace's own builds keep rustup's.
 #
-# First run on a fresh machine: about 3 minutes of apt and cargo install,
-# then about 4 minutes of build (2 cores). Later runs rebuild only what
-# changed.
+# First run on a fresh machine (2 cores): a few minutes of installs
+# (scripts/web-setup.sh: Debian packages, wasm-bindgen-cli) and about two
+# minutes of build; later runs rebuild only what changed. See README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-WASM_BINDGEN_VERSION=0.2.130
 OUT=bindings/alcove-wasm/pkg
 TARGET_DIR=${ALCOVE_WASM_TARGET_DIR:-target/wasm}
 
-need_apt=()
-[ -x /usr/bin/rustc ] && /usr/bin/rustc --version | grep -q "^rustc 1\.9[6-9]" || need_apt+=(rustc-web cargo-web rust-web-src)
-[ -x /usr/bin/wasm-ld-14 ] || need_apt+=(lld-14)
-if [ ${#need_apt[@]} -gt 0 ]; then
-    echo "== installing ${need_apt[*]} (Debian)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
-# rustc-web must not stand in for rustup's toolchain anywhere else.
-case "$(command -v cargo)" in
-    /usr/bin/cargo) echo "cargo on PATH is Debian's; install rustup's toolchain first" >&2; exit 1 ;;
-esac
-
-if ! wasm-bindgen --version 2>/dev/null | grep -q " $WASM_BINDGEN_VERSION\$"; then
-    echo "== installing wasm-bindgen-cli $WASM_BINDGEN_VERSION"
-    cargo install -q wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
-fi
+bash scripts/web-setup.sh
 
 echo "== building alcove-wasm (wasm32-unknown-unknown, std from source)"
 (

@@ -242,6 +242,16 @@ impl AlcoveClient {
         to_js(&Contact::from(contact))
     }
 
+    /// Names a contact on this device (an invite carries no name: the
+    /// person accepting it names the inviter).
+    #[wasm_bindgen(js_name = renameContact)]
+    pub async fn rename_contact(&self, address: String, name: String) -> JsResult<()> {
+        self.inner
+            .rename_contact(&self::address(&address)?, &name)
+            .await
+            .map_err(sdk_error)
+    }
+
     /// Records that the two people compared safety numbers and they match.
     #[wasm_bindgen(js_name = markVerified)]
     pub async fn mark_verified(&self, address: String) -> JsResult<()> {
@@ -508,6 +518,20 @@ impl Subscription {
     pub fn cancel(&self) {
         self.handle.abort();
     }
+}
+
+/// An invite link as a QR code: an SVG document (black on white, with a
+/// quiet zone), for the other person's phone or laptop camera. The link
+/// carries the inviter's keys: show it only to the person invited.
+#[wasm_bindgen(js_name = qrSvg)]
+pub fn qr_svg(link: String) -> JsResult<String> {
+    let code = qrcode::QrCode::with_error_correction_level(link.as_bytes(), qrcode::EcLevel::M)
+        .map_err(|e| invalid(format!("cannot draw this link as a QR code: {e}")))?;
+    Ok(code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(240, 240)
+        .quiet_zone(true)
+        .build())
 }
 
 /// The known-answer conversation of `alcove_protocol::vectors`, from a
