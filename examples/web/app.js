@@ -15,6 +15,8 @@ import init, { AlcoveClient, qrSvg } from "./pkg/alcove_wasm.js";
 const params = new URLSearchParams(location.search);
 const role = params.get("role") === "client" ? "client" : "therapist";
 const relayUrl = params.get("relay") || "http://127.0.0.1:7443";
+// Optional: another host name of the same relay for sends (docs/bindings.md).
+const sendUrl = params.get("send") || undefined;
 const dbName = `alcove-${role}`;
 const $ = (id) => document.getElementById(id);
 
@@ -85,7 +87,7 @@ async function start() {
   if (localStorage.getItem(`${dbName}-created`)) {
     const key = await storageKey();
     try {
-      client = await AlcoveClient.open(dbName, key, relayUrl);
+      client = await AlcoveClient.open(dbName, key, relayUrl, sendUrl);
     } finally {
       key.fill(0);
     }
@@ -103,7 +105,7 @@ $("create").addEventListener("click", async () => {
   status("Creating keys and registering with the relay…");
   const key = await storageKey();
   try {
-    client = await AlcoveClient.create(dbName, key, relayUrl, name);
+    client = await AlcoveClient.create(dbName, key, relayUrl, name, sendUrl);
     localStorage.setItem(`${dbName}-created`, "1");
     $("setup").hidden = true;
     await ready();

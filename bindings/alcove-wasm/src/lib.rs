@@ -125,16 +125,18 @@ fn attachments(list: JsValue) -> JsResult<Vec<sdk::AttachmentPointer>> {
         .collect()
 }
 
-fn profile(store: IdbStore, relay_url: &str) -> sdk::Profile {
+fn profile(store: IdbStore, relay_url: &str, send_url: Option<&str>) -> sdk::Profile {
     let durability = store.durability();
     // The logged-in calls and the anonymous sends each get their own
-    // grpc-web client. fetch may still share a connection between them;
-    // docs/bindings.md says what this means for the relay's view.
+    // grpc-web client. A browser pools connections per host, so on the
+    // same URL the relay could see a send arrive on the connection that
+    // logged in; a second host name for the same relay (`sendUrl`) keeps
+    // them apart (docs/bindings.md, "The web").
     sdk::Profile::new(store)
         .with_clock(PageClock)
         .with_transports(
             transport::grpc_web(relay_url, durability.clone()),
-            transport::grpc_web(relay_url, durability),
+            transport::grpc_web(send_url.unwrap_or(relay_url), durability),
         )
 }
 
@@ -149,19 +151,28 @@ impl AlcoveClient {
     /// Creates a profile in the IndexedDB database `dbName`, protected by
     /// the 32-byte `storageKey`, and registers it with the relay at
     /// `relayUrl` under `name`. All or nothing: if it fails, the database
-    /// is deleted and the call can be repeated.
+    /// is deleted and the call can be repeated. `sendUrl`, if given, is
+    /// another host name of the same relay for the sends that carry no
+    /// login (so that the browser does not send them on the logged-in
+    /// connection).
     #[wasm_bindgen(js_name = create)]
     pub async fn create(
         #[wasm_bindgen(js_name = dbName)] db_name: String,
         #[wasm_bindgen(js_name = storageKey)] storage_key: Vec<u8>,
         #[wasm_bindgen(js_name = relayUrl)] relay_url: String,
         name: String,
+        #[wasm_bindgen(js_name = sendUrl)] send_url: Option<String>,
     ) -> JsResult<AlcoveClient> {
         let key = key32(&storage_key)?;
         let store = IdbStore::open(&db_name).await.map_err(sdk_error)?;
         let fresh = sdk::ProfileStore::is_empty(&store).unwrap_or(false);
-        let created =
-            sdk::Client::create_with(profile(store, &relay_url), &key, &relay_url, &name).await;
+        let created = sdk::Client::create_with(
+            profile(store, &relay_url, send_url.as_deref()),
+            &key,
+            &relay_url,
+            &name,
+        )
+        .await;
         match created {
             Ok(client) => Ok(Self {
                 inner: Rc::new(client),
@@ -181,10 +192,11 @@ impl AlcoveClient {
         #[wasm_bindgen(js_name = dbName)] db_name: String,
         #[wasm_bindgen(js_name = storageKey)] storage_key: Vec<u8>,
         #[wasm_bindgen(js_name = relayUrl)] relay_url: String,
+        #[wasm_bindgen(js_name = sendUrl)] send_url: Option<String>,
     ) -> JsResult<AlcoveClient> {
         let key = key32(&storage_key)?;
         let store = IdbStore::open(&db_name).await.map_err(sdk_error)?;
-        let client = sdk::Client::open_with(profile(store, &relay_url), &key)
+        let client = sdk::Client::open_with(profile(store, &relay_url, send_url.as_deref()), &key)
             .await
             .map_err(sdk_error)?;
         Ok(Self {
