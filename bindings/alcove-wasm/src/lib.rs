@@ -293,7 +293,11 @@ impl AlcoveClient {
         bytes: Vec<u8>,
         #[wasm_bindgen(js_name = mediaType)] media_type: String,
         #[wasm_bindgen(js_name = fileName)] file_name: String,
-        #[wasm_bindgen(js_name = onProgress)] on_progress: Option<js_sys::Function>,
+        #[wasm_bindgen(
+            js_name = onProgress,
+            unchecked_param_type = "((done: number, total: number) => void) | undefined"
+        )]
+        on_progress: Option<js_sys::Function>,
     ) -> JsResult<JsValue> {
         let pointer = self
             .inner
@@ -487,7 +491,7 @@ impl AlcoveClient {
         &self,
         #[wasm_bindgen(js_name = onEvent, unchecked_param_type = "(event: AlcoveEvent) => void")]
         on_event: js_sys::Function,
-        #[wasm_bindgen(js_name = onError, unchecked_param_type = "(error: AlcoveError) => void")]
+        #[wasm_bindgen(js_name = onError, unchecked_param_type = "((error: AlcoveError) => void) | undefined")]
         on_error: Option<js_sys::Function>,
     ) -> Subscription {
         let client = self.inner.clone();
