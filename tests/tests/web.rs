@@ -522,9 +522,12 @@ async fn documents_in_memory_round_trip(backend: Backend) {
     let worksheet = content(PIECE * 2 + 12_345, 3);
     let mut progress = Vec::new();
     let pointer = therapist
-        .upload_bytes(&worksheet, "application/pdf", "worksheet.pdf", |done, total| {
-            progress.push((done, total))
-        })
+        .upload_bytes(
+            &worksheet,
+            "application/pdf",
+            "worksheet.pdf",
+            |done, total| progress.push((done, total)),
+        )
         .await
         .unwrap();
     assert_eq!(progress.len(), 3, "one report per piece");
@@ -548,7 +551,10 @@ async fn documents_in_memory_round_trip(backend: Backend) {
     let received = &a.attachments[0];
     assert_eq!(client.download_bytes(received).await.unwrap(), worksheet);
     let file = dir.path().join("worksheet.pdf");
-    client.download_file(received, &file, |_, _| {}).await.unwrap();
+    client
+        .download_file(received, &file, |_, _| {})
+        .await
+        .unwrap();
     assert_eq!(std::fs::read(&file).unwrap(), worksheet);
 
     let mut forged = received.clone();
