@@ -177,6 +177,15 @@ test("a therapist and a client in two browsers, then a native client", async () 
   assert.equal(await submission.locator("button.send-feedback").count(), 0);
   assert.equal(await assignment.locator(".worksheet-text").textContent(), worksheet);
 
+  // A reload: the profile opens again from IndexedDB (the storage key
+  // unwrapped by the page's non-extractable key), with its history, and
+  // the conversation goes on.
+  await c.reload();
+  await shown(c, line(c, "What evidence goes against it?"), client.problems);
+  await c.fill("#message", "Back after a reload.");
+  await c.click("#send");
+  await line(t, "Back after a reload.").waitFor();
+
   await t.screenshot({ path: join(shots, "therapist.png"), fullPage: true });
   await c.screenshot({ path: join(shots, "client.png"), fullPage: true });
 
