@@ -186,6 +186,14 @@ test("a therapist and a client in two browsers, then a native client", async () 
   await c.click("#send");
   await line(t, "Back after a reload.").waitFor();
 
+  // The same profile in a second tab is refused, not opened twice (two
+  // in-memory copies would fork its sessions).
+  const twin = await c.context().newPage();
+  await twin.goto(pageUrl("client"));
+  await twin.waitForFunction(() => /open in another tab/.test(document.getElementById("status").textContent));
+  assert.ok(await twin.locator("#app").isHidden());
+  await twin.close();
+
   await t.screenshot({ path: join(shots, "therapist.png"), fullPage: true });
   await c.screenshot({ path: join(shots, "client.png"), fullPage: true });
 

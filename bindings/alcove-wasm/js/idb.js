@@ -20,10 +20,42 @@ function buffer(bytes) {
   return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
 }
 
-export function idbOpen(name) {
-  const open = indexedDB.open(name, 1);
-  open.onupgradeneeded = () => open.result.createObjectStore(STORE);
-  return request(open);
+// One page at a time may hold a profile: two tabs writing the same records
+// from two in-memory copies would fork its sessions. A Web Lock named
+// after the database is held while the profile is open (released by
+// idbClose, or when the tab goes away).
+const releases = new Map();
+
+async function lock(name) {
+  if (!globalThis.navigator?.locks) {
+    return null; // no Web Locks here (not a browser): nothing to share with
+  }
+  let release;
+  const held = new Promise((resolve) => (release = resolve));
+  const got = await new Promise((resolve) => {
+    navigator.locks.request(`alcove-profile:${name}`, { ifAvailable: true }, (l) => {
+      resolve(l !== null);
+      return l === null ? undefined : held;
+    });
+  });
+  if (!got) {
+    throw new Error("this profile is open in another tab or window; close it there first");
+  }
+  return release;
+}
+
+export async function idbOpen(name) {
+  const release = await lock(name);
+  try {
+    const open = indexedDB.open(name, 1);
+    open.onupgradeneeded = () => open.result.createObjectStore(STORE);
+    const db = await request(open);
+    if (release) releases.set(db, release);
+    return db;
+  } catch (e) {
+    release?.();
+    throw e;
+  }
 }
 
 // Every record, as a flat array [name0, value0, name1, value1, ...].
@@ -61,6 +93,8 @@ export function idbCommit(db, puts, removes) {
 
 export function idbClose(db) {
   db.close();
+  releases.get(db)?.();
+  releases.delete(db);
 }
 
 export function idbDelete(name) {
