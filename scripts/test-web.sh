@@ -6,8 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build-wasm.sh
-echo "== cargo fmt --check (bindings/alcove-wasm)"
-(cd bindings/alcove-wasm && cargo fmt --check)
 cargo build --quiet -p alcove-server -p alcove-cli --bin alcove-server --bin alcove
 echo "== Node: the wasm package against the native vectors"
 node --test bindings/alcove-wasm/tests/

@@ -23,7 +23,7 @@
 //!
 //! Every call that can fail rejects with an `AlcoveError` (an `Error` with
 //! `code` and `retryable`).
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 pub mod store;
 pub mod transport;
