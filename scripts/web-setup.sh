@@ -22,7 +22,7 @@ packages=()
 if [ ${#packages[@]} -gt 0 ]; then
     echo "== apt: ${packages[*]}"
     "${sudo[@]}" apt-get update -qq
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 # Debian's cargo must not stand in for rustup's anywhere else.
 case "$(command -v cargo)" in

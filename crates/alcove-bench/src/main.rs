@@ -83,6 +83,10 @@ struct Args {
     /// Mailboxes the --store-size envelopes are spread over.
     #[arg(long, default_value_t = 10_000)]
     mailboxes: u64,
+    /// The sled page cache of the --store-size relays, MiB (both get the
+    /// same; the relay's default otherwise).
+    #[arg(long, default_value_t = alcove_server::limits::DEFAULT_SLED_CACHE_MB)]
+    sled_cache_mb: u64,
 }
 
 /// How the relay benchmark's senders send.
@@ -571,6 +575,7 @@ async fn compare_store_sizes(
         let mut config = alcove_server::Config::for_dir(dir);
         unlimited(&mut config.limits);
         config.limits.max_mailbox_depth = u64::MAX;
+        config.sled_cache_mb = args.sled_cache_mb;
         let t = Instant::now();
         relays.push(alcove_server::start(config).await?);
         started.push(t.elapsed());
@@ -610,7 +615,8 @@ async fn compare_store_sizes(
     Ok(format!(
         "\n### Cost against store size: {envelopes} envelopes waiting in {mailboxes} mailboxes ({date})\n\n\
          Command: `cargo run --release -p alcove-bench -- --store-size {envelopes} --mailboxes {mailboxes} \
-         --clients {clients} --seconds {secs} --rounds {rounds}`. Two sled relays side by side, one on an \
+         --clients {clients} --seconds {secs} --rounds {rounds} --sled-cache-mb {cache}`. Two sled relays side by side, \
+         each with a {cache} MiB page cache, one on an \
          empty store and one on a store preloaded through the store API ({mailboxes} registered devices, \
          {envelopes} sealed-size envelopes of 449 bytes waiting, {mb:.0} MB on disk, written in {took:.0} s; \
          the relay on it started in {start:.1} s, recovery scan included). Rounds alternate between them. \
@@ -623,6 +629,7 @@ async fn compare_store_sizes(
         clients = args.clients,
         secs = args.seconds,
         rounds = args.rounds,
+        cache = args.sled_cache_mb,
         mb = size as f64 / 1e6,
         took = took.as_secs_f64(),
         start = started[1].as_secs_f64(),
