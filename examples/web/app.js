@@ -126,16 +126,30 @@ async function ready() {
   await client.sync().then(handleAll).catch((e) => status(`Offline: ${e.message}`));
 }
 
-// Live events; confirmed once shown. A dropped stream is picked up again.
+// Live events; confirmed once shown. A dropped stream (the network, a
+// relay restart) is picked up again, and what arrived meanwhile is synced.
 function listen() {
   client.subscribe(
-    (event) => handleAll([event]),
+    (event) => {
+      status("Connected.");
+      handleAll([event]).catch((e) => status(`Offline: ${e.message}`));
+    },
     (error) => {
       status(`Reconnecting (${error.message})…`);
-      setTimeout(listen, 2000);
+      setTimeout(async () => {
+        listen();
+        await client.sync().then(handleAll).catch(() => {});
+      }, 2000);
     },
   );
 }
+
+// Every failure is shown, none is left unhandled: a call made while the
+// relay is away (restarting, or the network gone) rejects with a retryable
+// AlcoveError, and the message stays queued or waiting.
+window.addEventListener("unhandledrejection", (e) => {
+  status(`Error: ${e.reason?.message ?? e.reason}`);
+});
 
 async function handleAll(events) {
   for (const event of events) {

@@ -485,8 +485,10 @@ impl AlcoveClient {
     }
 
     /// Delivers live events to `onEvent` until the returned subscription is
-    /// cancelled, or the stream ends with an error (given to `onError`).
-    /// Each event is also stored: confirm it once handled.
+    /// cancelled, or the stream ends: with an error, or because the relay
+    /// closed it (a restart), which `onError` gets as a retryable `offline`
+    /// error. Either way, subscribe again (and `sync()` to catch up). Each
+    /// event is also stored: confirm it once handled.
     pub fn subscribe(
         &self,
         #[wasm_bindgen(js_name = onEvent, unchecked_param_type = "(event: AlcoveEvent) => void")]
@@ -499,20 +501,23 @@ impl AlcoveClient {
         let live = async move {
             let events = client.events();
             let mut events = std::pin::pin!(events);
-            while let Some(item) = events.next().await {
-                match item {
-                    Ok(event) => {
+            let ended = loop {
+                match events.next().await {
+                    Some(Ok(event)) => {
                         if let Ok(value) = to_js(&Event::from(event)) {
                             let _ = on_event.call1(&JsValue::NULL, &value);
                         }
                     }
-                    Err(e) => {
-                        if let Some(f) = &on_error {
-                            let _ = f.call1(&JsValue::NULL, &sdk_error(e));
-                        }
-                        break;
-                    }
+                    Some(Err(e)) => break sdk_error(e),
+                    None => break js_error(
+                        "offline",
+                        "the relay closed the live stream (it may be restarting); subscribe again",
+                        true,
+                    ),
                 }
+            };
+            if let Some(f) = &on_error {
+                let _ = f.call1(&JsValue::NULL, &ended);
             }
         };
         wasm_bindgen_futures::spawn_local(async move {
