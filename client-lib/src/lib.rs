@@ -60,6 +60,7 @@ mod groups;
 mod history;
 mod inbound;
 mod outbound;
+mod passphrase;
 mod prekeys;
 mod records;
 mod relay;
@@ -101,6 +102,9 @@ pub use groups::{
 };
 pub use history::{Direction, HistoryItem};
 pub use outbound::{MAX_DELIVERY_ATTEMPTS, RESEND_WINDOW};
+pub use passphrase::{
+    storage_key_from_passphrase, MIN_SALT_LEN, PASSPHRASE_MEMORY_KIB, PASSPHRASE_PASSES,
+};
 pub use prekeys::{MAX_PREKEYS_PER_DAY, SIGNED_PREKEY_LIFETIME, SIGNED_PREKEY_RETENTION};
 pub use relay::{BoxError, Transport};
 pub use sessions::MAX_ARCHIVED_SESSIONS;

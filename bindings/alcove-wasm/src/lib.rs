@@ -541,6 +541,17 @@ impl Subscription {
     }
 }
 
+/// A 32-byte storage key from a passphrase and a salt (at least 16 random
+/// bytes, stored beside the profile): Argon2id, 19 MiB, two passes, as the
+/// native SDK derives it (`alcove_client::storage_key_from_passphrase`).
+/// For apps that ask for a passphrase instead of keeping a wrapped key;
+/// docs/bindings.md, "The web".
+#[wasm_bindgen(js_name = storageKeyFromPassphrase)]
+pub fn storage_key_from_passphrase(passphrase: String, salt: Vec<u8>) -> JsResult<Vec<u8>> {
+    let key = sdk::storage_key_from_passphrase(&passphrase, &salt).map_err(sdk_error)?;
+    Ok(key.to_vec())
+}
+
 /// An invite link as a QR code: an SVG document (black on white, with a
 /// quiet zone), for the other person's phone or laptop camera. The link
 /// carries the inviter's keys: show it only to the person invited.

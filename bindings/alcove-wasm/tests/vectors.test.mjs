@@ -9,7 +9,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import init, { protocolVectors, benchSameChain } from "../pkg/alcove_wasm.js";
+import init, { protocolVectors, benchSameChain, storageKeyFromPassphrase } from "../pkg/alcove_wasm.js";
 
 const here = (path) => new URL(path, import.meta.url);
 await init({ module_or_path: readFileSync(here("../pkg/alcove_wasm_bg.wasm")) });
@@ -45,4 +45,17 @@ test("another seed gives other bytes, and bad input is a clear error", () => {
 test("the same-chain workload runs in wasm", () => {
   const ms = benchSameChain(10, 1024);
   assert.ok(Number.isFinite(ms) && ms >= 0);
+});
+
+test("a passphrase gives the native build's storage key", () => {
+  // client-lib/src/passphrase.rs: KNOWN_ANSWER (also the reference C
+  // implementation's answer).
+  const key = storageKeyFromPassphrase("therapy notes", new Uint8Array(16).fill(0x11));
+  assert.equal(Buffer.from(key).toString("hex"),
+    "4b525f269ba3bd932df762430080add9ec69f30c143afcd1186561b0392ba879");
+  assert.throws(() => storageKeyFromPassphrase("therapy notes", new Uint8Array(15)), (e) => {
+    assert.equal(e.code, "invalidInput");
+    assert.match(e.message, /salt/);
+    return true;
+  });
 });
