@@ -4,10 +4,8 @@
 use std::path::Path;
 
 use alcove_api::v1::upload_request::Part;
-use alcove_api::v1::{DownloadRequest, UploadHeader, UploadRequest};
-use alcove_protocol::attachment::{
-    encrypted_len, AttachmentDecryptor, AttachmentEncryptor, AttachmentKey,
-};
+use alcove_api::v1::{UploadHeader, UploadRequest};
+use alcove_protocol::attachment::{encrypted_len, AttachmentEncryptor};
 use alcove_protocol::limits::ATTACHMENT_CHUNK_SIZE;
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -128,28 +126,9 @@ impl Client {
         dest: &Path,
         mut progress: impl FnMut(u64, u64) + Send,
     ) -> Result<()> {
-        let key = AttachmentKey::from_bytes(&pointer.key)
-            .ok_or_else(|| Error::InvalidInput("attachment key".into()))?;
-        let digest: [u8; 32] = pointer
-            .digest
-            .as_slice()
-            .try_into()
-            .map_err(|_| Error::InvalidInput("attachment digest".into()))?;
-        let token = self.token().await?;
-        let mut stream = self
-            .relay_clients()
-            .blobs()
-            .download(relay::authed(
-                &token,
-                DownloadRequest {
-                    blob_id: pointer.blob_id.clone(),
-                },
-            ))
-            .await?
-            .into_inner();
+        let (mut stream, mut decryptor) = self.open_download(pointer).await?;
         let partial = dest.with_extension("alcove-partial");
         let mut out = tokio::fs::File::create(&partial).await.map_err(io)?;
-        let mut decryptor = AttachmentDecryptor::new(&key, digest);
         let mut done = 0u64;
         let result = async {
             while let Some(piece) = stream.next().await {

@@ -140,10 +140,16 @@ impl Client {
         })
     }
 
-    /// Downloads an attachment, checks it against the pointer's digest and
-    /// returns the plaintext. Nothing is returned unless every byte checked
-    /// out.
-    pub async fn download_bytes(&self, pointer: &AttachmentPointer) -> Result<Vec<u8>> {
+    /// The download stream of `pointer`'s blob and the decryptor that
+    /// checks it (shared by `download_bytes` and the native
+    /// `download_file`).
+    pub(crate) async fn open_download(
+        &self,
+        pointer: &AttachmentPointer,
+    ) -> Result<(
+        tonic::Streaming<alcove_api::v1::DownloadResponse>,
+        AttachmentDecryptor,
+    )> {
         let key = AttachmentKey::from_bytes(&pointer.key)
             .ok_or_else(|| Error::InvalidInput("attachment key".into()))?;
         let digest: [u8; 32] = pointer
@@ -152,7 +158,7 @@ impl Client {
             .try_into()
             .map_err(|_| Error::InvalidInput("attachment digest".into()))?;
         let token = self.relay.token().await?;
-        let mut stream = self
+        let stream = self
             .relay
             .clients()
             .blobs()
@@ -164,7 +170,14 @@ impl Client {
             ))
             .await?
             .into_inner();
-        let mut decryptor = AttachmentDecryptor::new(&key, digest);
+        Ok((stream, AttachmentDecryptor::new(&key, digest)))
+    }
+
+    /// Downloads an attachment, checks it against the pointer's digest and
+    /// returns the plaintext. Nothing is returned unless every byte checked
+    /// out.
+    pub async fn download_bytes(&self, pointer: &AttachmentPointer) -> Result<Vec<u8>> {
+        let (mut stream, mut decryptor) = self.open_download(pointer).await?;
         let mut out = Vec::new();
         let failed = |e: alcove_protocol::error::AttachmentError| {
             Error::VerificationFailed(format!("attachment: {e}"))

@@ -104,18 +104,25 @@ impl Services {
         Ok(info)
     }
 
-    /// The pieces of an open upload the store does not hold, ascending.
-    async fn missing_pieces(&self, id: &BlobId, info: &BlobInfo) -> Result<Vec<u32>, Status> {
+    /// The open upload named by `upload_id` (its id and description) and
+    /// the pieces the store does not hold yet, ascending.
+    async fn upload_progress(
+        &self,
+        upload_id: &[u8],
+    ) -> Result<(BlobId, BlobInfo, Vec<u32>), Status> {
+        let id = self::upload_id(upload_id)?;
+        let info = self.open_upload(&id).await?;
         let held = self
             .relay
             .store
-            .blob_chunk_indices(id)
+            .blob_chunk_indices(&id)
             .await
             .map_err(store_status)?;
         let held: std::collections::BTreeSet<u32> = held.into_iter().collect();
-        Ok((0..piece_count(info.size))
+        let missing = (0..piece_count(info.size))
             .filter(|i| !held.contains(i))
-            .collect())
+            .collect();
+        Ok((id, info, missing))
     }
 }
 
@@ -325,9 +332,7 @@ impl Blobs for Services {
         let relay = &self.relay;
         let result = async {
             relay.authorize(&request)?;
-            let id = upload_id(&request.get_ref().upload_id)?;
-            let info = self.open_upload(&id).await?;
-            let missing = self.missing_pieces(&id, &info).await?;
+            let (_, info, missing) = self.upload_progress(&request.get_ref().upload_id).await?;
             Ok(UploadStatusResponse {
                 size: info.size,
                 piece_size: UNARY_UPLOAD_PIECE as u32,
@@ -347,9 +352,7 @@ impl Blobs for Services {
         let relay = &self.relay;
         let result = async {
             relay.authorize(&request)?;
-            let id = upload_id(&request.get_ref().upload_id)?;
-            let info = self.open_upload(&id).await?;
-            let missing = self.missing_pieces(&id, &info).await?;
+            let (id, info, missing) = self.upload_progress(&request.get_ref().upload_id).await?;
             if let Some(first) = missing.first() {
                 return Err(Status::failed_precondition(format!(
                     "{} of {} pieces are missing, the first is piece {first}; send them and finish again",
