@@ -4,16 +4,11 @@
 //! works on every build. Native apps with files on disk use
 //! `upload_file`/`download_file`, which stream in constant memory.
 
-use alcove_api::v1::{
-    DownloadRequest, FinishUploadRequest, StartUploadRequest, UploadPieceRequest,
-    UploadStatusRequest,
-};
 use alcove_protocol::attachment::{AttachmentDecryptor, AttachmentEncryptor, AttachmentKey};
 use futures::StreamExt;
-use tonic::Code;
 
 use crate::error::{Error, Result};
-use crate::{relay, AttachmentPointer, Client};
+use crate::{AttachmentPointer, Client};
 
 /// Attempts per piece before an upload gives up (a retryable failure, such
 /// as a dropped connection, is tried again).
@@ -42,12 +37,7 @@ impl Client {
         sealed_bytes.extend_from_slice(&tail);
         let total = sealed_bytes.len() as u64;
 
-        let blobs = || self.relay.clients().blobs();
-        let token = self.relay.token().await?;
-        let started = blobs()
-            .start_upload(relay::authed(&token, StartUploadRequest { size: total }))
-            .await?
-            .into_inner();
+        let started = self.relay.start_upload(total).await?;
         let piece_size = usize::try_from(started.piece_size)
             .ok()
             .filter(|p| *p > 0)
@@ -55,27 +45,13 @@ impl Client {
         let id = started.upload_id;
         let pieces: Vec<&[u8]> = sealed_bytes.chunks(piece_size).collect();
         let send = |index: usize| {
-            let piece = UploadPieceRequest {
-                upload_id: id.clone(),
-                index: index as u32,
-                data: pieces[index].to_vec(),
-            };
+            let (id, piece) = (&id, pieces[index]);
             async move {
-                let mut attempt = 0;
+                let mut attempt = 1;
                 loop {
-                    let token = self.relay.token().await?;
-                    match blobs()
-                        .upload_piece(relay::authed(&token, piece.clone()))
-                        .await
-                    {
-                        Ok(_) => return Ok(()),
-                        Err(status) => {
-                            attempt += 1;
-                            let error = Error::from(status);
-                            if attempt >= PIECE_ATTEMPTS || !error.is_retryable() {
-                                return Err(error);
-                            }
-                        }
+                    match self.relay.upload_piece(id, index as u32, piece).await {
+                        Err(e) if e.is_retryable() && attempt < PIECE_ATTEMPTS => attempt += 1,
+                        done => return done,
                     }
                 }
             }
@@ -86,50 +62,19 @@ impl Client {
             done += piece.len() as u64;
             progress(done, total);
         }
-        // The relay's answer to finishing, as a status (to tell missing
-        // pieces apart), inside the SDK's own errors (logging in).
-        let finish = || async {
-            let token = self.relay.token().await?;
-            Ok::<_, Error>(
-                blobs()
-                    .finish_upload(relay::authed(
-                        &token,
-                        FinishUploadRequest {
-                            upload_id: id.clone(),
-                        },
-                    ))
-                    .await,
-            )
-        };
-        let finished = match finish().await? {
-            Ok(r) => r.into_inner(),
-            // The relay lost pieces (it restarted): send what it lacks.
-            Err(status) if status.code() == Code::FailedPrecondition => {
-                let token = self.relay.token().await?;
-                let missing = blobs()
-                    .upload_status(relay::authed(
-                        &token,
-                        UploadStatusRequest {
-                            upload_id: id.clone(),
-                        },
-                    ))
-                    .await?
-                    .into_inner()
-                    .missing;
-                for index in missing {
-                    let index = index as usize;
-                    if index >= pieces.len() {
-                        return Err(Error::VerificationFailed(format!(
-                            "the relay asked for piece {index} of an upload of {}",
-                            pieces.len()
-                        )));
-                    }
-                    send(index).await?;
-                }
-                finish().await??.into_inner()
+        // A relay that restarted meanwhile may have lost pieces it took:
+        // ask which, and send them again.
+        for index in self.relay.missing_pieces(&id).await? {
+            let index = index as usize;
+            if index >= pieces.len() {
+                return Err(Error::VerificationFailed(format!(
+                    "the relay asked for piece {index} of an upload of {}",
+                    pieces.len()
+                )));
             }
-            Err(status) => return Err(status.into()),
-        };
+            send(index).await?;
+        }
+        let finished = self.relay.finish_upload(&id).await?;
         Ok(AttachmentPointer {
             blob_id: finished.blob_id,
             key: key.as_bytes().to_vec(),
@@ -157,19 +102,7 @@ impl Client {
             .as_slice()
             .try_into()
             .map_err(|_| Error::InvalidInput("attachment digest".into()))?;
-        let token = self.relay.token().await?;
-        let stream = self
-            .relay
-            .clients()
-            .blobs()
-            .download(relay::authed(
-                &token,
-                DownloadRequest {
-                    blob_id: pointer.blob_id.clone(),
-                },
-            ))
-            .await?
-            .into_inner();
+        let stream = self.relay.download(&pointer.blob_id).await?;
         Ok((stream, AttachmentDecryptor::new(&key, digest)))
     }
 

@@ -22,11 +22,13 @@ use alcove_api::v1::keys_client::KeysClient;
 use alcove_api::v1::mailbox_client::MailboxClient;
 use alcove_api::v1::{
     AckRequest, ChallengeRequest, CommitCredentialRequest, ConsistencyProofResponse,
-    CountPreKeysRequest, CredentialProof, Envelope, FetchRequest, GetBundleRequest,
-    GetBundleResponse, GetConsistencyProofRequest, GetCredentialProofRequest, GetKeyProofRequest,
-    GetTreeHeadRequest, GetTreeHeadResponse, KeyProof, LoginRequest, RegisterRequest, RelayLimits,
-    RotateSignedPreKeyRequest, SendRequest, SetDeliveryPolicyRequest, SubscribeRequest,
-    UploadOneTimePreKeysRequest,
+    CountPreKeysRequest, CredentialProof, DownloadRequest, DownloadResponse, Envelope,
+    FetchRequest, FinishUploadRequest, GetBundleRequest, GetBundleResponse,
+    GetConsistencyProofRequest, GetCredentialProofRequest, GetKeyProofRequest, GetTreeHeadRequest,
+    GetTreeHeadResponse, KeyProof, LoginRequest, RegisterRequest, RelayLimits,
+    RotateSignedPreKeyRequest, SendRequest, SetDeliveryPolicyRequest, StartUploadRequest,
+    StartUploadResponse, SubscribeRequest, UploadOneTimePreKeysRequest, UploadPieceRequest,
+    UploadResponse, UploadStatusRequest,
 };
 use alcove_protocol::delivery::DeliveryVerifier;
 use alcove_protocol::identity::IdentityKeyPair;
@@ -319,8 +321,8 @@ impl Relay {
         }
     }
 
-    /// A valid session token (logging in if needed), for streaming calls
-    /// and uploads.
+    /// A valid session token (logging in if needed), for streaming calls.
+    #[cfg(feature = "native")]
     pub(crate) async fn token(&self) -> Result<String> {
         self.call(|_, token| async move { Ok(token) }).await
     }
@@ -434,6 +436,86 @@ impl Relay {
         self.call(|c, token| {
             let req = authed(&token, SubscribeRequest::default());
             async move { c.mailbox().subscribe(req).await.map(|r| r.into_inner()) }
+        })
+        .await
+    }
+
+    /// Reserves a blob of `size` bytes for a unary (resumable) upload.
+    pub(crate) async fn start_upload(&self, size: u64) -> Result<StartUploadResponse> {
+        self.call(|c, token| {
+            let req = authed(&token, StartUploadRequest { size });
+            async move { c.blobs().start_upload(req).await.map(|r| r.into_inner()) }
+        })
+        .await
+    }
+
+    /// Stores piece `index` of an upload (again, if it was sent before).
+    pub(crate) async fn upload_piece(
+        &self,
+        upload_id: &[u8],
+        index: u32,
+        data: &[u8],
+    ) -> Result<()> {
+        self.call(|c, token| {
+            let req = authed(
+                &token,
+                UploadPieceRequest {
+                    upload_id: upload_id.to_vec(),
+                    index,
+                    data: data.to_vec(),
+                },
+            );
+            async move { c.blobs().upload_piece(req).await.map(|_| ()) }
+        })
+        .await
+    }
+
+    /// The pieces of an upload the relay does not hold, ascending.
+    pub(crate) async fn missing_pieces(&self, upload_id: &[u8]) -> Result<Vec<u32>> {
+        self.call(|c, token| {
+            let req = authed(
+                &token,
+                UploadStatusRequest {
+                    upload_id: upload_id.to_vec(),
+                },
+            );
+            async move {
+                c.blobs()
+                    .upload_status(req)
+                    .await
+                    .map(|r| r.into_inner().missing)
+            }
+        })
+        .await
+    }
+
+    /// Finishes a unary upload (every piece must be there).
+    pub(crate) async fn finish_upload(&self, upload_id: &[u8]) -> Result<UploadResponse> {
+        self.call(|c, token| {
+            let req = authed(
+                &token,
+                FinishUploadRequest {
+                    upload_id: upload_id.to_vec(),
+                },
+            );
+            async move { c.blobs().finish_upload(req).await.map(|r| r.into_inner()) }
+        })
+        .await
+    }
+
+    /// The stream of a blob's bytes.
+    pub(crate) async fn download(
+        &self,
+        blob_id: &[u8],
+    ) -> Result<tonic::Streaming<DownloadResponse>> {
+        self.call(|c, token| {
+            let req = authed(
+                &token,
+                DownloadRequest {
+                    blob_id: blob_id.to_vec(),
+                },
+            );
+            async move { c.blobs().download(req).await.map(|r| r.into_inner()) }
         })
         .await
     }

@@ -565,6 +565,32 @@ async fn documents_in_memory_round_trip(backend: Backend) {
     ));
 }
 
+/// A session token that expires between documents: the next upload and
+/// download log in again by themselves, as every other SDK call does.
+#[tokio::test]
+async fn documents_outlive_an_expired_token() {
+    let relay = TestRelay::start_with(|c| c.limits.token_ttl_secs = 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (therapist, client, to_client, _) = common::sdk::pair(&relay, dir.path()).await;
+    let sheet = content(1000, 4);
+    let first = therapist
+        .upload_bytes(&sheet, "text/plain", "a.txt", |_, _| {})
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let second = therapist
+        .upload_bytes(&sheet, "text/plain", "b.txt", |_, _| {})
+        .await
+        .expect("an expired token is renewed, not reported");
+    therapist
+        .send_attachment(&to_client.address, second)
+        .await
+        .unwrap();
+    client.sync().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(client.download_bytes(&first).await.unwrap(), sheet);
+}
+
 on_every_backend!(
     documents_in_memory_round_trip,
     a_browser_uploads_in_pieces_and_resumes,
