@@ -37,8 +37,6 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// The sled store's page cache, MiB, unless `--sled-cache-mb` says.
 pub const DEFAULT_SLED_CACHE_MB: u64 = 64;
-/// Envelopes a subscriber may have in flight before backpressure.
-pub const SUBSCRIBE_BUFFER: usize = 64;
 /// How often a relay on PostgreSQL re-reads every live subscription even
 /// without a notification: the bound on a wake-up lost in a way the relay
 /// could not notice.

@@ -17,6 +17,9 @@ pub struct Metrics {
     pub messages_duplicate: AtomicU64,
     /// Envelopes handed to recipients by Fetch or Subscribe.
     pub messages_delivered: AtomicU64,
+    /// Of those, envelopes a live subscription sent from memory, without
+    /// reading the store (see `notify`).
+    pub deliveries_from_memory: AtomicU64,
     /// Envelopes deleted by Ack.
     pub messages_acked: AtomicU64,
     /// Envelopes waiting in all mailboxes.
@@ -84,6 +87,11 @@ impl Metrics {
             "alcove_messages_delivered_total",
             "Envelopes handed to recipients.",
             self.messages_delivered.load(Ordering::Relaxed),
+        );
+        counter(
+            "alcove_deliveries_from_memory_total",
+            "Envelopes a live subscription sent from memory, without reading the store.",
+            self.deliveries_from_memory.load(Ordering::Relaxed),
         );
         counter(
             "alcove_messages_acked_total",

@@ -99,7 +99,7 @@ async fn listen_to_other_relays(pg: Arc<PostgresStore>, relay: std::sync::Weak<R
                 loop {
                     tokio::select! {
                         address = n.receiver.recv() => match (address, relay.upgrade()) {
-                            (Some(a), Some(r)) => r.notifier.wake(&a),
+                            (Some((a, sequence)), Some(r)) => r.notifier.stored_elsewhere(&a, sequence),
                             (_, None) => return,
                             (None, Some(_)) => {
                                 tracing::warn!("lost the PostgreSQL notification connection; listening again");

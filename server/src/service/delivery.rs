@@ -115,13 +115,14 @@ pub(crate) async fn store_envelope(
             "too many deliveries to this recipient with this key; retry later",
         ));
     }
+    let received_at_ms = relay.limits.coarse_time(now_ms());
     let enqueued = relay
         .store
         .enqueue(
             &recipient,
             &client_message_id,
             &req.envelope,
-            relay.limits.coarse_time(now_ms()),
+            received_at_ms,
             relay.limits.max_mailbox_depth,
         )
         .await
@@ -137,7 +138,14 @@ pub(crate) async fn store_envelope(
             .messages_accepted
             .fetch_add(1, Ordering::Relaxed);
         relay.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
-        relay.notifier.notify(&recipient, enqueued.sequence);
+        // `enqueue` returned, so the envelope is durable: live subscribers
+        // may take it from memory.
+        relay.notifier.accepted(
+            &recipient,
+            enqueued.sequence,
+            received_at_ms,
+            &req.envelope,
+        );
     }
     Ok(SendResponse {
         sequence: enqueued.sequence,

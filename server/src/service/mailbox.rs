@@ -1,5 +1,6 @@
 //! `alcove.v1.Mailbox`: send, fetch, acknowledge, subscribe.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -9,13 +10,16 @@ use alcove_api::v1::{
     SubscribeRequest,
 };
 use alcove_store::StoredMessage;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 use super::{Relay, Services};
 use crate::errors::store_status;
-use crate::limits::SUBSCRIBE_BUFFER;
+use crate::notify::{Arrival, Next};
+
+/// The envelopes of a live subscription, as tonic sends them.
+pub type SubscriptionStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<Envelope, Status>> + Send>>;
 
 /// Only the owner may touch a mailbox: the field is empty or the caller's.
 fn own_mailbox(me: &[u8; 32], mailbox: &[u8]) -> Result<(), Status> {
@@ -153,7 +157,7 @@ impl Mailbox for Services {
         relay.track(result)
     }
 
-    type SubscribeStream = ReceiverStream<Result<Envelope, Status>>;
+    type SubscribeStream = SubscriptionStream;
 
     async fn subscribe(
         &self,
@@ -183,49 +187,111 @@ impl Mailbox for Services {
             relay: relay.clone(),
             address: me,
         };
-        let (tx, rx) = mpsc::channel(SUBSCRIBE_BUFFER);
         let after = request.get_ref().after_sequence;
-        tokio::spawn(pump(slot, tx, after));
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(
+            Subscription::new(slot, after).into_stream(),
+        ))
     }
 }
 
-/// Sends what waits after `cursor`, then whatever arrives, until the client
-/// goes away or the relay shuts down.
-async fn pump(slot: SubscriptionSlot, tx: mpsc::Sender<Result<Envelope, Status>>, mut cursor: u64) {
-    let relay = slot.relay.clone();
-    // Subscribe to wake-ups before reading, so nothing slips in between.
-    let mut wake = relay.notifier.subscribe(&slot.address);
-    let mut shutdown = relay.shutdown.clone();
-    let page = relay.limits.default_page as usize;
-    loop {
-        if *shutdown.borrow() {
-            return;
+/// A live subscription, read by the response stream itself (no task and
+/// no channel between the store and the connection). It sends what waits
+/// after `cursor`, then whatever arrives, until the client goes away (the
+/// stream is dropped) or the relay shuts down. An envelope this relay
+/// accepted and that comes right after the cursor is sent from memory (it
+/// is durable already: see `notify`); anything else is read from the store.
+struct Subscription {
+    slot: SubscriptionSlot,
+    wake: watch::Receiver<Arrival>,
+    shutdown: watch::Receiver<bool>,
+    cursor: u64,
+    seen_rescan: u64,
+    read_store: bool,
+    waiting: VecDeque<StoredMessage>,
+    failed: bool,
+}
+
+impl Subscription {
+    fn new(slot: SubscriptionSlot, cursor: u64) -> Self {
+        // Subscribe to wake-ups before reading, so nothing slips in between.
+        let mut wake = slot.relay.notifier.subscribe(&slot.address);
+        let seen_rescan = wake.borrow_and_update().rescan;
+        let shutdown = slot.relay.shutdown.clone();
+        Self {
+            slot,
+            wake,
+            shutdown,
+            cursor,
+            seen_rescan,
+            read_store: true,
+            waiting: VecDeque::new(),
+            failed: false,
         }
-        let (messages, more) = match relay.store.fetch(&slot.address, cursor, page).await {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = tx.send(Err(store_status(e))).await;
-                return;
+    }
+
+    fn delivered(&mut self, sequence: u64) {
+        self.cursor = sequence;
+        self.slot
+            .relay
+            .metrics
+            .messages_delivered
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The next item of the stream; `None` ends it.
+    async fn next(&mut self) -> Option<Result<Envelope, Status>> {
+        let relay = self.slot.relay.clone();
+        loop {
+            if self.failed || *self.shutdown.borrow() {
+                return None;
             }
-        };
-        for m in messages {
-            cursor = m.sequence;
-            relay
-                .metrics
-                .messages_delivered
-                .fetch_add(1, Ordering::Relaxed);
-            if tx.send(Ok(envelope(m))).await.is_err() {
-                return;
+            if let Some(m) = self.waiting.pop_front() {
+                self.delivered(m.sequence);
+                return Some(Ok(envelope(m)));
+            }
+            if self.read_store {
+                let page = relay.limits.default_page as usize;
+                match relay.store.fetch(&self.slot.address, self.cursor, page).await {
+                    Ok((messages, more)) => {
+                        self.waiting = messages.into();
+                        self.read_store = more;
+                        continue;
+                    }
+                    Err(e) => {
+                        self.failed = true;
+                        return Some(Err(store_status(e)));
+                    }
+                }
+            }
+            tokio::select! {
+                changed = self.wake.changed() => if changed.is_err() { return None },
+                _ = self.shutdown.changed() => return None,
+            }
+            let next = {
+                let arrival = self.wake.borrow_and_update();
+                let next = arrival.next_for(self.cursor, self.seen_rescan);
+                self.seen_rescan = arrival.rescan;
+                next
+            };
+            match next {
+                Next::Wait => {}
+                Next::ReadStore => self.read_store = true,
+                Next::Deliver(e) => {
+                    self.delivered(e.sequence);
+                    relay
+                        .metrics
+                        .deliveries_from_memory
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Some(Ok(Arc::unwrap_or_clone(e)));
+                }
             }
         }
-        if more {
-            continue;
-        }
-        tokio::select! {
-            changed = wake.changed() => if changed.is_err() { return },
-            _ = shutdown.changed() => return,
-            _ = tx.closed() => return,
-        }
+    }
+
+    fn into_stream(self) -> SubscriptionStream {
+        Box::pin(futures::stream::unfold(self, |mut s| async move {
+            let item = s.next().await?;
+            Some((item, s))
+        }))
     }
 }

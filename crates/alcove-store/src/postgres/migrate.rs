@@ -62,6 +62,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/0005_credentials.sql"),
         in_transaction: true,
     },
+    Migration {
+        version: 6,
+        sql: include_str!("../../migrations/0006_notify_sequence.sql"),
+        in_transaction: true,
+    },
 ];
 
 const LOCK: &str = "hashtextextended('alcove migrate ' || current_schema(), 0)";

@@ -308,9 +308,10 @@ impl PostgresStore {
         tokio::spawn(async move {
             while let Some(Ok(msg)) = messages.next().await {
                 if let tokio_postgres::AsyncMessage::Notification(n) = msg {
-                    let mut address = [0u8; 32];
-                    if hex_decode(n.payload(), &mut address) && tx.send(address).is_err() {
-                        return;
+                    if let Some(heard) = parse_notification(n.payload()) {
+                        if tx.send(heard).is_err() {
+                            return;
+                        }
                     }
                 }
             }
@@ -346,8 +347,9 @@ pub struct SessionFacts {
 /// A LISTEN connection and the addresses it hears about.
 pub struct Notifications {
     client: tokio_postgres::Client,
-    /// Recipients with new envelopes.
-    pub receiver: tokio::sync::mpsc::UnboundedReceiver<Address>,
+    /// Recipients with new envelopes, and the sequence stored if the
+    /// notification named it (relays before schema version 6 did not).
+    pub receiver: tokio::sync::mpsc::UnboundedReceiver<(Address, Option<u64>)>,
     deadline: Duration,
 }
 
@@ -365,6 +367,17 @@ impl Notifications {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A send's notification: `<address in hex>` or, from schema version 6,
+/// `<address in hex>:<sequence>`. Anything else is ignored.
+fn parse_notification(payload: &str) -> Option<(Address, Option<u64>)> {
+    let (hex, sequence) = match payload.split_once(':') {
+        Some((hex, seq)) => (hex, Some(seq.parse::<u64>().ok()?)),
+        None => (payload, None),
+    };
+    let mut address = [0u8; 32];
+    hex_decode(hex, &mut address).then_some((address, sequence))
 }
 
 fn hex_decode(text: &str, out: &mut [u8; 32]) -> bool {
@@ -1258,5 +1271,24 @@ impl Store for PostgresStore {
     async fn close(&self) -> Result<()> {
         self.pool.close();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_notification;
+
+    #[test]
+    fn notifications_with_and_without_a_sequence() {
+        let hex = "ab".repeat(32);
+        assert_eq!(
+            parse_notification(&format!("{hex}:42")),
+            Some(([0xab; 32], Some(42)))
+        );
+        // Written by a relay before schema version 6.
+        assert_eq!(parse_notification(&hex), Some(([0xab; 32], None)));
+        assert_eq!(parse_notification(&format!("{hex}:")), None);
+        assert_eq!(parse_notification(&format!("{hex}:x")), None);
+        assert_eq!(parse_notification("ab:1"), None);
     }
 }
