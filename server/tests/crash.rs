@@ -176,9 +176,15 @@ async fn sigkill_at_random_moments(store: Option<(&str, &str)>) {
         }));
     }
 
-    // Receivers: fetch, record, acknowledge.
+    // Receivers: the even ones fetch, the odd ones hold a live
+    // subscription (which hands out envelopes from the relay's memory when
+    // it can); each records what it got and acknowledges it.
     for (r, recipient) in recipients.iter().enumerate() {
         let (recipient, ledger, stop) = (recipient.clone(), ledger.clone(), stop_all.clone());
+        if r % 2 == 1 {
+            tasks.push(tokio::spawn(subscribe_and_ack(r, recipient, ledger, stop)));
+            continue;
+        }
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let page = MailboxClient::new(recipient.channel.clone())
@@ -197,41 +203,7 @@ async fn sigkill_at_random_moments(store: Option<(&str, &str)>) {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
-                let mut ids = Vec::new();
-                {
-                    let mut l = ledger.lock().unwrap();
-                    for e in &envelopes {
-                        let id: [u8; 16] = e.envelope[1..17].try_into().unwrap();
-                        if l.acked_by_recipient.contains(&(r, id)) {
-                            l.violations.push(format!(
-                                "recipient {r}: a message it acknowledged came back (seq {})",
-                                e.sequence
-                            ));
-                        }
-                        if let Some(prev) = l.delivered.insert((r, id), e.sequence) {
-                            if prev != e.sequence {
-                                l.violations.push(format!(
-                                    "recipient {r}: one id delivered under sequences {prev} and {}",
-                                    e.sequence
-                                ));
-                            }
-                        }
-                        ids.push(id);
-                    }
-                }
-                let seqs: Vec<u64> = envelopes.iter().map(|e| e.sequence).collect();
-                let acked = MailboxClient::new(recipient.channel.clone())
-                    .ack(recipient.req(AckRequest {
-                        sequences: seqs,
-                        mailbox: vec![],
-                    }))
-                    .await;
-                if acked.is_ok() {
-                    let mut l = ledger.lock().unwrap();
-                    for id in ids {
-                        l.acked_by_recipient.insert((r, id));
-                    }
-                }
+                record_and_ack(r, &recipient, &ledger, &envelopes).await;
             }
         }));
     }
@@ -396,4 +368,87 @@ async fn sigkill_at_random_moments(store: Option<(&str, &str)>) {
     );
     assert!(lost.is_empty(), "lost {} acknowledged sends", lost.len());
     assert!(l.violations.is_empty(), "violations: {:?}", l.violations);
+}
+
+/// Records what recipient `r` was handed (checking it against what it
+/// acknowledged before and the sequences seen so far), then acknowledges it.
+async fn record_and_ack(
+    r: usize,
+    recipient: &Device,
+    ledger: &Mutex<Ledger>,
+    envelopes: &[Envelope],
+) {
+    let mut ids = Vec::new();
+    {
+        let mut l = ledger.lock().unwrap();
+        for e in envelopes {
+            let id: [u8; 16] = e.envelope[1..17].try_into().unwrap();
+            if l.acked_by_recipient.contains(&(r, id)) {
+                l.violations.push(format!(
+                    "recipient {r}: a message it acknowledged came back (seq {})",
+                    e.sequence
+                ));
+            }
+            if let Some(prev) = l.delivered.insert((r, id), e.sequence) {
+                if prev != e.sequence {
+                    l.violations.push(format!(
+                        "recipient {r}: one id delivered under sequences {prev} and {}",
+                        e.sequence
+                    ));
+                }
+            }
+            ids.push(id);
+        }
+    }
+    let seqs: Vec<u64> = envelopes.iter().map(|e| e.sequence).collect();
+    let acked = MailboxClient::new(recipient.channel.clone())
+        .ack(recipient.req(AckRequest {
+            sequences: seqs,
+            mailbox: vec![],
+        }))
+        .await;
+    if acked.is_ok() {
+        let mut l = ledger.lock().unwrap();
+        for id in ids {
+            l.acked_by_recipient.insert((r, id));
+        }
+    }
+}
+
+/// A receiver on a live subscription: it takes what the stream has ready
+/// (up to 16 envelopes), records and acknowledges it, and subscribes again
+/// from the start when a kill ends the stream.
+async fn subscribe_and_ack(
+    r: usize,
+    recipient: Arc<Device>,
+    ledger: Arc<Mutex<Ledger>>,
+    stop: Arc<AtomicBool>,
+) {
+    use futures::StreamExt;
+    while !stop.load(Ordering::Relaxed) {
+        let opened = MailboxClient::new(recipient.channel.clone())
+            .subscribe(recipient.req(SubscribeRequest::default()))
+            .await;
+        let Ok(stream) = opened else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        let mut stream = stream.into_inner();
+        while !stop.load(Ordering::Relaxed) {
+            let first = match tokio::time::timeout(Duration::from_millis(100), stream.next()).await
+            {
+                Err(_) => continue,
+                Ok(Some(Ok(e))) => e,
+                Ok(_) => break,
+            };
+            let mut batch = vec![first];
+            while batch.len() < 16 {
+                match tokio::time::timeout(Duration::from_millis(2), stream.next()).await {
+                    Ok(Some(Ok(e))) => batch.push(e),
+                    _ => break,
+                }
+            }
+            record_and_ack(r, &recipient, &ledger, &batch).await;
+        }
+    }
 }

@@ -822,7 +822,10 @@ async fn live_deliveries_from_memory_keep_order(backend: Backend) {
             vec![n; 8]
         );
     }
-    let from_memory = counter(&metrics_text(&relay).await, "alcove_deliveries_from_memory_total");
+    let from_memory = counter(
+        &metrics_text(&relay).await,
+        "alcove_deliveries_from_memory_total",
+    );
     if backend == Backend::Sled {
         assert_eq!(from_memory, 10, "every one of the ten came from memory");
     } else {

@@ -140,12 +140,9 @@ pub(crate) async fn store_envelope(
         relay.metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
         // `enqueue` returned, so the envelope is durable: live subscribers
         // may take it from memory.
-        relay.notifier.accepted(
-            &recipient,
-            enqueued.sequence,
-            received_at_ms,
-            &req.envelope,
-        );
+        relay
+            .notifier
+            .accepted(&recipient, enqueued.sequence, received_at_ms, &req.envelope);
     }
     Ok(SendResponse {
         sequence: enqueued.sequence,

@@ -188,9 +188,7 @@ impl Mailbox for Services {
             address: me,
         };
         let after = request.get_ref().after_sequence;
-        Ok(Response::new(
-            Subscription::new(slot, after).into_stream(),
-        ))
+        Ok(Response::new(Subscription::new(slot, after).into_stream()))
     }
 }
 
@@ -251,7 +249,11 @@ impl Subscription {
             }
             if self.read_store {
                 let page = relay.limits.default_page as usize;
-                match relay.store.fetch(&self.slot.address, self.cursor, page).await {
+                match relay
+                    .store
+                    .fetch(&self.slot.address, self.cursor, page)
+                    .await
+                {
                     Ok((messages, more)) => {
                         self.waiting = messages.into();
                         self.read_store = more;
