@@ -1,9 +1,9 @@
 //! Crash consistency of the real `alcove-server` binary.
 //!
-//! Senders, receivers and a stream of new registrations run against the
-//! relay over loopback while the harness kills it with SIGKILL at random
-//! moments and restarts it on the same data directory and port. At the end
-//! it checks the invariants:
+//! Senders, receivers (fetching, or on a live subscription) and a stream
+//! of new registrations run against the relay over loopback while the
+//! harness kills it with SIGKILL at random moments and restarts it on the
+//! same data directory and port. At the end it checks the invariants:
 //!
 //! * every send the relay acknowledged is delivered to its recipient, under
 //!   one sequence only (by client message id): lost = 0, duplicated = 0;
