@@ -502,7 +502,8 @@ async fn notifications_go_to_a_channel_of_the_deployment_only() {
         tokio::time::timeout(Duration::from_secs(5), own.receiver.recv())
             .await
             .unwrap(),
-        Some([5u8; 32])
+        // The address and, since schema version 6, the sequence stored.
+        Some(([5u8; 32], Some(1)))
     );
     // A round trip on the snooping connection: anything it would have
     // heard has arrived by now.
