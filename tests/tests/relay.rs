@@ -703,22 +703,29 @@ async fn prekey_limits(backend: Backend) {
     assert_eq!(code(r), Code::InvalidArgument);
 }
 
+/// Sends `from` → `to` the message `[n; 8]` under client message id `n`.
+fn numbered_send(
+    from: &Device,
+    to: &Device,
+    n: u8,
+) -> impl std::future::Future<Output = Result<tonic::Response<SendResponse>, tonic::Status>> {
+    let env = from.seal_to(to, &[n; 8]);
+    let mut client = from.mailbox();
+    let req = from.req(SendRequest {
+        recipient: to.address().to_vec(),
+        client_message_id: id16(n),
+        envelope: env,
+        ..Default::default()
+    });
+    async move { client.send(req).await }
+}
+
 async fn subscriber_gets_waiting_then_live_messages(backend: Backend) {
     use futures::StreamExt;
     let relay = TestRelay::start_on(backend, |_| {}).await;
     let alice = Device::registered(&relay, 0).await;
     let bob = Device::registered(&relay, 0).await;
-    let send = |n: u8| {
-        let env = alice.seal_to(&bob, &[n; 8]);
-        let mut client = alice.mailbox();
-        let req = alice.req(SendRequest {
-            recipient: bob.address().to_vec(),
-            client_message_id: id16(n),
-            envelope: env,
-            ..Default::default()
-        });
-        async move { client.send(req).await }
-    };
+    let send = |n: u8| numbered_send(&alice, &bob, n);
     send(1).await.unwrap();
     let mut stream = bob
         .mailbox()
@@ -794,15 +801,8 @@ async fn live_deliveries_from_memory_keep_order(backend: Backend) {
     let alice = Device::registered(&relay, 0).await;
     let bob = Device::registered(&relay, 0).await;
     let send = |n: u8| {
-        let env = alice.seal_to(&bob, &[n; 8]);
-        let mut client = alice.mailbox();
-        let req = alice.req(SendRequest {
-            recipient: bob.address().to_vec(),
-            client_message_id: id16(n),
-            envelope: env,
-            ..Default::default()
-        });
-        async move { client.send(req).await.unwrap().into_inner().sequence }
+        let sent = numbered_send(&alice, &bob, n);
+        async move { sent.await.unwrap().into_inner().sequence }
     };
     let mut stream = bob
         .mailbox()
