@@ -760,6 +760,14 @@ async fn subscriber_gets_waiting_then_live_messages(backend: Backend) {
     assert!(second.sequence > first.sequence);
 }
 
+/// A relay whose Prometheus endpoint listens on a free loopback port.
+async fn relay_with_metrics(backend: Backend) -> TestRelay {
+    TestRelay::start_on(backend, |c| {
+        c.metrics_listen = Some("127.0.0.1:0".parse().unwrap())
+    })
+    .await
+}
+
 /// The relay's Prometheus text.
 async fn metrics_text(relay: &TestRelay) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -794,10 +802,7 @@ async fn next_live(
 /// send is durable before it is announced), and still in order with none
 /// missing or repeated when sends race and their announcements cross.
 async fn live_deliveries_from_memory_keep_order(backend: Backend) {
-    let relay = TestRelay::start_on(backend, |c| {
-        c.metrics_listen = Some("127.0.0.1:0".parse().unwrap())
-    })
-    .await;
+    let relay = relay_with_metrics(backend).await;
     let alice = Device::registered(&relay, 0).await;
     let bob = Device::registered(&relay, 0).await;
     let send = |n: u8| {
@@ -1105,10 +1110,7 @@ async fn health_and_reflection(backend: Backend) {
 }
 
 async fn metrics_endpoint_counts(backend: Backend) {
-    let relay = TestRelay::start_on(backend, |c| {
-        c.metrics_listen = Some("127.0.0.1:0".parse().unwrap())
-    })
-    .await;
+    let relay = relay_with_metrics(backend).await;
     let alice = Device::registered(&relay, 0).await;
     let bob = Device::registered(&relay, 0).await;
     let env = alice.seal_to(&bob, b"m");
